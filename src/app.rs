@@ -1,0 +1,99 @@
+//! Wiring and lifecycle: open the store, start the journal writer and the dispatcher, serve
+//! HTTP, and shut all of it down in order.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::dispatch;
+use crate::http::{AppState, router};
+use crate::journal::Journal;
+use crate::signature::Verifier;
+use crate::store::{self, StoreOptions};
+
+/// How long in-flight requests get to finish after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long the journal writer gets to commit what is queued after the server stopped.
+const WRITER_GRACE: Duration = Duration::from_secs(10);
+const DATABASE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the service on an already-bound listener until `shutdown` is cancelled.
+///
+/// Shutdown order: stop accepting connections and let in-flight requests finish (bounded),
+/// so every request still gets its answer; the journal writer commits what they queued;
+/// the dispatcher stops taking new work (what is left stays journaled for the next start);
+/// then the database is closed.
+pub async fn run(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = store::open(&StoreOptions {
+        url: settings.database_url.clone(),
+        busy_timeout: DATABASE_BUSY_TIMEOUT,
+    })
+    .await
+    .context("cannot open the database (DATABASE_URL)")?;
+
+    let committed = Arc::new(Notify::new());
+    let (journal, writer) = Journal::start(store.clone(), committed.clone());
+    let dispatcher = tokio::spawn(dispatch::run(store.clone(), committed, shutdown.clone()));
+    let state = AppState {
+        verifier: Arc::new(Verifier::new(
+            settings.secret,
+            settings.previous_secret,
+            settings.signature_tolerance_secs,
+        )),
+        journal,
+        store: store.clone(),
+        max_body_bytes: settings.max_body_bytes,
+    };
+
+    let address = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    tracing::info!(%address, database = %redact_url(&settings.database_url), "listening");
+    let server = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = tokio::select! {
+        result = server => result.context("HTTP server failed"),
+        () = grace_after(&shutdown, SHUTDOWN_GRACE) => {
+            tracing::warn!("in-flight requests did not finish in time; closing them");
+            Ok(())
+        }
+    };
+    shutdown.cancel();
+    if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+        tracing::warn!(
+            "journal writer did not finish in time; unanswered callbacks will be retried by Sinch"
+        );
+    }
+    let _ = dispatcher.await;
+    store.close().await;
+    tracing::info!("stopped");
+    served
+}
+
+async fn grace_after(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
+}
+
+/// Database URLs may carry a password; logs get the scheme and location only.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

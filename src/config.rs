@@ -1,0 +1,261 @@
+//! Settings, read once from the environment (and `.env`) and validated before anything
+//! starts. A bad value stops startup with one line naming the variable.
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// The placeholder shipped in `.env.example`; running with it is almost certainly a mistake.
+pub const EXAMPLE_SECRET: &str = "replace-with-the-secret-of-your-sinch-webhook";
+/// Below this, a secret is guessable enough to warn about.
+const MIN_SECRET_BYTES: usize = 16;
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/sinch-webhooks.db";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured; the default on a terminal.
+    Pretty,
+    /// One JSON object per line; the default otherwise (containers, systemd).
+    Json,
+}
+
+/// Everything `serve` needs. `Debug` never shows the secrets.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `SINCH_WEBHOOK_SECRET`: the secret configured on the Sinch webhook. Required.
+    pub secret: SecretString,
+    /// `SINCH_WEBHOOK_SECRET_PREVIOUS`: also accepted while a rotation is under way.
+    pub previous_secret: Option<SecretString>,
+    /// `HOST`: the address to listen on.
+    pub host: String,
+    /// `PORT`: the port to listen on.
+    pub port: u16,
+    /// `DATABASE_URL`: where the journal lives.
+    pub database_url: String,
+    /// `SIGNATURE_TOLERANCE_SECS`: allowed clock difference with Sinch, past and future.
+    pub signature_tolerance_secs: u64,
+    /// `MAX_BODY_BYTES`: larger callbacks are answered 413.
+    pub max_body_bytes: usize,
+    /// `LOG_FORMAT`: `pretty` or `json`; `None` picks by whether stdout is a terminal.
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not set: {hint}")]
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        reason: String,
+    },
+    /// For secrets: the value is never repeated.
+    #[error("{var} is invalid: {reason}")]
+    InvalidSecret { var: &'static str, reason: String },
+}
+
+impl Settings {
+    /// Reads settings from the process environment.
+    pub fn from_env() -> Result<Settings, ConfigError> {
+        Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+        let current = secret(&lookup, "SINCH_WEBHOOK_SECRET")?.ok_or(ConfigError::Missing {
+            var: "SINCH_WEBHOOK_SECRET",
+            hint: "set it to the secret configured on your Sinch webhook (see .env.example)",
+        })?;
+        Ok(Settings {
+            secret: current,
+            previous_secret: secret(&lookup, "SINCH_WEBHOOK_SECRET_PREVIOUS")?,
+            host: parse(&lookup, "HOST", "0.0.0.0".to_owned(), |v| {
+                non_empty(v).map(str::to_owned)
+            })?,
+            port: parse(&lookup, "PORT", 3000, |v| {
+                v.parse()
+                    .map_err(|_| "expected a port number, 0 to 65535".into())
+            })?,
+            database_url: parse(
+                &lookup,
+                "DATABASE_URL",
+                DEFAULT_DATABASE_URL.to_owned(),
+                |v| non_empty(v).map(str::to_owned),
+            )?,
+            signature_tolerance_secs: parse(&lookup, "SIGNATURE_TOLERANCE_SECS", 300, |v| match v
+                .parse::<u64>()
+            {
+                Ok(0) => Err("must be at least 1 second".into()),
+                Ok(secs) if secs > 86_400 => Err("must be at most 86400 (one day)".into()),
+                Ok(secs) => Ok(secs),
+                Err(_) => Err("expected a whole number of seconds".into()),
+            })?,
+            max_body_bytes: parse(&lookup, "MAX_BODY_BYTES", 1_048_576, |v| {
+                match v.parse::<usize>() {
+                    Ok(n) if n < 1024 => Err("must be at least 1024 bytes".into()),
+                    Ok(n) => Ok(n),
+                    Err(_) => Err("expected a number of bytes".into()),
+                }
+            })?,
+            log_format: parse(&lookup, "LOG_FORMAT", None, |v| match v {
+                "pretty" => Ok(Some(LogFormat::Pretty)),
+                "json" => Ok(Some(LogFormat::Json)),
+                _ => Err("expected pretty or json".into()),
+            })?,
+        })
+    }
+
+    /// Settings that work but deserve a loud warning at startup.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let secrets = std::iter::once(("SINCH_WEBHOOK_SECRET", &self.secret)).chain(
+            self.previous_secret
+                .iter()
+                .map(|s| ("SINCH_WEBHOOK_SECRET_PREVIOUS", s)),
+        );
+        for (var, secret) in secrets {
+            let value = secret.expose_secret();
+            if value == EXAMPLE_SECRET {
+                warnings.push(format!(
+                    "{var} is still the placeholder from .env.example: anyone who read it can sign callbacks"
+                ));
+            } else if value.len() < MIN_SECRET_BYTES {
+                warnings.push(format!(
+                    "{var} is shorter than {MIN_SECRET_BYTES} bytes: use a long random secret on the Sinch webhook"
+                ));
+            }
+        }
+        warnings
+    }
+}
+
+fn secret(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<SecretString>, ConfigError> {
+    match lookup(var) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Err(ConfigError::InvalidSecret {
+            var,
+            reason: "it is empty".into(),
+        }),
+        Some(v) if v.trim() != v => Err(ConfigError::InvalidSecret {
+            var,
+            reason: "it starts or ends with white space (a quoting mistake?)".into(),
+        }),
+        Some(v) => Ok(Some(SecretString::from(v))),
+    }
+}
+
+fn parse<T>(
+    lookup: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    read: impl Fn(&str) -> Result<T, String>,
+) -> Result<T, ConfigError> {
+    match lookup(var) {
+        None => Ok(default),
+        Some(value) => {
+            read(value.trim()).map_err(|reason| ConfigError::Invalid { var, value, reason })
+        }
+    }
+}
+
+fn non_empty(value: &str) -> Result<&str, String> {
+    if value.is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_only_the_secret_is_set() {
+        let s = settings(&[("SINCH_WEBHOOK_SECRET", "a-long-enough-secret")]).unwrap();
+        assert_eq!((s.host.as_str(), s.port), ("0.0.0.0", 3000));
+        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            (s.signature_tolerance_secs, s.max_body_bytes),
+            (300, 1_048_576)
+        );
+        assert!(s.previous_secret.is_none());
+        assert!(s.warnings().is_empty());
+    }
+
+    #[test]
+    fn a_missing_secret_names_the_variable() {
+        let err = settings(&[]).unwrap_err().to_string();
+        assert!(err.starts_with("SINCH_WEBHOOK_SECRET is not set"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_variable_and_the_value() {
+        let cases = [
+            ("PORT", "http"),
+            ("PORT", "70000"),
+            ("SIGNATURE_TOLERANCE_SECS", "-1"),
+            ("SIGNATURE_TOLERANCE_SECS", "0"),
+            ("MAX_BODY_BYTES", "1MB"),
+            ("LOG_FORMAT", "xml"),
+            ("DATABASE_URL", ""),
+        ];
+        for (var, value) in cases {
+            let err = settings(&[
+                ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret"),
+                (var, value),
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with(&format!("{var}={value:?} is invalid")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_are_never_echoed_or_debug_printed() {
+        let err = settings(&[("SINCH_WEBHOOK_SECRET", " padded-secret-value ")]).unwrap_err();
+        assert!(!err.to_string().contains("padded-secret-value"), "{err}");
+        let s = settings(&[
+            ("SINCH_WEBHOOK_SECRET", "current-secret-value"),
+            ("SINCH_WEBHOOK_SECRET_PREVIOUS", "previous-secret-value"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("current-secret-value") && !shown.contains("previous-secret-value")
+        );
+    }
+
+    #[test]
+    fn weak_and_placeholder_secrets_are_warned_about() {
+        let s = settings(&[("SINCH_WEBHOOK_SECRET", "short")]).unwrap();
+        assert!(s.warnings()[0].contains("shorter than 16 bytes"));
+        let s = settings(&[("SINCH_WEBHOOK_SECRET", EXAMPLE_SECRET)]).unwrap();
+        assert!(s.warnings()[0].contains("placeholder"));
+        let s = settings(&[
+            ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret"),
+            ("SINCH_WEBHOOK_SECRET_PREVIOUS", "tiny"),
+        ])
+        .unwrap();
+        assert!(s.warnings()[0].starts_with("SINCH_WEBHOOK_SECRET_PREVIOUS"));
+    }
+}

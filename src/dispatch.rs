@@ -1,0 +1,138 @@
+//! The dispatcher: takes journaled callbacks that are due, asks the handlers what each one
+//! changes, and has the store apply those changes and mark the callbacks processed.
+//!
+//! It is driven by the journal (a commit wakes it) and by time (retries and callbacks
+//! journaled by another process), and it only ever reads work from the database, so a
+//! restart picks up exactly where the last process stopped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::handlers;
+use crate::store::{Processed, Store, StoreError, Work};
+
+/// Callbacks processed in one transaction, at most.
+const BATCH: u32 = 256;
+/// How often to look for due work when nothing wakes the dispatcher.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+/// Pause after the database itself failed, before trying again.
+const STORE_FAILURE_PAUSE: Duration = Duration::from_secs(1);
+/// Retry delays double from the first to the cap.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// Runs until `shutdown` is cancelled. Work not finished by then stays journaled.
+pub async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    match store.make_pending_due(Utc::now()).await {
+        Ok(0) => {}
+        Ok(pending) => tracing::info!(pending, "processing callbacks journaled before this start"),
+        Err(error) => tracing::warn!(%error, "could not look for unprocessed callbacks at startup"),
+    }
+    while !shutdown.is_cancelled() {
+        match process_due(store.as_ref()).await {
+            Ok(0) => wait_for_work(store.as_ref(), &wake, &shutdown).await,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(%error, "dispatcher could not read or write the database; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(STORE_FAILURE_PAUSE) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        }
+    }
+    tracing::debug!("dispatcher stopped");
+}
+
+/// Processes one batch of due callbacks; returns how many were taken. Tests call this to
+/// drain deterministically.
+pub async fn process_due(store: &dyn Store) -> Result<usize, StoreError> {
+    let now = Utc::now();
+    let due = store.due_callbacks(now, BATCH).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let work: Vec<Work> = due
+        .into_iter()
+        .map(|callback| Work {
+            plan: handlers::plan(&callback),
+            retry_at: retry_at(now, callback.attempts + 1, callback.id),
+            callback,
+        })
+        .collect();
+    let results = store.process(&work, Utc::now()).await?;
+    for (item, result) in work.iter().zip(&results) {
+        report(item, result);
+    }
+    Ok(work.len())
+}
+
+fn report(item: &Work, result: &Processed) {
+    let callback_id = item.callback.id;
+    let trigger = item.callback.trigger.as_str();
+    match result {
+        Processed::Applied | Processed::AlreadyProcessed => {
+            tracing::debug!(callback_id, trigger, ?result, "callback processed");
+        }
+        Processed::Unprocessable(reason) => tracing::error!(
+            callback_id,
+            trigger,
+            reason = %reason,
+            "callback cannot be interpreted; kept in the journal with last_error set"
+        ),
+        Processed::Failed(error) => tracing::warn!(
+            callback_id,
+            trigger,
+            attempts = item.callback.attempts + 1,
+            retry_at = %item.retry_at,
+            error = %error,
+            "processing failed; will retry"
+        ),
+    }
+}
+
+async fn wait_for_work(store: &dyn Store, wake: &Notify, shutdown: &CancellationToken) {
+    let pause = match store.next_due_at().await {
+        Ok(Some(due)) => (due - Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .min(IDLE_POLL),
+        _ => IDLE_POLL,
+    };
+    tokio::select! {
+        () = wake.notified() => {}
+        () = tokio::time::sleep(pause) => {}
+        () = shutdown.cancelled() => {}
+    }
+}
+
+/// Exponential backoff with a cap, plus up to 20% jitter derived from the callback id so
+/// that callbacks failing together do not all retry at the same instant.
+fn retry_at(now: DateTime<Utc>, attempt: i64, callback_id: i64) -> DateTime<Utc> {
+    let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    let base = FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY);
+    let jitter_permille = u64::try_from(callback_id.rem_euclid(200)).unwrap_or(0);
+    let delay = base + base.mul_f64(jitter_permille as f64 / 1000.0);
+    now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_up_to_the_cap_with_bounded_jitter() {
+        let now = Utc::now();
+        let delay = |attempt, id| (retry_at(now, attempt, id) - now).num_milliseconds();
+        assert_eq!(delay(1, 0), 1_000);
+        assert_eq!(delay(2, 0), 2_000);
+        assert_eq!(delay(4, 0), 8_000);
+        assert_eq!(delay(50, 0), 300_000);
+        assert_eq!(delay(1, 100), 1_100);
+        assert!(delay(50, 199) <= 360_000);
+    }
+}

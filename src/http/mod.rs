@@ -1,0 +1,59 @@
+//! The HTTP edge: routes, extraction and the mapping of errors to responses.
+
+mod error;
+mod health;
+mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::MatchedPath;
+use axum::http::{Request, StatusCode};
+use axum::routing::{get, post};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::journal::Journal;
+use crate::signature::Verifier;
+use crate::store::Store;
+
+/// The path the Sinch webhook points at.
+pub const WEBHOOK_PATH: &str = "/api/sinch/webhook";
+/// Whole-request bound. Answered 503, never a 4xx: Sinch drops callbacks answered 4xx.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub verifier: Arc<Verifier>,
+    pub journal: Journal,
+    pub store: Arc<dyn Store>,
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(WEBHOOK_PATH, post(webhook::receive))
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .with_state(state)
+}
+
+/// Spans name the matched route, not the raw URI (which is attacker-controlled).
+fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str);
+    tracing::debug_span!("request", method = %request.method(), route)
+}

@@ -1,0 +1,207 @@
+//! `POST /api/sinch/webhook`: raw bytes → signature → classification → journal → 200.
+//! Nothing is parsed before the signature is verified, and nothing is acknowledged before
+//! it is durably journaled.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
+use chrono::Utc;
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+use crate::callback::{Classification, classify};
+use crate::signature::{
+    ALGORITHM_HEADER, Failure, NONCE_HEADER, Rejection, SIGNATURE_HEADER, SignatureHeaders,
+    TIMESTAMP_HEADER, Verified,
+};
+use crate::store::{JournalOutcome, NewCallback};
+use crate::telemetry::Untrusted;
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Ack {
+    Accepted { callback_id: i64 },
+    Duplicate,
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Ack>, ApiError> {
+    let started = Instant::now();
+    let bytes = read_body(body, &headers, state.max_body_bytes).await?;
+    let now = Utc::now();
+    let verified =
+        match state
+            .verifier
+            .verify(&signature_headers(&headers), &bytes, now.timestamp())
+        {
+            Ok(verified) => verified,
+            Err(failure) => {
+                return acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started)
+                    .await;
+            }
+        };
+    let classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
+    let callback = new_callback(classification, &bytes, verified, now)?;
+    let (trigger, app_id, message_id) = (
+        callback.trigger,
+        callback.app_id.clone(),
+        callback.message_id.clone(),
+    );
+    let outcome = state
+        .journal
+        .append(callback)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    let (ack, callback_id) = match outcome {
+        JournalOutcome::Accepted { id } => (Ack::Accepted { callback_id: id }, Some(id)),
+        JournalOutcome::Duplicate => (Ack::Duplicate, None),
+    };
+    tracing::info!(
+        callback_id,
+        trigger = trigger.as_str(),
+        app_id = app_id
+            .as_deref()
+            .map(Untrusted)
+            .map(tracing::field::display),
+        message_id = message_id
+            .as_deref()
+            .map(Untrusted)
+            .map(tracing::field::display),
+        outcome = outcome_name(&ack),
+        latency_us = started.elapsed().as_micros() as u64,
+        "callback"
+    );
+    Ok(Json(ack))
+}
+
+/// Sinch may retry a callback with its original signature after our tolerance window. If
+/// the (validly signed) callback is already journaled, acknowledging it is safe and stops
+/// the retries; anything not yet journaled is still refused as stale.
+async fn acknowledge_stale_redelivery(
+    state: &AppState,
+    failure: Failure,
+    bytes: &Bytes,
+    peer: Option<SocketAddr>,
+    started: Instant,
+) -> Result<Json<Ack>, ApiError> {
+    let unauthorized = ApiError::Unauthorized {
+        failure,
+        body_bytes: bytes.len(),
+        peer,
+    };
+    if failure.rejection != Rejection::StaleTimestamp {
+        return Err(unauthorized);
+    }
+    let Ok(classification) = classify(bytes) else {
+        return Err(unauthorized);
+    };
+    match state.store.is_journaled(&classification.dedupe_key).await {
+        Ok(true) => {
+            tracing::info!(
+                trigger = classification.trigger.as_str(),
+                message_id = classification
+                    .message_id
+                    .as_deref()
+                    .map(Untrusted)
+                    .map(tracing::field::display),
+                clock_skew_secs = failure.clock_skew_secs,
+                outcome = "duplicate",
+                latency_us = started.elapsed().as_micros() as u64,
+                "callback: stale signature on a callback already journaled; acknowledged"
+            );
+            Ok(Json(Ack::Duplicate))
+        }
+        _ => Err(unauthorized),
+    }
+}
+
+fn new_callback(
+    classification: Classification,
+    bytes: &Bytes,
+    verified: Verified,
+    received_at: chrono::DateTime<Utc>,
+) -> Result<NewCallback, ApiError> {
+    // `classify` accepted the body, so it is UTF-8; keep the check rather than assume it.
+    let body = std::str::from_utf8(bytes)
+        .map_err(|e| {
+            ApiError::InvalidBody(crate::callback::ClassifyError::NotUtf8 {
+                valid_up_to: e.valid_up_to(),
+            })
+        })?
+        .to_owned();
+    Ok(NewCallback {
+        received_at,
+        api: classification.api,
+        trigger: classification.trigger,
+        dedupe_key: classification.dedupe_key,
+        app_id: classification.app_id,
+        project_id: classification.project_id,
+        message_id: classification.message_id,
+        body,
+        nonce: verified.nonce,
+        signature_timestamp: verified.timestamp,
+    })
+}
+
+/// Reads the whole body up to `limit` bytes. A declared `Content-Length` over the limit is
+/// refused before reading anything; a chunked body is counted as it streams.
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit, declared });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        if is_length_limit(&error) {
+            ApiError::PayloadTooLarge {
+                limit,
+                declared: None,
+            }
+        } else {
+            ApiError::BodyRead(error.to_string())
+        }
+    })
+}
+
+fn is_length_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+/// Header lookups are case-insensitive: `HeaderMap` stores names lower-cased.
+fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .map(|value| value.to_str().map_err(|_| ()))
+    };
+    SignatureHeaders {
+        signature: get(SIGNATURE_HEADER),
+        nonce: get(NONCE_HEADER),
+        timestamp: get(TIMESTAMP_HEADER),
+        algorithm: get(ALGORITHM_HEADER),
+    }
+}
+
+fn outcome_name(ack: &Ack) -> &'static str {
+    match ack {
+        Ack::Accepted { .. } => "accepted",
+        Ack::Duplicate => "duplicate",
+    }
+}

@@ -1,0 +1,94 @@
+//! Group commit for the journal.
+//!
+//! Each request hands its callback to one writer task and waits for the commit. While a
+//! commit is being flushed, new callbacks queue up and go out together in the next one, so
+//! durability costs one fsync per batch instead of one per request, and batches grow by
+//! themselves with the load.
+
+use std::sync::Arc;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::store::{JournalOutcome, NewCallback, Store};
+
+/// Callbacks written in one commit, at most. Batches form naturally (tens under heavy load);
+/// the cap only bounds the statement size.
+const MAX_BATCH: usize = 128;
+/// Callbacks waiting for the writer, at most; beyond it requests wait for a place.
+const QUEUE_CAPACITY: usize = 4096;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error("the journal could not commit")]
+    Storage,
+    #[error("the journal is shutting down")]
+    Closed,
+}
+
+struct Entry {
+    callback: NewCallback,
+    reply: oneshot::Sender<Result<JournalOutcome, JournalError>>,
+}
+
+/// The sending side of the journal; cheap to clone. The writer stops once every clone is
+/// dropped and what was queued is committed.
+#[derive(Clone)]
+pub struct Journal {
+    sender: mpsc::Sender<Entry>,
+}
+
+impl Journal {
+    /// Starts the writer. `committed` is notified after each commit that stored something new.
+    pub fn start(store: Arc<dyn Store>, committed: Arc<Notify>) -> (Journal, JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let writer = tokio::spawn(write_batches(store, receiver, committed));
+        (Journal { sender }, writer)
+    }
+
+    /// Returns once the callback is durably stored (or found to be a duplicate).
+    pub async fn append(&self, callback: NewCallback) -> Result<JournalOutcome, JournalError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Entry { callback, reply })
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        answer.await.map_err(|_| JournalError::Closed)?
+    }
+}
+
+async fn write_batches(
+    store: Arc<dyn Store>,
+    mut receiver: mpsc::Receiver<Entry>,
+    committed: Arc<Notify>,
+) {
+    let mut entries = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut entries, MAX_BATCH).await > 0 {
+        let (callbacks, replies): (Vec<_>, Vec<_>) =
+            entries.drain(..).map(|e| (e.callback, e.reply)).unzip();
+        match store.journal(&callbacks).await {
+            Ok(outcomes) => {
+                if outcomes
+                    .iter()
+                    .any(|o| matches!(o, JournalOutcome::Accepted { .. }))
+                {
+                    committed.notify_one();
+                }
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A requester that gave up (timeout, disconnect) no longer listens.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(error) => {
+                tracing::error!(
+                    batch = callbacks.len(),
+                    error = %error,
+                    "journal commit failed; these callbacks are answered 503 and Sinch will retry them"
+                );
+                for reply in replies {
+                    let _ = reply.send(Err(JournalError::Storage));
+                }
+            }
+        }
+    }
+}

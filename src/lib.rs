@@ -1,0 +1,19 @@
+//! sinch-webhooks: a durable, verified receiver for Sinch callbacks.
+//!
+//! A callback's path through the crate: [`http`] reads the raw body and answers, after
+//! [`signature`] verified it and [`callback`] classified it; [`journal`] commits it to the
+//! [`store`] (group commit) before the answer; [`dispatch`] then hands it to [`handlers`],
+//! whose effects the store applies together with marking it processed.
+
+pub mod app;
+pub mod callback;
+pub mod client;
+pub mod config;
+pub mod dispatch;
+pub mod handlers;
+pub mod http;
+pub mod journal;
+pub mod samples;
+pub mod signature;
+pub mod store;
+pub mod telemetry;

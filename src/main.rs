@@ -1,0 +1,281 @@
+//! The `sinch-webhooks` command: parses arguments, loads settings, and calls the library.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use sinch_webhooks::config::{DEFAULT_DATABASE_URL, Settings};
+use sinch_webhooks::samples::{self, SampleOptions};
+use sinch_webhooks::store::{self, StoreOptions};
+use sinch_webhooks::{app, client, telemetry};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "sinch-webhooks",
+    version,
+    about = "A durable, verified receiver for Sinch callbacks (Conversation and SMS API).",
+    long_about = "A durable, verified receiver for Sinch callbacks (Conversation and SMS API).\n\n\
+        Verifies each callback's HMAC signature, journals it durably before answering 200, \
+        then processes it exactly once. Settings come from the environment and from a .env \
+        file in the working directory; see .env.example. With no subcommand, runs `serve`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the receiver (the default). Needs SINCH_WEBHOOK_SECRET.
+    Serve(ServeArgs),
+    /// Print the x-sinch-webhook-signature* headers Sinch would send with a body.
+    Sign(SignArgs),
+    /// Sign and POST a sample callback (or a file) to a running receiver, and print the answer.
+    Send(SendArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Address to listen on [env: HOST, default 0.0.0.0]
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on [env: PORT, default 3000]
+    #[arg(long)]
+    port: Option<u16>,
+    /// Database URL [env: DATABASE_URL, default sqlite://data/sinch-webhooks.db]
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+#[command(after_help = "Example:\n  \
+    sinch-webhooks sign --secret my-secret --body-file callback.json\n  \
+    echo -n '{\"a\":1}' | sinch-webhooks sign --nonce n --timestamp 0")]
+struct SignArgs {
+    /// The webhook secret
+    #[arg(long, env = "SINCH_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: String,
+    /// The nonce to sign with [default: a fresh ULID, as Sinch uses]
+    #[arg(long)]
+    nonce: Option<String>,
+    /// The timestamp to sign with, unix seconds [default: now]
+    #[arg(long)]
+    timestamp: Option<String>,
+    /// Read the body from this file, byte for byte [default: standard input]
+    #[arg(long)]
+    body_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(after_help = after_send_help())]
+struct SendArgs {
+    /// A sample name (see below) or the path of a JSON file to send as-is
+    callback: String,
+    /// The receiver's webhook URL [default: http://127.0.0.1:$PORT/api/sinch/webhook]
+    #[arg(long)]
+    url: Option<String>,
+    /// The webhook secret to sign with
+    #[arg(long, env = "SINCH_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: String,
+    /// Use this message (or batch) id instead of a fresh one, e.g. to send several reports
+    /// for one message
+    #[arg(long)]
+    message_id: Option<String>,
+    /// The delivery status for report samples (e.g. QUEUED_ON_CHANNEL, DELIVERED, READ,
+    /// FAILED; SMS: Delivered, Failed, ...)
+    #[arg(long)]
+    status: Option<String>,
+    /// Print the body that is sent
+    #[arg(long)]
+    print_body: bool,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// Database URL [env: DATABASE_URL, default sqlite://data/sinch-webhooks.db]
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+fn after_send_help() -> String {
+    let mut help = String::from("Samples:\n");
+    for (name, what) in samples::SAMPLES {
+        help.push_str(&format!("  {name:<22} {what}\n"));
+    }
+    help.push_str(
+        "\nExamples:\n  sinch-webhooks send message_delivery --status READ --message-id 01HMSG...\n  \
+         sinch-webhooks send message_inbound --url https://example.ngrok.app/api/sinch/webhook",
+    );
+    help
+}
+
+fn main() -> ExitCode {
+    if let Err(error) = load_dotenv() {
+        eprintln!("sinch-webhooks: {error}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sinch-webhooks: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+            Command::Serve(args) => serve(args).await,
+            Command::Sign(args) => sign(args),
+            Command::Send(args) => send(args).await,
+            Command::Migrate(args) => migrate(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("sinch-webhooks: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `.env` is optional, but a `.env` that exists and cannot be read must not be ignored.
+fn load_dotenv() -> Result<(), String> {
+    match dotenvy::dotenv() {
+        Ok(_) => Ok(()),
+        Err(error) if error.not_found() => Ok(()),
+        Err(error) => Err(format!(".env could not be read: {error}")),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("sinch-webhooks: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    settings.host = args.host.unwrap_or(settings.host);
+    settings.port = args.port.unwrap_or(settings.port);
+    settings.database_url = args.database_url.unwrap_or(settings.database_url);
+    telemetry::init(settings.log_format);
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}");
+    }
+    let listener = tokio::net::TcpListener::bind((settings.host.as_str(), settings.port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}:{} (HOST/PORT)",
+                settings.host, settings.port
+            )
+        })?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    app::run(listener, settings, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+    shutdown.cancel();
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let body = match &args.body_file {
+        Some(path) => {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+        }
+        None => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("cannot read the body from standard input")?;
+            body
+        }
+    };
+    for (name, value) in client::signature_headers(&args.secret, &body, args.nonce, args.timestamp)
+    {
+        println!("{name}: {value}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let options = SampleOptions {
+        message_id: args.message_id,
+        status: args.status,
+    };
+    let body = match samples::build(&args.callback, &options) {
+        Some(body) => body.into_bytes(),
+        None if std::path::Path::new(&args.callback).is_file() => std::fs::read(&args.callback)
+            .with_context(|| format!("cannot read {}", args.callback))?,
+        None => {
+            let names: Vec<&str> = samples::SAMPLES.iter().map(|(name, _)| *name).collect();
+            anyhow::bail!(
+                "{:?} is neither a sample nor a file; samples: {}",
+                args.callback,
+                names.join(", ")
+            );
+        }
+    };
+    let url = args.url.unwrap_or_else(|| {
+        let port = std::env::var("PORT").unwrap_or_else(|_| "3000".into());
+        format!(
+            "http://127.0.0.1:{port}{}",
+            sinch_webhooks::http::WEBHOOK_PATH
+        )
+    });
+    if args.print_body {
+        println!("{}", String::from_utf8_lossy(&body));
+    }
+    let answer = client::send(&url, &args.secret, body).await?;
+    println!("POST {url}\n{} {}", answer.status, answer.body);
+    Ok(if (200..300).contains(&answer.status) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
+    telemetry::init(None);
+    let url = args
+        .database_url
+        .or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    let store = store::open(&StoreOptions {
+        url: url.clone(),
+        busy_timeout: std::time::Duration::from_secs(30),
+    })
+    .await
+    .context("migration failed (DATABASE_URL)")?;
+    store.close().await;
+    println!("database {} is up to date", app::redact_url(&url));
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,201 @@
+//! Realistic callbacks for `sinch-webhooks send`, shaped like the ones Sinch sends, with
+//! fresh ids and current times so each one is a new callback (not a duplicate).
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{Value, json};
+use ulid::Ulid;
+
+/// Choices a user can make about a sample.
+#[derive(Debug, Clone, Default)]
+pub struct SampleOptions {
+    /// Reuse this message id (to send several reports for one message).
+    pub message_id: Option<String>,
+    /// The delivery status, for delivery reports.
+    pub status: Option<String>,
+}
+
+/// Sample names with what each one is.
+pub const SAMPLES: &[(&str, &str)] = &[
+    (
+        "message_delivery",
+        "MESSAGE_DELIVERY report (default status DELIVERED)",
+    ),
+    (
+        "message_inbound",
+        "MESSAGE_INBOUND text message from a contact",
+    ),
+    (
+        "message_submit",
+        "MESSAGE_SUBMIT: a message handed to the channel",
+    ),
+    ("event_inbound", "EVENT_INBOUND composing event"),
+    ("event_delivery", "EVENT_DELIVERY report"),
+    ("opt_in", "OPT_IN notification"),
+    ("opt_out", "OPT_OUT notification"),
+    ("capability", "CAPABILITY notification"),
+    ("contact_create", "CONTACT_CREATE notification"),
+    ("conversation_start", "CONVERSATION_START notification"),
+    ("channel_event", "CHANNEL_EVENT (WhatsApp quality rating)"),
+    ("unsupported", "UNSUPPORTED channel callback"),
+    (
+        "sms_delivery_report",
+        "SMS recipient_delivery_report_sms (default status Delivered)",
+    ),
+    ("sms_batch_report", "SMS delivery_report_sms batch summary"),
+    ("sms_inbound", "SMS mo_text inbound message"),
+];
+
+const APP_ID: &str = "01HAPPAAAAAAAAAAAAAAAAAAA1";
+const PROJECT_ID: &str = "9d1f6a52-0000-4000-8000-00000000c0de";
+const PHONE: &str = "46701234567";
+
+/// Builds the named sample as compact JSON, or `None` for an unknown name.
+pub fn build(name: &str, options: &SampleOptions) -> Option<String> {
+    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let id = || {
+        options
+            .message_id
+            .clone()
+            .unwrap_or_else(|| Ulid::new().to_string())
+    };
+    let status = |default: &str| options.status.clone().unwrap_or_else(|| default.to_owned());
+    let identity = |channel: &str| json!({"channel": channel, "identity": PHONE, "app_id": ""});
+    let conversation = |key: &str, inner: Value| {
+        let mut body = json!({"app_id": APP_ID, "accepted_time": now, "project_id": PROJECT_ID});
+        body[key] = inner;
+        body
+    };
+    let body = match name {
+        "message_delivery" => {
+            let mut body = conversation(
+                "message_delivery_report",
+                json!({"message_id": id(), "conversation_id": "", "status": status("DELIVERED"),
+                       "channel_identity": identity("WHATSAPP"), "contact_id": "",
+                       "metadata": "", "processing_mode": "DISPATCH"}),
+            );
+            body["event_time"] = json!(now);
+            body
+        }
+        "message_inbound" => {
+            let mut body = conversation(
+                "message",
+                json!({"id": id(), "direction": "TO_APP",
+                       "contact_message": {"text_message": {"text": "Hello from sinch-webhooks send"}},
+                       "channel_identity": identity("SMS"), "conversation_id": "", "contact_id": "",
+                       "metadata": "", "accept_time": now, "sender_id": "46709876543",
+                       "processing_mode": "DISPATCH", "injected": false}),
+            );
+            body["event_time"] = json!(now);
+            body
+        }
+        "message_submit" => conversation(
+            "message_submit_notification",
+            json!({"message_id": id(), "conversation_id": "", "channel_identity": identity("SMS"),
+                   "contact_id": "", "submitted_message": {"text_message": {"text": "Your code is 1234"}},
+                   "metadata": "", "processing_mode": "DISPATCH"}),
+        ),
+        "event_inbound" => conversation(
+            "event",
+            json!({"id": id(), "direction": "TO_APP", "contact_event": {"composing_event": {}},
+                   "channel_identity": identity("RCS"), "conversation_id": Ulid::new().to_string(),
+                   "contact_id": Ulid::new().to_string(), "accept_time": now,
+                   "processing_mode": "CONVERSATION"}),
+        ),
+        "event_delivery" => conversation(
+            "event_delivery_report",
+            json!({"event_id": id(), "status": status("DELIVERED"), "channel_identity": identity("MESSENGER"),
+                   "contact_id": Ulid::new().to_string(), "metadata": "", "processing_mode": "CONVERSATION"}),
+        ),
+        "opt_in" | "opt_out" => {
+            let (key, status_name) = if name == "opt_in" {
+                ("opt_in_notification", "OPT_IN_SUCCEEDED")
+            } else {
+                ("opt_out_notification", "OPT_OUT_SUCCEEDED")
+            };
+            conversation(
+                key,
+                json!({"request_id": Ulid::new().to_string(), "contact_id": Ulid::new().to_string(),
+                       "channel": "WHATSAPP", "identity": PHONE, "status": status(status_name),
+                       "processing_mode": "CONVERSATION"}),
+            )
+        }
+        "capability" => conversation(
+            "capability_notification",
+            json!({"request_id": Ulid::new().to_string(), "contact_id": Ulid::new().to_string(),
+                   "channel": "RCS", "identity": PHONE, "capability_status": "CAPABILITY_FULL"}),
+        ),
+        "contact_create" => conversation(
+            "contact_create_notification",
+            json!({"contact": {"id": Ulid::new().to_string(), "channel_identities": [identity("SMS")],
+                   "channel_priority": ["SMS"], "display_name": "Test Contact", "email": "",
+                   "external_id": "", "metadata": "", "language": "EN_US"}}),
+        ),
+        "conversation_start" => conversation(
+            "conversation_start_notification",
+            json!({"conversation": {"id": Ulid::new().to_string(), "app_id": APP_ID,
+                   "contact_id": Ulid::new().to_string(), "active_channel": "RCS", "active": true,
+                   "metadata": ""}}),
+        ),
+        "channel_event" => conversation(
+            "channel_event_notification",
+            json!({"channel_event": {"channel": "WHATSAPP", "event_type": "WHATS_APP_QUALITY_RATING_CHANGED",
+                   "additional_data": {"quality_rating": "YELLOW", "sample_id": Ulid::new().to_string()}}}),
+        ),
+        "unsupported" => conversation(
+            "unsupported_callback",
+            json!({"channel": "MESSENGER", "payload": format!("{{\"object\":\"page\",\"id\":\"{}\"}}", Ulid::new()),
+                   "processing_mode": "DISPATCH"}),
+        ),
+        "sms_delivery_report" => json!({
+            "at": now, "batch_id": id(), "client_reference": "sinch-webhooks send", "code": 0,
+            "operator_status_at": now, "recipient": PHONE, "status": status("Delivered"),
+            "type": "recipient_delivery_report_sms"
+        }),
+        "sms_batch_report" => json!({
+            "batch_id": id(), "client_reference": "sinch-webhooks send", "total_message_count": 1,
+            "statuses": [{"code": 0, "count": 1, "recipients": [PHONE], "status": status("Delivered")}],
+            "type": "delivery_report_sms"
+        }),
+        "sms_inbound" => json!({
+            "id": id(), "from": PHONE, "to": "12345", "body": "Hello from sinch-webhooks send",
+            "received_at": now, "sent_at": now, "operator_id": "24001", "type": "mo_text"
+        }),
+        _ => return None,
+    };
+    Some(body.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callback::{Trigger, classify};
+
+    #[test]
+    fn every_sample_builds_and_classifies_to_a_known_trigger() {
+        for (name, _) in SAMPLES {
+            let body = build(name, &SampleOptions::default()).unwrap();
+            let c = classify(body.as_bytes()).unwrap();
+            assert_ne!(c.trigger, Trigger::Unknown, "{name}");
+        }
+        assert!(build("nope", &SampleOptions::default()).is_none());
+    }
+
+    #[test]
+    fn samples_are_fresh_each_time_unless_ids_are_given() {
+        let a = build("message_delivery", &SampleOptions::default()).unwrap();
+        let b = build("message_delivery", &SampleOptions::default()).unwrap();
+        assert_ne!(
+            classify(a.as_bytes()).unwrap().dedupe_key,
+            classify(b.as_bytes()).unwrap().dedupe_key
+        );
+        let fixed = SampleOptions {
+            message_id: Some("m-1".into()),
+            status: Some("READ".into()),
+        };
+        let c = classify(build("message_delivery", &fixed).unwrap().as_bytes()).unwrap();
+        assert_eq!(
+            c.dedupe_key,
+            r#"MESSAGE_DELIVERY:["m-1","READ","WHATSAPP"]"#
+        );
+    }
+}
