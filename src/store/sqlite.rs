@@ -49,7 +49,10 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout)
             .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
         let path = connect.get_filename();
-        if path.as_os_str().is_empty() || path.to_string_lossy().contains(":memory:") {
+        if path.as_os_str().is_empty()
+            || options.url.contains(":memory:")
+            || options.url.contains("mode=memory")
+        {
             return Err(StoreError::Config(
                 "DATABASE_URL: an in-memory SQLite database is not durable; name a file".into(),
             ));

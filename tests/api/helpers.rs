@@ -1,0 +1,253 @@
+//! A real app on a real port with a real SQLite file, and a client that signs like Sinch.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::Response;
+use serde_json::Value;
+use sinch_webhooks::config::Settings;
+use sinch_webhooks::signature::sign;
+use sqlx::SqlitePool;
+use sqlx::sqlite::SqliteConnectOptions;
+use tempfile::TempDir;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const SECRET: &str = "test-secret-0123456789";
+pub const PREVIOUS_SECRET: &str = "previous-secret-9876543210";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// A separate connection to the app's database file, for inspection and sabotage.
+    pub db: SqlitePool,
+    pub database_url: String,
+    dir: Arc<TempDir>,
+    extra_env: HashMap<String, String>,
+    shutdown: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Spawns the app on `127.0.0.1:0` with a fresh database.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Spawns the app with extra environment settings (e.g. `MAX_BODY_BYTES`).
+pub async fn spawn_app_with(env: &[(&str, &str)]) -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+    let extra = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    start(dir, extra).await
+}
+
+/// Starts an app on the database a stopped app left behind.
+pub async fn restart_in(dir: Arc<TempDir>, extra_env: HashMap<String, String>) -> TestApp {
+    start(dir, extra_env).await
+}
+
+async fn start(dir: Arc<TempDir>, extra_env: HashMap<String, String>) -> TestApp {
+    maybe_init_logs();
+    let database_url = format!("sqlite://{}", dir.path().join("journal.db").display());
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("SINCH_WEBHOOK_SECRET".into(), SECRET.into()),
+        (
+            "SINCH_WEBHOOK_SECRET_PREVIOUS".into(),
+            PREVIOUS_SECRET.into(),
+        ),
+        ("DATABASE_URL".into(), database_url.clone()),
+    ]);
+    env.extend(extra_env.clone());
+    let settings = Settings::from_lookup(|name| env.get(name).cloned()).expect("test settings");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(sinch_webhooks::app::run(
+        listener,
+        settings,
+        shutdown.clone(),
+    ));
+    let app = TestApp {
+        address,
+        client: reqwest::Client::new(),
+        db: inspection_pool(&database_url).await,
+        database_url,
+        dir,
+        extra_env,
+        shutdown,
+        server,
+    };
+    app.wait_until_ready().await;
+    app
+}
+
+async fn inspection_pool(url: &str) -> SqlitePool {
+    let options: SqliteConnectOptions = url
+        .parse::<SqliteConnectOptions>()
+        .expect("url")
+        .create_if_missing(true)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePool::connect_with(options)
+        .await
+        .expect("inspection pool")
+}
+
+fn maybe_init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        sinch_webhooks::telemetry::init(Some(sinch_webhooks::config::LogFormat::Pretty));
+    }
+}
+
+impl TestApp {
+    pub fn webhook_url(&self) -> String {
+        format!("{}/api/sinch/webhook", self.address)
+    }
+
+    /// The listener is bound before the app starts, so this first request simply waits in
+    /// the accept queue until the store is open and the server runs: no sleeping.
+    async fn wait_until_ready(&self) {
+        let ready = self
+            .client
+            .get(format!("{}/readyz", self.address))
+            .send()
+            .await
+            .expect("readyz");
+        assert_eq!(ready.status(), 200, "app is not ready");
+    }
+
+    /// GETs a path and returns the status code.
+    pub async fn get(&self, path: &str) -> u16 {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await;
+        response.expect("GET failed").status().as_u16()
+    }
+
+    /// Posts `body` signed like Sinch with the current secret, a fresh nonce and now.
+    pub async fn post_signed(&self, body: &str) -> Response {
+        self.post_signed_as(
+            body,
+            SECRET,
+            &ulid::Ulid::new().to_string(),
+            Utc::now().timestamp(),
+        )
+        .await
+    }
+
+    pub async fn post_signed_as(&self, body: &str, secret: &str, nonce: &str, ts: i64) -> Response {
+        let ts = ts.to_string();
+        let headers = [
+            (
+                "x-sinch-webhook-signature",
+                sign(secret, body.as_bytes(), nonce, &ts),
+            ),
+            ("x-sinch-webhook-signature-nonce", nonce.to_owned()),
+            ("x-sinch-webhook-signature-timestamp", ts),
+            (
+                "x-sinch-webhook-signature-algorithm",
+                "HmacSHA256".to_owned(),
+            ),
+        ];
+        self.post_with_headers(body.as_bytes().to_vec(), &headers)
+            .await
+    }
+
+    pub async fn post_with_headers(&self, body: Vec<u8>, headers: &[(&str, String)]) -> Response {
+        let mut request = self
+            .client
+            .post(self.webhook_url())
+            .header("content-type", "application/json")
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        request.send().await.expect("request failed")
+    }
+
+    /// Waits until the dispatcher has processed everything journaled.
+    pub async fn drain(&self) {
+        for _ in 0..400 {
+            if self.unprocessed().await == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("callbacks were not processed in time");
+    }
+
+    pub async fn unprocessed(&self) -> i64 {
+        self.count("SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL")
+            .await
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db)
+            .await
+            .expect(sql)
+    }
+
+    pub async fn message_status(&self, message_id: &str) -> Option<String> {
+        sqlx::query_scalar("SELECT status FROM messages WHERE message_id = ?")
+            .bind(message_id)
+            .fetch_one(&self.db)
+            .await
+            .expect("message row")
+    }
+
+    /// Stops the app gracefully and waits for it.
+    pub async fn stop(self) -> (Arc<TempDir>, HashMap<String, String>) {
+        self.shutdown.cancel();
+        self.server
+            .await
+            .expect("server task")
+            .expect("server result");
+        self.db.close().await;
+        (self.dir, self.extra_env)
+    }
+
+    /// Stops the app and starts a new one on the same database.
+    pub async fn restart(self) -> TestApp {
+        let (dir, env) = self.stop().await;
+        start(dir, env).await
+    }
+}
+
+pub async fn json(response: Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+/// A MESSAGE_DELIVERY report body.
+pub fn delivery_report(message_id: &str, status: &str, event_time: &str) -> String {
+    serde_json::json!({
+        "app_id": "01HAPPAAAAAAAAAAAAAAAAAAA1",
+        "accepted_time": event_time,
+        "event_time": event_time,
+        "project_id": "9d1f6a52-0000-4000-8000-00000000c0de",
+        "message_delivery_report": {
+            "message_id": message_id,
+            "conversation_id": "",
+            "status": status,
+            "channel_identity": {"channel": "WHATSAPP", "identity": "46701234567", "app_id": ""},
+            "contact_id": "",
+            "processing_mode": "DISPATCH"
+        }
+    })
+    .to_string()
+}
+
+pub fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/callbacks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -1,0 +1,7 @@
+//! Integration tests: the real app on a real port, a real SQLite file, real HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+mod processing;
+mod webhook;
