@@ -60,7 +60,7 @@ async fn each_signature_failure_is_refused_with_its_reason() {
     let body = fixture("message_inbound.json");
     let now = Utc::now().timestamp().to_string();
     let good = sign(SECRET, body.as_bytes(), "nonce-1", &now);
-    let full = vec![
+    let full = [
         ("x-sinch-webhook-signature", good.clone()),
         ("x-sinch-webhook-signature-nonce", "nonce-1".to_owned()),
         ("x-sinch-webhook-signature-timestamp", now.clone()),
