@@ -402,3 +402,19 @@ async fn concurrent_signed_posts_are_each_journaled_exactly_once() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_database_locked_by_another_process_is_answered_503_then_recovers() {
+    let app = spawn_app().await;
+    // Another writer holds SQLite's write lock for longer than the busy timeout.
+    let mut locker = app.db.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *locker).await.unwrap();
+    let body = fixture("opt_in.json");
+    let response = app.post_signed(&body).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(json(response).await["error"], "storage_unavailable");
+    sqlx::query("COMMIT").execute(&mut *locker).await.unwrap();
+    drop(locker);
+    let retried = app.post_signed(&body).await;
+    assert_eq!(json(retried).await["status"], "accepted");
+}
