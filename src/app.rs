@@ -15,13 +15,15 @@ use crate::dispatch;
 use crate::http::{AppState, router};
 use crate::journal::Journal;
 use crate::signature::Verifier;
-use crate::store::{self, StoreOptions};
+use crate::store::{self, Store, StoreOptions};
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the journal writer gets to commit what is queued after the server stopped.
 const WRITER_GRACE: Duration = Duration::from_secs(10);
-const DATABASE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Retry delays while the database cannot be reached at startup: doubling up to the cap.
+const FIRST_OPEN_RETRY: Duration = Duration::from_secs(1);
+const MAX_OPEN_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs the service on an already-bound listener until `shutdown` is cancelled.
 ///
@@ -34,12 +36,9 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = store::open(&StoreOptions {
-        url: settings.database_url.clone(),
-        busy_timeout: DATABASE_BUSY_TIMEOUT,
-    })
-    .await
-    .context("cannot open the database (DATABASE_URL)")?;
+    let Some(store) = open_store(&settings.store_options(), &shutdown).await? else {
+        return Ok(());
+    };
 
     let committed = Arc::new(Notify::new());
     let (journal, writer) = Journal::start(store.clone(), committed.clone());
@@ -81,6 +80,37 @@ pub async fn run(
     store.close().await;
     tracing::info!("stopped");
     served
+}
+
+/// Opens the store, waiting out a database that is not reachable yet (a replica may start
+/// before its database does). Configuration and schema errors fail at once: waiting would
+/// not fix them. `None` if shutdown was requested while waiting.
+async fn open_store(
+    options: &StoreOptions,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<dyn Store>>> {
+    let mut delay = FIRST_OPEN_RETRY;
+    loop {
+        match store::open(options).await {
+            Ok(store) => return Ok(Some(store)),
+            Err(error) if error.is_transient() => {
+                tracing::error!(
+                    database = %redact_url(&options.url),
+                    %error,
+                    retry_in_secs = delay.as_secs(),
+                    "cannot reach the database; retrying"
+                );
+            }
+            Err(error) => {
+                return Err(error).context("cannot open the database (DATABASE_URL)");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return Ok(None),
+        }
+        delay = (delay * 2).min(MAX_OPEN_RETRY);
+    }
 }
 
 async fn grace_after(shutdown: &CancellationToken, grace: Duration) {

@@ -1,7 +1,11 @@
 //! Settings, read once from the environment (and `.env`) and validated before anything
 //! starts. A bad value stops startup with one line naming the variable.
 
+use std::time::Duration;
+
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::store::StoreOptions;
 
 /// The placeholder shipped in `.env.example`; running with it is almost certainly a mistake.
 pub const EXAMPLE_SECRET: &str = "replace-with-the-secret-of-your-sinch-webhook";
@@ -37,6 +41,16 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// `LOG_FORMAT`: `pretty` or `json`; `None` picks by whether stdout is a terminal.
     pub log_format: Option<LogFormat>,
+    /// `AUTO_MIGRATE`: apply database migrations at startup (otherwise only check them).
+    pub auto_migrate: bool,
+    /// `DATABASE_POOL_SIZE`: PostgreSQL connections per process.
+    pub database_pool_size: u32,
+    /// `DATABASE_CONNECT_TIMEOUT_SECS`: how long to wait for a database connection.
+    pub database_connect_timeout_secs: u64,
+    /// `DATABASE_STATEMENT_TIMEOUT_MS`: PostgreSQL cancels statements running longer.
+    pub database_statement_timeout_ms: u64,
+    /// `DISPATCH_LEASE_SECS`: how long a replica owns callbacks it claimed for processing.
+    pub dispatch_lease_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -105,7 +119,42 @@ impl Settings {
                 "json" => Ok(Some(LogFormat::Json)),
                 _ => Err("expected pretty or json".into()),
             })?,
+            auto_migrate: parse(&lookup, "AUTO_MIGRATE", true, |v| match v {
+                "true" | "1" | "yes" => Ok(true),
+                "false" | "0" | "no" => Ok(false),
+                _ => Err("expected true or false".into()),
+            })?,
+            database_pool_size: parse(&lookup, "DATABASE_POOL_SIZE", 10, |v| {
+                number_in(v, 1, 1000, "connections")
+            })?,
+            database_connect_timeout_secs: parse(
+                &lookup,
+                "DATABASE_CONNECT_TIMEOUT_SECS",
+                5,
+                |v| number_in(v, 1, 600, "seconds"),
+            )?,
+            database_statement_timeout_ms: parse(
+                &lookup,
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                10_000,
+                |v| number_in(v, 100, 3_600_000, "milliseconds"),
+            )?,
+            dispatch_lease_secs: parse(&lookup, "DISPATCH_LEASE_SECS", 30, |v| {
+                number_in(v, 1, 3600, "seconds")
+            })?,
         })
+    }
+
+    /// How to open the database, from these settings.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            auto_migrate: self.auto_migrate,
+            pool_size: self.database_pool_size,
+            connect_timeout: Duration::from_secs(self.database_connect_timeout_secs),
+            statement_timeout: Duration::from_millis(self.database_statement_timeout_ms),
+            lease: Duration::from_secs(self.dispatch_lease_secs),
+            ..StoreOptions::new(self.database_url.clone())
+        }
     }
 
     /// Settings that work but deserve a loud warning at startup.
@@ -164,6 +213,16 @@ fn parse<T>(
     }
 }
 
+fn number_in<T>(value: &str, min: T, max: T, unit: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match value.parse::<T>() {
+        Ok(n) if n >= min && n <= max => Ok(n),
+        _ => Err(format!("expected {min} to {max} {unit}")),
+    }
+}
+
 fn non_empty(value: &str) -> Result<&str, String> {
     if value.is_empty() {
         Err("must not be empty".into())
@@ -215,6 +274,10 @@ mod tests {
             ("MAX_BODY_BYTES", "1MB"),
             ("LOG_FORMAT", "xml"),
             ("DATABASE_URL", ""),
+            ("AUTO_MIGRATE", "maybe"),
+            ("DATABASE_POOL_SIZE", "0"),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "ten"),
+            ("DISPATCH_LEASE_SECS", "0"),
         ];
         for (var, value) in cases {
             let err = settings(&[

@@ -52,7 +52,7 @@ pub async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: Cancellatio
 /// drain deterministically.
 pub async fn process_due(store: &dyn Store) -> Result<usize, StoreError> {
     let now = Utc::now();
-    let due = store.due_callbacks(now, BATCH).await?;
+    let due = store.claim_due(now, BATCH).await?;
     if due.is_empty() {
         return Ok(0);
     }

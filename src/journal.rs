@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::store::{JournalOutcome, NewCallback, Store};
@@ -62,32 +62,52 @@ async fn write_batches(
     mut receiver: mpsc::Receiver<Entry>,
     committed: Arc<Notify>,
 ) {
-    let mut entries = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut entries, MAX_BATCH).await > 0 {
-        let (callbacks, replies): (Vec<_>, Vec<_>) =
-            entries.drain(..).map(|e| (e.callback, e.reply)).unzip();
-        match store.journal(&callbacks).await {
-            Ok(outcomes) => {
-                if outcomes
-                    .iter()
-                    .any(|o| matches!(o, JournalOutcome::Accepted { .. }))
-                {
-                    committed.notify_one();
-                }
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                    // A requester that gave up (timeout, disconnect) no longer listens.
-                    let _ = reply.send(Ok(outcome));
-                }
+    let concurrency = store.journal_concurrency().max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    loop {
+        // Take a commit slot before collecting the batch: while every slot is busy, callbacks
+        // keep queueing, and the next batch is that much larger.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let mut entries = Vec::with_capacity(MAX_BATCH);
+        if receiver.recv_many(&mut entries, MAX_BATCH).await == 0 {
+            break;
+        }
+        let (store, committed) = (store.clone(), committed.clone());
+        tokio::spawn(async move {
+            commit(store.as_ref(), entries, &committed).await;
+            drop(slot);
+        });
+    }
+    // Every sender is gone; wait for the commits still in flight before reporting done.
+    let _ = slots.acquire_many(concurrency as u32).await;
+}
+
+async fn commit(store: &dyn Store, entries: Vec<Entry>, committed: &Notify) {
+    let (callbacks, replies): (Vec<_>, Vec<_>) =
+        entries.into_iter().map(|e| (e.callback, e.reply)).unzip();
+    match store.journal(&callbacks).await {
+        Ok(outcomes) => {
+            if outcomes
+                .iter()
+                .any(|o| matches!(o, JournalOutcome::Accepted { .. }))
+            {
+                committed.notify_one();
             }
-            Err(error) => {
-                tracing::error!(
-                    batch = callbacks.len(),
-                    error = %error,
-                    "journal commit failed; these callbacks are answered 503 and Sinch will retry them"
-                );
-                for reply in replies {
-                    let _ = reply.send(Err(JournalError::Storage));
-                }
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // A requester that gave up (timeout, disconnect) no longer listens.
+                let _ = reply.send(Ok(outcome));
+            }
+        }
+        Err(error) => {
+            tracing::error!(
+                batch = callbacks.len(),
+                error = %error,
+                "journal commit failed; these callbacks are answered 503 and Sinch will retry them"
+            );
+            for reply in replies {
+                let _ = reply.send(Err(JournalError::Storage));
             }
         }
     }

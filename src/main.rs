@@ -269,12 +269,13 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         .database_url
         .or_else(|| std::env::var("DATABASE_URL").ok())
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
-    let store = store::open(&StoreOptions {
-        url: url.clone(),
+    let options = StoreOptions {
         busy_timeout: std::time::Duration::from_secs(30),
-    })
-    .await
-    .context("migration failed (DATABASE_URL)")?;
+        ..StoreOptions::new(url.clone())
+    };
+    let store = store::open(&options)
+        .await
+        .context("migration failed (DATABASE_URL)")?;
     store.close().await;
     println!("database {} is up to date", app::redact_url(&url));
     Ok(ExitCode::SUCCESS)

@@ -5,6 +5,8 @@
 //! processed, so a crash at any point leaves either "not processed" (and it is processed
 //! again) or "processed with its effects", never half of it.
 
+mod postgres;
+mod records;
 mod sqlite;
 
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use chrono::{DateTime, Utc};
 use crate::callback::payload::{DeliveryReport, InboundMessage};
 use crate::callback::{Api, Trigger};
 
+pub use postgres::PostgresStore;
+pub use records::{CallbackRecord, MessageRecord, StatusHistoryRecord};
 pub use sqlite::SqliteStore;
 
 /// A verified, classified callback ready to be journaled.
@@ -100,14 +104,93 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Config(String),
+    #[error(
+        "the database schema is not up to date (missing migration {missing}); run `sinch-webhooks migrate` or set AUTO_MIGRATE=true"
+    )]
+    SchemaOutdated { missing: i64 },
+}
+
+impl StoreError {
+    /// Whether waiting may fix it: the database is unreachable, rather than misconfigured.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Database(error)
+            | StoreError::Migrate(sqlx::migrate::MigrateError::Execute(error)) => {
+                matches!(
+                    error,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                        | sqlx::Error::Tls(_)
+                )
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Applies the migrations, or with `auto_migrate` off, checks that they were applied.
+async fn migrate<DB>(
+    migrator: &sqlx::migrate::Migrator,
+    pool: &sqlx::Pool<DB>,
+    auto_migrate: bool,
+) -> Result<(), StoreError>
+where
+    DB: sqlx::Database,
+    <DB as sqlx::Database>::Connection: sqlx::migrate::Migrate,
+{
+    if auto_migrate {
+        // Takes a database-wide lock on PostgreSQL, so replicas starting together take turns.
+        return Ok(migrator.run(pool).await?);
+    }
+    let mut conn = pool.acquire().await?;
+    let applied: Vec<i64> = sqlx::migrate::Migrate::list_applied_migrations(&mut *conn)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.version)
+        .collect();
+    match migrator.iter().find(|m| !applied.contains(&m.version)) {
+        Some(missing) => Err(StoreError::SchemaOutdated {
+            missing: missing.version,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// How to open the database.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub url: String,
-    /// How long a write waits for a lock held by another process before failing.
+    /// SQLite: how long a write waits for a lock held by another process before failing.
     pub busy_timeout: Duration,
+    /// PostgreSQL: connections in the pool.
+    pub pool_size: u32,
+    /// PostgreSQL: how long to wait for a connection (new or from the pool).
+    pub connect_timeout: Duration,
+    /// PostgreSQL: longest a statement may run before the server cancels it.
+    pub statement_timeout: Duration,
+    /// Apply migrations when opening; otherwise only check that they were applied.
+    pub auto_migrate: bool,
+    /// PostgreSQL: how long a replica owns the callbacks it claimed before another may take
+    /// them over (it only matters when a replica dies mid-batch).
+    pub lease: Duration,
+}
+
+impl StoreOptions {
+    /// Defaults for everything but the URL.
+    pub fn new(url: impl Into<String>) -> Self {
+        StoreOptions {
+            url: url.into(),
+            busy_timeout: Duration::from_secs(5),
+            pool_size: 10,
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+            auto_migrate: true,
+            lease: Duration::from_secs(30),
+        }
+    }
 }
 
 #[async_trait]
@@ -120,8 +203,13 @@ pub trait Store: Send + Sync + 'static {
     /// Whether a callback with this dedupe key is already journaled.
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError>;
 
-    /// Unprocessed callbacks whose next attempt is due, oldest first.
-    async fn due_callbacks(
+    /// How many journal batches may be committed at once: SQLite has one writer, PostgreSQL
+    /// commits concurrent transactions in parallel.
+    fn journal_concurrency(&self) -> usize;
+
+    /// Claims unprocessed callbacks whose next attempt is due, oldest first. A claim keeps
+    /// other workers (replicas) off those callbacks until it is processed or its lease ends.
+    async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
@@ -146,6 +234,18 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// One journaled callback.
+    async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError>;
+
+    /// One message's current state.
+    async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError>;
+
+    /// Every delivery report received for a message, in the order they were recorded.
+    async fn message_history(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<StatusHistoryRecord>, StoreError>;
+
     /// Closes connections, waiting for work in progress to finish.
     async fn close(&self);
 }
@@ -156,12 +256,10 @@ pub async fn open(options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> 
     if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(options).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::Config(
-            "DATABASE_URL: the PostgreSQL backend is not available in this version; use a sqlite:// URL".into(),
-        ))
+        Ok(Arc::new(PostgresStore::open(options).await?))
     } else {
         Err(StoreError::Config(format!(
-            "DATABASE_URL must start with sqlite:// (got a URL with scheme {:?})",
+            "DATABASE_URL must start with sqlite:// or postgres:// (got a URL with scheme {:?})",
             url.split(':').next().unwrap_or_default()
         )))
     }

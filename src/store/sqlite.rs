@@ -16,8 +16,8 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::Mutex;
 
 use super::{
-    Effect, JournalOutcome, NewCallback, PendingCallback, Plan, Processed, Store, StoreError,
-    StoreOptions, Work,
+    CallbackRecord, Effect, JournalOutcome, MessageRecord, NewCallback, PendingCallback, Plan,
+    Processed, StatusHistoryRecord, Store, StoreError, StoreOptions, Work,
 };
 use crate::callback::Trigger;
 use crate::callback::payload::{DeliveryReport, InboundMessage};
@@ -69,7 +69,7 @@ impl SqliteStore {
             .max_connections(MAX_CONNECTIONS)
             .connect_with(connect)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        super::migrate(&MIGRATOR, &pool, options.auto_migrate).await?;
         Ok(SqliteStore {
             pool,
             write_gate: Mutex::new(()),
@@ -79,6 +79,10 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn journal_concurrency(&self) -> usize {
+        1
+    }
+
     async fn journal(&self, batch: &[NewCallback]) -> Result<Vec<JournalOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -129,7 +133,7 @@ impl Store for SqliteStore {
         Ok(found.is_some())
     }
 
-    async fn due_callbacks(
+    async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
@@ -213,6 +217,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(sqlx::query_as("SELECT * FROM callbacks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT * FROM messages WHERE message_id = ?")
+                .bind(message_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn message_history(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<StatusHistoryRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT status, status_at, accepted_at, channel, reason_code, reason_description, \
+             callback_id, applied, recorded_at FROM message_status_history \
+             WHERE message_id = ? ORDER BY id",
+        )
+        .bind(message_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -294,58 +328,27 @@ async fn apply_delivery_report(
             callback.received_at,
         ),
     };
-    let existing = sqlx::query(
+    let now_text = ts(&now);
+    sqlx::query(
+        "INSERT INTO messages (message_id, direction, created_at, updated_at) \
+         VALUES (?, 'outbound', ?, ?) ON CONFLICT (message_id) DO NOTHING",
+    )
+    .bind(&report.message_id)
+    .bind(&now_text)
+    .bind(&now_text)
+    .execute(&mut *conn)
+    .await?;
+    let row = sqlx::query(
         "SELECT status, status_at, status_accepted_at FROM messages WHERE message_id = ?",
     )
     .bind(&report.message_id)
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    let current = match &existing {
-        Some(row) => current_status(row)?,
-        None => None,
-    };
+    let current = current_status(&row)?;
     let applied = supersedes(current.as_ref(), &incoming);
     let status_at = ts(&incoming.time.at);
     let accepted_at = incoming.time.accepted.as_ref().map(ts);
-    let now_text = ts(&now);
-    if existing.is_none() {
-        let (status, at, accepted) = if applied {
-            (
-                Some(report.status.as_str()),
-                Some(&status_at),
-                accepted_at.as_ref(),
-            )
-        } else {
-            (None, None, None)
-        };
-        sqlx::query(
-            "INSERT INTO messages (message_id, direction, status, status_at, status_accepted_at, \
-             channel, identity, conversation_id, contact_id, reason_code, reason_description, \
-             created_at, updated_at) VALUES (?, 'outbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&report.message_id)
-        .bind(status)
-        .bind(at)
-        .bind(accepted)
-        .bind(&report.channel)
-        .bind(&report.identity)
-        .bind(&report.conversation_id)
-        .bind(&report.contact_id)
-        .bind(if applied {
-            report.reason_code.as_ref()
-        } else {
-            None
-        })
-        .bind(if applied {
-            report.reason_description.as_ref()
-        } else {
-            None
-        })
-        .bind(&now_text)
-        .bind(&now_text)
-        .execute(&mut *conn)
-        .await?;
-    } else if applied {
+    if applied {
         sqlx::query(
             "UPDATE messages SET status = ?, status_at = ?, status_accepted_at = ?, \
              channel = COALESCE(?, channel), identity = COALESCE(?, identity), \
@@ -365,6 +368,8 @@ async fn apply_delivery_report(
         .bind(&report.message_id)
         .execute(&mut *conn)
         .await?;
+    } else {
+        fill_blanks(conn, report, &now_text).await?;
     }
     sqlx::query(
         "INSERT INTO message_status_history (message_id, status, status_at, accepted_at, channel, \
@@ -382,6 +387,28 @@ async fn apply_delivery_report(
     .bind(applied)
     .bind(&now_text)
     .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A report that does not change the status may still tell us what we did not know yet.
+async fn fill_blanks(
+    conn: &mut SqliteConnection,
+    report: &DeliveryReport,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE messages SET channel = COALESCE(channel, ?), identity = COALESCE(identity, ?), \
+         conversation_id = COALESCE(conversation_id, ?), contact_id = COALESCE(contact_id, ?), \
+         updated_at = ? WHERE message_id = ?",
+    )
+    .bind(&report.channel)
+    .bind(&report.identity)
+    .bind(&report.conversation_id)
+    .bind(&report.contact_id)
+    .bind(now)
+    .bind(&report.message_id)
+    .execute(conn)
     .await?;
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod contract;
 mod helpers;
+mod pg;
 mod processing;
 mod webhook;

@@ -190,12 +190,7 @@ async fn callbacks_journaled_before_a_crash_are_processed_at_the_next_start() {
     let (dir, env) = app.stop().await;
 
     // What a crash between the 200 and the processing leaves behind: journaled rows only.
-    let store = store::open(&StoreOptions {
-        url,
-        busy_timeout: std::time::Duration::from_secs(5),
-    })
-    .await
-    .unwrap();
+    let store = store::open(&StoreOptions::new(url)).await.unwrap();
     let bodies = [
         delivery_report("01HCRASH00000000000000000A", "READ", "2025-03-04T12:00:02Z"),
         delivery_report(

@@ -408,7 +408,10 @@ async fn a_database_locked_by_another_process_is_answered_503_then_recovers() {
     let app = spawn_app().await;
     // Another writer holds SQLite's write lock for longer than the busy timeout.
     let mut locker = app.db.acquire().await.unwrap();
-    sqlx::query("BEGIN EXCLUSIVE").execute(&mut *locker).await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
     let body = fixture("opt_in.json");
     let response = app.post_signed(&body).await;
     assert_eq!(response.status(), 503);
