@@ -67,6 +67,27 @@ pub enum Effect {
     InboundMessage(InboundMessage),
 }
 
+impl Effect {
+    /// The domain row this effect locks. Transactions that take locks in one global order
+    /// cannot deadlock, so stores apply effects sorted by this key.
+    pub fn lock_key(&self) -> &str {
+        match self {
+            Effect::DeliveryReport(report) => &report.message_id,
+            Effect::InboundMessage(message) => &message.message_id,
+        }
+    }
+}
+
+impl Work {
+    /// The first row this callback's effects lock, if any.
+    pub fn lock_key(&self) -> Option<&str> {
+        match &self.plan {
+            Plan::Apply(effects) => effects.first().map(Effect::lock_key),
+            Plan::Unprocessable(_) => None,
+        }
+    }
+}
+
 /// What a handler decided for one callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {

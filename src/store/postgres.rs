@@ -146,22 +146,30 @@ impl Store for PostgresStore {
         work: &[Work],
         now: DateTime<Utc>,
     ) -> Result<Vec<Processed>, StoreError> {
+        // Replicas process concurrently and hold row locks until they commit: taking them in
+        // one global order (by row, then arrival) rules out deadlocks between replicas.
+        let mut order: Vec<usize> = (0..work.len()).collect();
+        order.sort_by(|&a, &b| {
+            (work[a].lock_key(), work[a].callback.id)
+                .cmp(&(work[b].lock_key(), work[b].callback.id))
+        });
+        let mut results = vec![Processed::AlreadyProcessed; work.len()];
         let mut tx = self.pool.begin().await?;
-        let mut results = Vec::with_capacity(work.len());
-        for item in work {
+        for index in order {
+            let item = &work[index];
             let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-            match process_one(&mut savepoint, item, now).await {
+            results[index] = match process_one(&mut savepoint, item, now).await {
                 Ok(result) => {
                     savepoint.commit().await?;
-                    results.push(result);
+                    result
                 }
                 Err(error) => {
                     savepoint.rollback().await?;
                     let message = error.to_string();
                     record_failure(&mut tx, item, &message).await?;
-                    results.push(Processed::Failed(message));
+                    Processed::Failed(message)
                 }
-            }
+            };
         }
         tx.commit().await?;
         Ok(results)

@@ -26,8 +26,7 @@ pub struct TestApp {
     pub database_url: String,
     dir: Arc<TempDir>,
     extra_env: HashMap<String, String>,
-    shutdown: CancellationToken,
-    server: JoinHandle<anyhow::Result<()>>,
+    server: Server,
 }
 
 /// Spawns the app on `127.0.0.1:0` with a fresh database.
@@ -51,40 +50,67 @@ pub async fn restart_in(dir: Arc<TempDir>, extra_env: HashMap<String, String>) -
 }
 
 async fn start(dir: Arc<TempDir>, extra_env: HashMap<String, String>) -> TestApp {
-    maybe_init_logs();
     let database_url = format!("sqlite://{}", dir.path().join("journal.db").display());
-    let mut env: HashMap<String, String> = HashMap::from([
-        ("SINCH_WEBHOOK_SECRET".into(), SECRET.into()),
-        (
-            "SINCH_WEBHOOK_SECRET_PREVIOUS".into(),
-            PREVIOUS_SECRET.into(),
-        ),
-        ("DATABASE_URL".into(), database_url.clone()),
-    ]);
+    let mut env = HashMap::from([("DATABASE_URL".to_owned(), database_url.clone())]);
     env.extend(extra_env.clone());
-    let settings = Settings::from_lookup(|name| env.get(name).cloned()).expect("test settings");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = format!("http://{}", listener.local_addr().expect("address"));
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(sinch_webhooks::app::run(
-        listener,
-        settings,
-        shutdown.clone(),
-    ));
+    let server = start_server(env).await;
     let app = TestApp {
-        address,
+        address: server.address.clone(),
         client: reqwest::Client::new(),
         db: inspection_pool(&database_url).await,
         database_url,
         dir,
         extra_env,
-        shutdown,
         server,
     };
     app.wait_until_ready().await;
     app
+}
+
+/// A running app, in this process, on `127.0.0.1:0`.
+pub struct Server {
+    pub address: String,
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.handle
+            .await
+            .expect("server task")
+            .expect("server result");
+    }
+}
+
+/// Starts the app with the test secrets plus `env` (which must name `DATABASE_URL`).
+pub async fn start_server(env: HashMap<String, String>) -> Server {
+    maybe_init_logs();
+    let mut all: HashMap<String, String> = HashMap::from([
+        ("SINCH_WEBHOOK_SECRET".into(), SECRET.into()),
+        (
+            "SINCH_WEBHOOK_SECRET_PREVIOUS".into(),
+            PREVIOUS_SECRET.into(),
+        ),
+    ]);
+    all.extend(env);
+    let settings = Settings::from_lookup(|name| all.get(name).cloned()).expect("test settings");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = format!("http://{}", listener.local_addr().expect("address"));
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(sinch_webhooks::app::run(
+        listener,
+        settings,
+        shutdown.clone(),
+    ));
+    Server {
+        address,
+        shutdown,
+        handle,
+    }
 }
 
 async fn inspection_pool(url: &str) -> SqlitePool {
@@ -143,19 +169,7 @@ impl TestApp {
     }
 
     pub async fn post_signed_as(&self, body: &str, secret: &str, nonce: &str, ts: i64) -> Response {
-        let ts = ts.to_string();
-        let headers = [
-            (
-                "x-sinch-webhook-signature",
-                sign(secret, body.as_bytes(), nonce, &ts),
-            ),
-            ("x-sinch-webhook-signature-nonce", nonce.to_owned()),
-            ("x-sinch-webhook-signature-timestamp", ts),
-            (
-                "x-sinch-webhook-signature-algorithm",
-                "HmacSHA256".to_owned(),
-            ),
-        ];
+        let headers = signed_headers(body, secret, nonce, ts);
         self.post_with_headers(body.as_bytes().to_vec(), &headers)
             .await
     }
@@ -205,11 +219,7 @@ impl TestApp {
 
     /// Stops the app gracefully and waits for it.
     pub async fn stop(self) -> (Arc<TempDir>, HashMap<String, String>) {
-        self.shutdown.cancel();
-        self.server
-            .await
-            .expect("server task")
-            .expect("server result");
+        self.server.stop().await;
         self.db.close().await;
         (self.dir, self.extra_env)
     }
@@ -219,6 +229,46 @@ impl TestApp {
         let (dir, env) = self.stop().await;
         start(dir, env).await
     }
+}
+
+/// The headers Sinch would send with `body`.
+pub fn signed_headers(
+    body: &str,
+    secret: &str,
+    nonce: &str,
+    ts: i64,
+) -> Vec<(&'static str, String)> {
+    let ts = ts.to_string();
+    vec![
+        (
+            "x-sinch-webhook-signature",
+            sign(secret, body.as_bytes(), nonce, &ts),
+        ),
+        ("x-sinch-webhook-signature-nonce", nonce.to_owned()),
+        ("x-sinch-webhook-signature-timestamp", ts),
+        (
+            "x-sinch-webhook-signature-algorithm",
+            "HmacSHA256".to_owned(),
+        ),
+    ]
+}
+
+/// POSTs `body` to `url` signed like Sinch, now, with a fresh nonce.
+pub async fn post_signed_to(
+    client: &reqwest::Client,
+    url: &str,
+    body: &str,
+) -> reqwest::Result<Response> {
+    let mut request = client.post(url).header("content-type", "application/json");
+    for (name, value) in signed_headers(
+        body,
+        SECRET,
+        &ulid::Ulid::new().to_string(),
+        Utc::now().timestamp(),
+    ) {
+        request = request.header(name, value);
+    }
+    request.body(body.to_owned()).send().await
 }
 
 pub async fn json(response: Response) -> Value {

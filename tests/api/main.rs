@@ -6,4 +6,6 @@ mod contract;
 mod helpers;
 mod pg;
 mod processing;
+mod proxy;
+mod replicas;
 mod webhook;
