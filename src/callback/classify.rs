@@ -43,10 +43,10 @@ pub fn classify(body: &[u8]) -> Result<Classification, ClassifyError> {
     let text = std::str::from_utf8(body).map_err(|e| ClassifyError::NotUtf8 {
         valid_up_to: e.valid_up_to(),
     })?;
-    let top: TopLevel<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ClassifyError::NotAnObject,
-        _ => ClassifyError::NotJson(e.to_string()),
-    })?;
+    let top: TopLevel<'_> = match serde_json::from_str(text) {
+        Ok(top) => top,
+        Err(error) => return classify_unreadable(body, text, error),
+    };
     let (api, trigger, payload) = identify(&top);
     let natural = match payload {
         Some(raw) => natural_key(trigger, raw, &top),
@@ -54,7 +54,7 @@ pub fn classify(body: &[u8]) -> Result<Classification, ClassifyError> {
     };
     let dedupe_key = match natural {
         Some(parts) => format!("{}:{}", trigger.as_str(), json_array(&parts)),
-        None => format!("sha256:{}", hex::encode(Sha256::digest(body))),
+        None => body_hash_key(body),
     };
     Ok(Classification {
         api,
@@ -64,6 +64,34 @@ pub fn classify(body: &[u8]) -> Result<Classification, ClassifyError> {
         project_id: top.text("project_id"),
         message_id: message_id(trigger, payload, &top),
     })
+}
+
+/// The body did not read as a map of members. Tell apart "not JSON" from "JSON, but not an
+/// object"; an object that is valid JSON but has a member name this reader cannot hold (a
+/// lone surrogate escape) is still a callback: `UNKNOWN`, keyed by its hash.
+fn classify_unreadable(
+    body: &[u8],
+    text: &str,
+    error: serde_json::Error,
+) -> Result<Classification, ClassifyError> {
+    if serde_json::from_str::<de::IgnoredAny>(text).is_err() {
+        return Err(ClassifyError::NotJson(error.to_string()));
+    }
+    if !text.trim_start().starts_with('{') {
+        return Err(ClassifyError::NotAnObject);
+    }
+    Ok(Classification {
+        api: Api::Conversation,
+        trigger: Trigger::Unknown,
+        dedupe_key: body_hash_key(body),
+        app_id: None,
+        project_id: None,
+        message_id: None,
+    })
+}
+
+fn body_hash_key(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
 }
 
 /// Finds the trigger and the raw value its fields live in (the trigger's key for

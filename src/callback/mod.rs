@@ -154,6 +154,11 @@ mod tests {
     fn non_objects_are_refused_with_a_reason() {
         assert_eq!(classify(b"[1,2]"), Err(ClassifyError::NotAnObject));
         assert_eq!(classify(b"\"text\""), Err(ClassifyError::NotAnObject));
+        assert!(matches!(classify(b"[x"), Err(ClassifyError::NotJson(_))));
+        assert!(matches!(classify(b"5 x"), Err(ClassifyError::NotJson(_))));
+        // Valid JSON object with a member name no Rust string can hold: still a callback.
+        let c = classify(br#"{"\ud800":1}"#).unwrap();
+        assert_eq!(c.trigger, Trigger::Unknown);
         assert!(matches!(
             classify(b"{\"a\":"),
             Err(ClassifyError::NotJson(_))

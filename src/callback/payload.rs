@@ -48,11 +48,17 @@ pub struct InboundMessage {
 }
 
 #[derive(Deserialize)]
-struct Envelope<T> {
+struct DeliveryEnvelope {
     accepted_time: Option<String>,
     event_time: Option<String>,
-    #[serde(alias = "message", alias = "message_delivery_report")]
-    payload: T,
+    message_delivery_report: DeliveryFields,
+}
+
+#[derive(Deserialize)]
+struct InboundEnvelope {
+    accepted_time: Option<String>,
+    event_time: Option<String>,
+    message: InboundFields,
 }
 
 #[derive(Deserialize)]
@@ -99,9 +105,9 @@ struct TextMessage {
 
 pub fn parse_delivery_report(body: &str) -> Result<DeliveryReport, PayloadError> {
     const TRIGGER: &str = "MESSAGE_DELIVERY";
-    let envelope: Envelope<DeliveryFields> =
+    let envelope: DeliveryEnvelope =
         serde_json::from_str(body).map_err(|e| invalid(TRIGGER, e.to_string()))?;
-    let fields = envelope.payload;
+    let fields = envelope.message_delivery_report;
     let (channel, identity) = split_identity(fields.channel_identity);
     let (reason_code, reason_description) = fields
         .reason
@@ -126,9 +132,9 @@ pub fn parse_delivery_report(body: &str) -> Result<DeliveryReport, PayloadError>
 
 pub fn parse_inbound_message(body: &str) -> Result<InboundMessage, PayloadError> {
     const TRIGGER: &str = "MESSAGE_INBOUND";
-    let envelope: Envelope<InboundFields> =
+    let envelope: InboundEnvelope =
         serde_json::from_str(body).map_err(|e| invalid(TRIGGER, e.to_string()))?;
-    let fields = envelope.payload;
+    let fields = envelope.message;
     let (channel, identity) = split_identity(fields.channel_identity);
     let text = fields
         .contact_message

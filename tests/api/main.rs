@@ -6,6 +6,7 @@ mod contract;
 mod helpers;
 mod pg;
 mod processing;
+mod properties;
 mod proxy;
 mod replicas;
 mod webhook;

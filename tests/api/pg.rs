@@ -1,5 +1,7 @@
 //! A private PostgreSQL schema per test, on the server `TEST_POSTGRES_URL` names.
 
+use std::io::Write;
+use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sqlx::{Connection, PgConnection};
@@ -16,10 +18,7 @@ impl Schema {
     /// A new, empty schema; `None` (with a loud note) when no server is configured.
     pub async fn create() -> Option<Schema> {
         let Ok(base_url) = std::env::var("TEST_POSTGRES_URL") else {
-            eprintln!(
-                "SKIPPED: TEST_POSTGRES_URL is not set, so this PostgreSQL test did not run \
-                 (.ci/run sets it; e.g. TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)"
-            );
+            warn_skipped();
             return None;
         };
         let now = SystemTime::now()
@@ -74,6 +73,19 @@ impl Drop for Schema {
         })
         .join();
     }
+}
+
+/// Written straight to the process's stderr, past the test harness's output capture, once:
+/// a skipped backend must not look like a passing one.
+fn warn_skipped() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n*** SKIPPED: TEST_POSTGRES_URL is not set, so the PostgreSQL tests did not run \
+             (.ci/run sets it; e.g. TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test) ***\n"
+        );
+    });
 }
 
 async fn drop_stale_schemas(conn: &mut PgConnection, now: u64) {
