@@ -244,3 +244,28 @@ async fn inbound_messages_are_stored(store: Arc<dyn Store>) {
     assert_eq!(message.text.as_deref(), Some("STOP"));
     assert_eq!(message.status, None);
 }
+
+#[tokio::test]
+async fn without_auto_migrate_an_unmigrated_database_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let options = StoreOptions {
+        auto_migrate: false,
+        ..StoreOptions::new(url.clone())
+    };
+    let error = match store::open(&options).await {
+        Ok(_) => panic!("an unmigrated database must be refused"),
+        Err(error) => error.to_string(),
+    };
+    assert!(error.contains("sinch-webhooks migrate"), "{error}");
+    store::open(&StoreOptions::new(url))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    store::open(&options)
+        .await
+        .expect("migrated: accepted")
+        .close()
+        .await;
+}

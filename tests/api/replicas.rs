@@ -296,3 +296,54 @@ async fn wait_until_processed(db: &PgPool, expected: i64) {
     }
     panic!("callbacks were not all processed in time");
 }
+
+#[tokio::test]
+async fn a_replica_started_before_its_database_waits_for_it() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let proxy = Proxy::start(postgres_address(&schema)).await;
+    proxy.cut();
+    let options: sqlx::postgres::PgConnectOptions = schema.url().parse().unwrap();
+    let via_proxy = schema.url_via(&format!(
+        "postgres://{}@{}/{}",
+        options.get_username(),
+        proxy.address,
+        options.get_database().unwrap_or("postgres")
+    ));
+    let env = HashMap::from([
+        ("DATABASE_URL".to_owned(), via_proxy),
+        ("DATABASE_CONNECT_TIMEOUT_SECS".to_owned(), "1".to_owned()),
+    ]);
+    let app = start_server(env).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // it is retrying by now
+    proxy.restore();
+    // The request waits in the accept queue until the store is open, then succeeds.
+    let ready = reqwest::get(format!("{}/readyz", app.address))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replicas_starting_together_migrate_once_without_racing() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let options = sinch_webhooks::store::StoreOptions::new(schema.url());
+    let opens = (0..4).map(|_| sinch_webhooks::store::open(&options));
+    for store in futures::future::join_all(opens).await {
+        store
+            .expect("every replica opens the migrated database")
+            .close()
+            .await;
+    }
+    let db = PgPool::connect(&schema.url()).await.unwrap();
+    let migrations = count(&db, "SELECT COUNT(*) FROM _sqlx_migrations").await;
+    assert_eq!(
+        migrations as usize,
+        std::fs::read_dir("migrations/postgres").unwrap().count()
+    );
+    db.close().await;
+}
