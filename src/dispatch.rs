@@ -61,6 +61,7 @@ pub async fn process_due(store: &dyn Store) -> Result<usize, StoreError> {
         .map(|callback| Work {
             plan: handlers::plan(&callback),
             retry_at: retry_at(now, callback.attempts + 1, callback.id),
+            replay: false,
             callback,
         })
         .collect();

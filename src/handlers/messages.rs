@@ -1,18 +1,20 @@
-//! Conversation messages: delivery reports for outbound ones, inbound messages from contacts.
+//! Conversation messages: delivery reports, inbound messages, submit notifications.
 
-use crate::callback::payload::{parse_delivery_report, parse_inbound_message};
+use super::single;
+use crate::callback::payload::{
+    parse_delivery_report, parse_inbound_message, parse_submitted_message,
+};
 use crate::store::{Effect, Plan};
 
 pub fn delivery_report(body: &str) -> Plan {
-    match parse_delivery_report(body) {
-        Ok(report) => Plan::Apply(vec![Effect::DeliveryReport(report)]),
-        Err(error) => Plan::Unprocessable(error.to_string()),
-    }
+    single(parse_delivery_report(body), Effect::MessageStatus)
 }
 
 pub fn inbound(body: &str) -> Plan {
-    match parse_inbound_message(body) {
-        Ok(message) => Plan::Apply(vec![Effect::InboundMessage(message)]),
-        Err(error) => Plan::Unprocessable(error.to_string()),
-    }
+    single(parse_inbound_message(body), Effect::InboundMessage)
+}
+
+/// The message was handed to the channel: recorded, but it never moves a status.
+pub fn submitted(body: &str) -> Plan {
+    single(parse_submitted_message(body), Effect::MessageSubmitted)
 }

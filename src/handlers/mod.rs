@@ -1,46 +1,152 @@
 //! What each kind of callback changes. Handlers are pure: they read the journaled body and
 //! return a plan; the store applies it together with marking the callback processed. That
-//! keeps them idempotent (the store's writes are) and testable without a database.
+//! keeps them testable without a database, and replay safe (the store's writes are
+//! idempotent).
 
+mod consents;
+mod contacts;
+mod events;
 mod journal_only;
 mod messages;
+mod sms;
 
 use crate::callback::Trigger;
-use crate::store::{PendingCallback, Plan};
+use crate::callback::payload::PayloadError;
+use crate::store::{Effect, PendingCallback, Plan};
 
 /// The plan for one journaled callback. One arm per trigger, so a new trigger is a
 /// compile error until someone decides what it does.
 pub fn plan(callback: &PendingCallback) -> Plan {
     use Trigger::*;
+    let body = callback.body.as_str();
     match callback.trigger {
-        MessageDelivery => messages::delivery_report(&callback.body),
-        MessageInbound => messages::inbound(&callback.body),
-        MessageSubmit
-        | EventInbound
-        | EventDelivery
-        | ConversationStart
-        | ConversationStop
-        | ConversationDelete
-        | ContactCreate
-        | ContactDelete
-        | ContactMerge
-        | ContactUpdate
-        | ContactIdentitiesDuplication
-        | Capability
-        | OptIn
-        | OptOut
-        | ChannelEvent
+        MessageDelivery => messages::delivery_report(body),
+        MessageInbound => messages::inbound(body),
+        MessageSubmit => messages::submitted(body),
+        EventInbound => events::inbound(body),
+        EventDelivery => events::delivery_report(body),
+        OptIn => consents::opt_in(body),
+        OptOut => consents::opt_out(body),
+        Capability => consents::capability(body),
+        ContactCreate | ContactUpdate | ContactDelete | ContactMerge => {
+            contacts::contact(body, callback.trigger)
+        }
+        ContactIdentitiesDuplication => contacts::identity_duplication(body),
+        ConversationStart | ConversationStop | ConversationDelete => {
+            contacts::conversation(body, callback.trigger)
+        }
+        SmsRecipientDeliveryReport | MmsRecipientDeliveryReport => sms::delivery_report(body),
+        SmsDeliveryReport | MmsDeliveryReport => sms::batch_report(body),
+        SmsInboundText | SmsInboundBinary | SmsInboundMedia => sms::inbound(body),
+        ChannelEvent
         | Unsupported
         | SmartConversation
         | MessageInboundSmartConversationRedaction
-        | RecordNotification
-        | SmsDeliveryReport
-        | MmsDeliveryReport
-        | SmsRecipientDeliveryReport
-        | MmsRecipientDeliveryReport
-        | SmsInboundText
-        | SmsInboundBinary
-        | SmsInboundMedia => journal_only::known(callback),
+        | RecordNotification => journal_only::known(callback),
         Unknown => journal_only::unknown(callback),
+    }
+}
+
+/// One effect from a parsed payload, or the reason it cannot be interpreted.
+fn single<T>(parsed: Result<T, PayloadError>, effect: impl FnOnce(T) -> Effect) -> Plan {
+    match parsed {
+        Ok(value) => Plan::Apply(vec![effect(value)]),
+        Err(error) => Plan::Unprocessable(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn plan_for(trigger: Trigger, body: &str) -> Plan {
+        plan(&PendingCallback {
+            id: 1,
+            received_at: Utc::now(),
+            trigger,
+            body: body.to_owned(),
+            attempts: 0,
+        })
+    }
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/callbacks/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn every_fixture_plans_its_effect() {
+        type IsExpected = fn(&Effect) -> bool;
+        let cases: [(&str, Trigger, IsExpected); 12] = [
+            ("message_delivery.json", Trigger::MessageDelivery, |e| {
+                matches!(e, Effect::MessageStatus(_))
+            }),
+            ("message_inbound.json", Trigger::MessageInbound, |e| {
+                matches!(e, Effect::InboundMessage(_))
+            }),
+            ("message_submit.json", Trigger::MessageSubmit, |e| {
+                matches!(e, Effect::MessageSubmitted(_))
+            }),
+            ("event_inbound.json", Trigger::EventInbound, |e| {
+                matches!(e, Effect::ContactEvent(_))
+            }),
+            ("event_delivery.json", Trigger::EventDelivery, |e| {
+                matches!(e, Effect::AppEventStatus(_))
+            }),
+            ("opt_in.json", Trigger::OptIn, |e| {
+                matches!(e, Effect::Consent(_))
+            }),
+            ("capability.json", Trigger::Capability, |e| {
+                matches!(e, Effect::Capability(_))
+            }),
+            ("contact_create.json", Trigger::ContactCreate, |e| {
+                matches!(e, Effect::Contact { .. })
+            }),
+            ("conversation_start.json", Trigger::ConversationStart, |e| {
+                matches!(e, Effect::Conversation { .. })
+            }),
+            (
+                "contact_identities_duplication.json",
+                Trigger::ContactIdentitiesDuplication,
+                |e| matches!(e, Effect::IdentityDuplications { .. }),
+            ),
+            (
+                "sms_recipient_delivery_report.json",
+                Trigger::SmsRecipientDeliveryReport,
+                |e| matches!(e, Effect::SmsDelivery(_)),
+            ),
+            ("channel_event.json", Trigger::ChannelEvent, |_| false),
+        ];
+        for (name, trigger, expected) in cases {
+            match plan_for(trigger, &fixture(name)) {
+                Plan::Apply(effects) if trigger == Trigger::ChannelEvent => {
+                    assert!(effects.is_empty())
+                }
+                Plan::Apply(effects) => assert!(
+                    effects.len() == 1 && expected(&effects[0]),
+                    "{name}: {effects:?}"
+                ),
+                Plan::Unprocessable(reason) => panic!("{name}: {reason}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_payload_missing_its_ids_is_unprocessable() {
+        for trigger in [
+            Trigger::OptOut,
+            Trigger::ContactUpdate,
+            Trigger::SmsRecipientDeliveryReport,
+            Trigger::EventInbound,
+        ] {
+            assert!(
+                matches!(plan_for(trigger, "{}"), Plan::Unprocessable(_)),
+                "{trigger}"
+            );
+        }
     }
 }

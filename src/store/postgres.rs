@@ -10,16 +10,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use tokio::sync::watch;
 
 use super::{
-    CallbackRecord, Effect, JournalOutcome, MessageRecord, NewCallback, PendingCallback, Plan,
-    Processed, StatusHistoryRecord, Store, StoreError, StoreOptions, Work,
+    CallbackRecord, JournalOutcome, MessageRecord, NewCallback, StatusHistoryRecord, Store,
+    StoreError, StoreOptions,
 };
 use crate::callback::Trigger;
-use crate::callback::payload::{DeliveryReport, InboundMessage};
-use crate::callback::status::{DeliveryStatus, ReportTime, StatusReport, supersedes};
 
 /// Journal batches committed at once. More than one lets commits overlap their round trips;
 /// beyond a few, batches just get smaller.
@@ -27,8 +26,16 @@ const JOURNAL_CONCURRENCY: usize = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// The advisory lock that orders event ids by commit (an arbitrary, fixed key).
+const EVENTS_LOCK: i64 = 0x5343_4845_5645_4E54; // "SCHEVENT"
+/// The NOTIFY channel that tells every replica's stream clients about new events.
+pub(super) const EVENTS_CHANNEL: &str = "sinch_webhooks_events";
+
 pub struct PostgresStore {
     pool: PgPool,
+    /// Bumped whenever any replica commits state changes (via LISTEN/NOTIFY).
+    events_signal: watch::Sender<u64>,
+    listener: tokio::task::JoinHandle<()>,
     /// Identifies this process's claims, for operators reading `lease_owner`.
     worker: String,
     lease: Duration,
@@ -49,8 +56,12 @@ impl PostgresStore {
             .connect_with(connect)
             .await?;
         super::migrate(&MIGRATOR, &pool, options.auto_migrate).await?;
+        let events_signal = watch::Sender::new(0);
+        let listener = tokio::spawn(listen_for_events(pool.clone(), events_signal.clone()));
         Ok(PostgresStore {
             pool,
+            events_signal,
+            listener,
             worker: format!(
                 "{}-{}",
                 std::process::id(),
@@ -149,29 +160,27 @@ impl Store for PostgresStore {
         // Replicas process concurrently and hold row locks until they commit: taking them in
         // one global order (by row, then arrival) rules out deadlocks between replicas.
         let mut order: Vec<usize> = (0..work.len()).collect();
-        order.sort_by(|&a, &b| {
-            (work[a].lock_key(), work[a].callback.id)
-                .cmp(&(work[b].lock_key(), work[b].callback.id))
-        });
-        let mut results = vec![Processed::AlreadyProcessed; work.len()];
+        order.sort_by_cached_key(|&i| (work[i].lock_key(), work[i].callback.id));
         let mut tx = self.pool.begin().await?;
-        for index in order {
-            let item = &work[index];
-            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-            results[index] = match process_one(&mut savepoint, item, now).await {
-                Ok(result) => {
-                    savepoint.commit().await?;
-                    result
-                }
-                Err(error) => {
-                    savepoint.rollback().await?;
-                    let message = error.to_string();
-                    record_failure(&mut tx, item, &message).await?;
-                    Processed::Failed(message)
-                }
-            };
+        let (results, events) = process_batch(&mut tx, work, &order, now).await?;
+        if !events.is_empty() {
+            // Event ids must follow commit order, or a stream resuming after id N could miss
+            // an event committed later with a smaller id. Replicas take turns from here to
+            // their commit, so ids are assigned in the order transactions commit.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(EVENTS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            insert_events(&mut tx, &events, now).await?;
+            sqlx::query("SELECT pg_notify($1, '')")
+                .bind(EVENTS_CHANNEL)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
+        if !events.is_empty() {
+            self.events_signal.send_modify(|n| *n += 1);
+        }
         Ok(results)
     }
 
@@ -234,7 +243,28 @@ impl Store for PostgresStore {
     }
 
     async fn close(&self) {
+        self.listener.abort();
         self.pool.close().await;
+    }
+}
+
+/// Relays NOTIFYs from every replica to this process's stream clients. The stream reads the
+/// events table itself, so a missed notification only delays delivery until its next poll.
+async fn listen_for_events(pool: PgPool, signal: watch::Sender<u64>) {
+    loop {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(EVENTS_CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                signal.send_modify(|n| *n += 1);
+            }
+        };
+        let result: Result<(), sqlx::Error> = listening.await;
+        if let Err(error) = result {
+            tracing::warn!(%error, "event notifications interrupted; reconnecting");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
@@ -248,197 +278,20 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
     })
 }
 
-/// Marks one callback processed (only if nobody else did) and applies its plan. The
-/// conditional update takes the row lock, so a replica whose lease expired and one that
-/// took over cannot both apply the same callback.
-async fn process_one(
-    conn: &mut PgConnection,
-    item: &Work,
-    now: DateTime<Utc>,
-) -> Result<Processed, sqlx::Error> {
-    let unprocessable = match &item.plan {
-        Plan::Unprocessable(reason) => Some(reason.as_str()),
-        Plan::Apply(_) => None,
-    };
-    let claimed = sqlx::query(
-        "UPDATE callbacks SET processed_at = $1, attempts = attempts + 1, last_error = $2, \
-         lease_owner = NULL, lease_until = NULL WHERE id = $3 AND processed_at IS NULL",
-    )
-    .bind(now)
-    .bind(unprocessable)
-    .bind(item.callback.id)
-    .execute(&mut *conn)
-    .await?;
-    if claimed.rows_affected() == 0 {
-        return Ok(Processed::AlreadyProcessed);
-    }
-    match &item.plan {
-        Plan::Unprocessable(reason) => Ok(Processed::Unprocessable(reason.clone())),
-        Plan::Apply(effects) => {
-            for effect in effects {
-                match effect {
-                    Effect::DeliveryReport(report) => {
-                        apply_delivery_report(conn, report, &item.callback, now).await?;
-                    }
-                    Effect::InboundMessage(message) => {
-                        apply_inbound_message(conn, message, now).await?;
-                    }
-                }
-            }
-            Ok(Processed::Applied)
-        }
-    }
+super::domain::domain_writes! {
+    conn: PgConnection,
+    row: PgRow,
+    bind_time: pg_time,
+    read_time: read_time,
+    lock: " FOR UPDATE",
+    release_lease: ", lease_owner = NULL, lease_until = NULL",
 }
 
-async fn record_failure(
-    conn: &mut PgConnection,
-    item: &Work,
-    error: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE callbacks SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, \
-         lease_owner = NULL, lease_until = NULL WHERE id = $3 AND processed_at IS NULL",
-    )
-    .bind(error)
-    .bind(item.retry_at)
-    .bind(item.callback.id)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// PostgreSQL binds times as `TIMESTAMPTZ` directly.
+fn pg_time(time: &DateTime<Utc>) -> DateTime<Utc> {
+    *time
 }
 
-async fn apply_delivery_report(
-    conn: &mut PgConnection,
-    report: &DeliveryReport,
-    callback: &PendingCallback,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let incoming = StatusReport {
-        status: report.status.clone(),
-        time: ReportTime::new(
-            report.event_time,
-            report.accepted_time,
-            callback.received_at,
-        ),
-    };
-    // Make sure the row exists, then lock it: two replicas deciding the status of one
-    // message at the same time take turns.
-    sqlx::query(
-        "INSERT INTO messages (message_id, direction, created_at, updated_at) \
-         VALUES ($1, 'outbound', $2, $2) ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(&report.message_id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query(
-        "SELECT status, status_at, status_accepted_at FROM messages \
-         WHERE message_id = $1 FOR UPDATE",
-    )
-    .bind(&report.message_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let current = current_status(&row)?;
-    let applied = supersedes(current.as_ref(), &incoming);
-    if applied {
-        sqlx::query(
-            "UPDATE messages SET status = $1, status_at = $2, status_accepted_at = $3, \
-             channel = COALESCE($4, channel), identity = COALESCE($5, identity), \
-             conversation_id = COALESCE($6, conversation_id), contact_id = COALESCE($7, contact_id), \
-             reason_code = $8, reason_description = $9, updated_at = $10 WHERE message_id = $11",
-        )
-        .bind(report.status.as_str())
-        .bind(incoming.time.at)
-        .bind(incoming.time.accepted)
-        .bind(&report.channel)
-        .bind(&report.identity)
-        .bind(&report.conversation_id)
-        .bind(&report.contact_id)
-        .bind(&report.reason_code)
-        .bind(&report.reason_description)
-        .bind(now)
-        .bind(&report.message_id)
-        .execute(&mut *conn)
-        .await?;
-    } else {
-        fill_blanks(conn, report, now).await?;
-    }
-    sqlx::query(
-        "INSERT INTO message_status_history (message_id, status, status_at, accepted_at, channel, \
-         reason_code, reason_description, callback_id, applied, recorded_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (callback_id) DO NOTHING",
-    )
-    .bind(&report.message_id)
-    .bind(report.status.as_str())
-    .bind(incoming.time.at)
-    .bind(incoming.time.accepted)
-    .bind(&report.channel)
-    .bind(&report.reason_code)
-    .bind(&report.reason_description)
-    .bind(callback.id)
-    .bind(applied)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// A report that does not change the status may still tell us what we did not know yet.
-async fn fill_blanks(
-    conn: &mut PgConnection,
-    report: &DeliveryReport,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE messages SET channel = COALESCE(channel, $1), identity = COALESCE(identity, $2), \
-         conversation_id = COALESCE(conversation_id, $3), contact_id = COALESCE(contact_id, $4), \
-         updated_at = $5 WHERE message_id = $6",
-    )
-    .bind(&report.channel)
-    .bind(&report.identity)
-    .bind(&report.conversation_id)
-    .bind(&report.contact_id)
-    .bind(now)
-    .bind(&report.message_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-fn current_status(row: &PgRow) -> Result<Option<StatusReport>, sqlx::Error> {
-    let status: Option<String> = row.try_get("status")?;
-    let at: Option<DateTime<Utc>> = row.try_get("status_at")?;
-    Ok(status.zip(at).map(|(status, at)| StatusReport {
-        status: DeliveryStatus::parse(&status),
-        time: ReportTime {
-            at,
-            accepted: row.try_get("status_accepted_at").ok().flatten(),
-        },
-    }))
-}
-
-async fn apply_inbound_message(
-    conn: &mut PgConnection,
-    message: &InboundMessage,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO messages (message_id, direction, status_at, status_accepted_at, channel, \
-         identity, conversation_id, contact_id, text, content, created_at, updated_at) \
-         VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-         ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(&message.message_id)
-    .bind(message.event_time.or(message.accepted_time))
-    .bind(message.accepted_time)
-    .bind(&message.channel)
-    .bind(&message.identity)
-    .bind(&message.conversation_id)
-    .bind(&message.contact_id)
-    .bind(&message.text)
-    .bind(&message.content)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
+fn read_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    row.try_get(column)
 }

@@ -10,18 +10,17 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use super::{
-    CallbackRecord, Effect, JournalOutcome, MessageRecord, NewCallback, PendingCallback, Plan,
-    Processed, StatusHistoryRecord, Store, StoreError, StoreOptions, Work,
+    CallbackRecord, JournalOutcome, MessageRecord, NewCallback, StatusHistoryRecord, Store,
+    StoreError, StoreOptions,
 };
 use crate::callback::Trigger;
-use crate::callback::payload::{DeliveryReport, InboundMessage};
-use crate::callback::status::{DeliveryStatus, ReportTime, StatusReport, supersedes};
 
 /// Connections: one for the journal, one for the dispatcher, the rest for reads.
 const MAX_CONNECTIONS: u32 = 4;
@@ -34,6 +33,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     write_gate: Mutex<()>,
+    /// Bumped after each commit that recorded state changes: the live stream's wake-up.
+    events_signal: watch::Sender<u64>,
 }
 
 impl SqliteStore {
@@ -73,6 +74,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             pool,
             write_gate: Mutex::new(()),
+            events_signal: watch::Sender::new(0),
         })
     }
 }
@@ -164,26 +166,15 @@ impl Store for SqliteStore {
         work: &[Work],
         now: DateTime<Utc>,
     ) -> Result<Vec<Processed>, StoreError> {
+        let order: Vec<usize> = (0..work.len()).collect();
         let _gate = self.write_gate.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results = Vec::with_capacity(work.len());
-        for item in work {
-            // A savepoint per callback: a failure undoes that callback's effects only.
-            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
-            match process_one(&mut savepoint, item, now).await {
-                Ok(result) => {
-                    savepoint.commit().await?;
-                    results.push(result);
-                }
-                Err(error) => {
-                    savepoint.rollback().await?;
-                    let message = error.to_string();
-                    record_failure(&mut tx, item, &message).await?;
-                    results.push(Processed::Failed(message));
-                }
-            }
-        }
+        let (results, events) = process_batch(&mut tx, work, &order, now).await?;
+        insert_events(&mut tx, &events, now).await?;
         tx.commit().await?;
+        if !events.is_empty() {
+            self.events_signal.send_modify(|n| *n += 1);
+        }
         Ok(results)
     }
 
@@ -252,213 +243,20 @@ impl Store for SqliteStore {
     }
 }
 
-/// Marks one callback processed (only if nobody else did) and applies its plan.
-async fn process_one(
-    conn: &mut SqliteConnection,
-    item: &Work,
-    now: DateTime<Utc>,
-) -> Result<Processed, sqlx::Error> {
-    let unprocessable = match &item.plan {
-        Plan::Unprocessable(reason) => Some(reason.as_str()),
-        Plan::Apply(_) => None,
-    };
-    let claimed = sqlx::query(
-        "UPDATE callbacks SET processed_at = ?, attempts = attempts + 1, last_error = ? \
-         WHERE id = ? AND processed_at IS NULL",
-    )
-    .bind(ts(&now))
-    .bind(unprocessable)
-    .bind(item.callback.id)
-    .execute(&mut *conn)
-    .await?;
-    if claimed.rows_affected() == 0 {
-        return Ok(Processed::AlreadyProcessed);
-    }
-    match &item.plan {
-        Plan::Unprocessable(reason) => Ok(Processed::Unprocessable(reason.clone())),
-        Plan::Apply(effects) => {
-            for effect in effects {
-                apply(conn, effect, &item.callback, now).await?;
-            }
-            Ok(Processed::Applied)
-        }
-    }
+super::domain::domain_writes! {
+    conn: SqliteConnection,
+    row: SqliteRow,
+    bind_time: ts,
+    read_time: read_ts,
+    lock: "",
+    release_lease: "",
 }
 
-async fn record_failure(
-    conn: &mut SqliteConnection,
-    item: &Work,
-    error: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE callbacks SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? \
-         WHERE id = ? AND processed_at IS NULL",
-    )
-    .bind(error)
-    .bind(ts(&item.retry_at))
-    .bind(item.callback.id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn apply(
-    conn: &mut SqliteConnection,
-    effect: &Effect,
-    callback: &PendingCallback,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    match effect {
-        Effect::DeliveryReport(report) => apply_delivery_report(conn, report, callback, now).await,
-        Effect::InboundMessage(message) => apply_inbound_message(conn, message, now).await,
-    }
-}
-
-async fn apply_delivery_report(
-    conn: &mut SqliteConnection,
-    report: &DeliveryReport,
-    callback: &PendingCallback,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let incoming = StatusReport {
-        status: report.status.clone(),
-        time: ReportTime::new(
-            report.event_time,
-            report.accepted_time,
-            callback.received_at,
-        ),
-    };
-    let now_text = ts(&now);
-    sqlx::query(
-        "INSERT INTO messages (message_id, direction, created_at, updated_at) \
-         VALUES (?, 'outbound', ?, ?) ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(&report.message_id)
-    .bind(&now_text)
-    .bind(&now_text)
-    .execute(&mut *conn)
-    .await?;
-    let row = sqlx::query(
-        "SELECT status, status_at, status_accepted_at FROM messages WHERE message_id = ?",
-    )
-    .bind(&report.message_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let current = current_status(&row)?;
-    let applied = supersedes(current.as_ref(), &incoming);
-    let status_at = ts(&incoming.time.at);
-    let accepted_at = incoming.time.accepted.as_ref().map(ts);
-    if applied {
-        sqlx::query(
-            "UPDATE messages SET status = ?, status_at = ?, status_accepted_at = ?, \
-             channel = COALESCE(?, channel), identity = COALESCE(?, identity), \
-             conversation_id = COALESCE(?, conversation_id), contact_id = COALESCE(?, contact_id), \
-             reason_code = ?, reason_description = ?, updated_at = ? WHERE message_id = ?",
-        )
-        .bind(report.status.as_str())
-        .bind(&status_at)
-        .bind(&accepted_at)
-        .bind(&report.channel)
-        .bind(&report.identity)
-        .bind(&report.conversation_id)
-        .bind(&report.contact_id)
-        .bind(&report.reason_code)
-        .bind(&report.reason_description)
-        .bind(&now_text)
-        .bind(&report.message_id)
-        .execute(&mut *conn)
-        .await?;
-    } else {
-        fill_blanks(conn, report, &now_text).await?;
-    }
-    sqlx::query(
-        "INSERT INTO message_status_history (message_id, status, status_at, accepted_at, channel, \
-         reason_code, reason_description, callback_id, applied, recorded_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (callback_id) DO NOTHING",
-    )
-    .bind(&report.message_id)
-    .bind(report.status.as_str())
-    .bind(&status_at)
-    .bind(&accepted_at)
-    .bind(&report.channel)
-    .bind(&report.reason_code)
-    .bind(&report.reason_description)
-    .bind(callback.id)
-    .bind(applied)
-    .bind(&now_text)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// A report that does not change the status may still tell us what we did not know yet.
-async fn fill_blanks(
-    conn: &mut SqliteConnection,
-    report: &DeliveryReport,
-    now: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE messages SET channel = COALESCE(channel, ?), identity = COALESCE(identity, ?), \
-         conversation_id = COALESCE(conversation_id, ?), contact_id = COALESCE(contact_id, ?), \
-         updated_at = ? WHERE message_id = ?",
-    )
-    .bind(&report.channel)
-    .bind(&report.identity)
-    .bind(&report.conversation_id)
-    .bind(&report.contact_id)
-    .bind(now)
-    .bind(&report.message_id)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-fn current_status(row: &sqlx::sqlite::SqliteRow) -> Result<Option<StatusReport>, sqlx::Error> {
-    let Some(status) = row.try_get::<Option<String>, _>("status")? else {
-        return Ok(None);
-    };
-    let at = row.try_get::<Option<String>, _>("status_at")?;
-    let accepted = row.try_get::<Option<String>, _>("status_accepted_at")?;
-    Ok(at.as_deref().and_then(parse_ts).map(|at| StatusReport {
-        status: DeliveryStatus::parse(&status),
-        time: ReportTime {
-            at,
-            accepted: accepted.as_deref().and_then(parse_ts),
-        },
-    }))
-}
-
-async fn apply_inbound_message(
-    conn: &mut SqliteConnection,
-    message: &InboundMessage,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let now_text = ts(&now);
-    sqlx::query(
-        "INSERT INTO messages (message_id, direction, status_at, status_accepted_at, channel, \
-         identity, conversation_id, contact_id, text, content, created_at, updated_at) \
-         VALUES (?, 'inbound', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (message_id) DO NOTHING",
-    )
-    .bind(&message.message_id)
-    .bind(
-        message
-            .event_time
-            .or(message.accepted_time)
-            .as_ref()
-            .map(ts),
-    )
-    .bind(message.accepted_time.as_ref().map(ts))
-    .bind(&message.channel)
-    .bind(&message.identity)
-    .bind(&message.conversation_id)
-    .bind(&message.contact_id)
-    .bind(&message.text)
-    .bind(&message.content)
-    .bind(&now_text)
-    .bind(&now_text)
-    .execute(conn)
-    .await?;
-    Ok(())
+fn read_ts(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    Ok(row
+        .try_get::<Option<String>, _>(column)?
+        .as_deref()
+        .and_then(parse_ts))
 }
 
 /// The stored form of a time: fixed-width UTC with microseconds, so text order is time order.

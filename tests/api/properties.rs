@@ -1047,7 +1047,7 @@ proptest! {
         let report = parse_delivery_report(&b);
         prop_assert!(report.is_ok(), "{b} gave {report:?}");
         let report = report.unwrap();
-        prop_assert_eq!(&report.message_id, &m);
+        prop_assert_eq!(&report.id, &m);
         prop_assert_eq!(report.status.as_str(), s.as_str());
         prop_assert_eq!(report.channel.as_deref(), Some(c.as_str()));
     }
@@ -1108,7 +1108,7 @@ proptest! {
         ],
     ) {
         if let Ok(report) = parse_delivery_report(&body) {
-            prop_assert!(!report.message_id.is_empty());
+            prop_assert!(!report.id.is_empty());
             prop_assert!(!report.status.as_str().is_empty());
         }
         if let Ok(message) = parse_inbound_message(&body) {

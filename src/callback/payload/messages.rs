@@ -1,25 +1,20 @@
-//! Typed views of the callbacks that change domain state. Parsing is lenient about what
-//! Sinch leaves out (empty strings, missing times) and strict about what a handler needs.
+//! Conversation messages and app events: delivery reports, inbound messages, submits.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::status::DeliveryStatus;
+use super::{
+    ChannelIdentity, PayloadError, conversation, non_empty, parse_time, raw_json, required,
+    split_identity,
+};
+use crate::callback::status::DeliveryStatus;
 
-/// A payload that cannot be interpreted: retrying will not help, so it is recorded and
-/// set aside rather than retried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unprocessable {trigger} payload: {reason}")]
-pub struct PayloadError {
-    pub trigger: &'static str,
-    pub reason: String,
-}
-
-/// A MESSAGE_DELIVERY report for one outbound Conversation message.
+/// A delivery report: MESSAGE_DELIVERY for a message, EVENT_DELIVERY for an app event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryReport {
-    pub message_id: String,
+    /// The message id (MESSAGE_DELIVERY) or event id (EVENT_DELIVERY).
+    pub id: String,
     pub status: DeliveryStatus,
     pub channel: Option<String>,
     pub identity: Option<String>,
@@ -47,28 +42,34 @@ pub struct InboundMessage {
     pub accepted_time: Option<DateTime<Utc>>,
 }
 
-#[derive(Deserialize)]
-struct DeliveryEnvelope {
-    accepted_time: Option<String>,
-    event_time: Option<String>,
-    message_delivery_report: DeliveryFields,
-}
-
-#[derive(Deserialize)]
-struct InboundEnvelope {
-    accepted_time: Option<String>,
-    event_time: Option<String>,
-    message: InboundFields,
+/// A MESSAGE_SUBMIT notification: the message was handed to the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmittedMessage {
+    pub message_id: String,
+    pub channel: Option<String>,
+    pub identity: Option<String>,
+    pub conversation_id: Option<String>,
+    pub contact_id: Option<String>,
+    /// The `submitted_message` object as JSON.
+    pub content: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize)]
 struct DeliveryFields {
     message_id: Option<String>,
+    event_id: Option<String>,
     status: Option<String>,
     channel_identity: Option<ChannelIdentity>,
     conversation_id: Option<String>,
     contact_id: Option<String>,
     reason: Option<Reason>,
+}
+
+#[derive(Deserialize)]
+struct Reason {
+    code: Option<String>,
+    description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -82,15 +83,12 @@ struct InboundFields {
 }
 
 #[derive(Deserialize)]
-struct ChannelIdentity {
-    channel: Option<String>,
-    identity: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Reason {
-    code: Option<String>,
-    description: Option<String>,
+struct SubmitFields {
+    message_id: Option<String>,
+    channel_identity: Option<ChannelIdentity>,
+    conversation_id: Option<String>,
+    contact_id: Option<String>,
+    submitted_message: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -104,21 +102,31 @@ struct TextMessage {
 }
 
 pub fn parse_delivery_report(body: &str) -> Result<DeliveryReport, PayloadError> {
-    const TRIGGER: &str = "MESSAGE_DELIVERY";
-    let envelope: DeliveryEnvelope =
-        serde_json::from_str(body).map_err(|e| invalid(TRIGGER, e.to_string()))?;
-    let fields = envelope.message_delivery_report;
+    delivery_report(body, "message_delivery_report", "MESSAGE_DELIVERY")
+}
+
+pub fn parse_event_delivery_report(body: &str) -> Result<DeliveryReport, PayloadError> {
+    delivery_report(body, "event_delivery_report", "EVENT_DELIVERY")
+}
+
+fn delivery_report(
+    body: &str,
+    key: &str,
+    trigger: &'static str,
+) -> Result<DeliveryReport, PayloadError> {
+    let (envelope, fields): (_, DeliveryFields) = conversation(body, key, trigger)?;
     let (channel, identity) = split_identity(fields.channel_identity);
     let (reason_code, reason_description) = fields
         .reason
         .map(|r| (non_empty(r.code), non_empty(r.description)))
         .unwrap_or_default();
+    let (id, id_name) = match trigger {
+        "EVENT_DELIVERY" => (fields.event_id, "event_id"),
+        _ => (fields.message_id, "message_id"),
+    };
     Ok(DeliveryReport {
-        message_id: non_empty(fields.message_id)
-            .ok_or_else(|| invalid(TRIGGER, "message_id is missing".into()))?,
-        status: non_empty(fields.status)
-            .map(|s| DeliveryStatus::parse(&s))
-            .ok_or_else(|| invalid(TRIGGER, "status is missing".into()))?,
+        id: required(id, trigger, id_name)?,
+        status: DeliveryStatus::parse(&required(fields.status, trigger, "status")?),
         channel,
         identity,
         conversation_id: non_empty(fields.conversation_id),
@@ -131,10 +139,7 @@ pub fn parse_delivery_report(body: &str) -> Result<DeliveryReport, PayloadError>
 }
 
 pub fn parse_inbound_message(body: &str) -> Result<InboundMessage, PayloadError> {
-    const TRIGGER: &str = "MESSAGE_INBOUND";
-    let envelope: InboundEnvelope =
-        serde_json::from_str(body).map_err(|e| invalid(TRIGGER, e.to_string()))?;
-    let fields = envelope.message;
+    let (envelope, fields): (_, InboundFields) = conversation(body, "message", "MESSAGE_INBOUND")?;
     let (channel, identity) = split_identity(fields.channel_identity);
     let text = fields
         .contact_message
@@ -143,57 +148,43 @@ pub fn parse_inbound_message(body: &str) -> Result<InboundMessage, PayloadError>
         .and_then(|m| m.text_message)
         .and_then(|t| t.text);
     Ok(InboundMessage {
-        message_id: non_empty(fields.id)
-            .ok_or_else(|| invalid(TRIGGER, "message.id is missing".into()))?,
+        message_id: required(fields.id, "MESSAGE_INBOUND", "message.id")?,
         channel,
         identity,
         conversation_id: non_empty(fields.conversation_id),
         contact_id: non_empty(fields.contact_id),
         text,
-        content: fields.contact_message.map(|raw| raw.get().to_owned()),
+        content: raw_json(fields.contact_message),
         event_time: parse_time(envelope.event_time),
         accepted_time: parse_time(envelope.accepted_time.or(fields.accept_time)),
     })
 }
 
-fn split_identity(ci: Option<ChannelIdentity>) -> (Option<String>, Option<String>) {
-    ci.map(|c| (non_empty(c.channel), non_empty(c.identity)))
-        .unwrap_or_default()
-}
-
-/// Sinch sends `""` for ids that do not apply (e.g. contact ids in DISPATCH mode).
-fn non_empty(value: Option<String>) -> Option<String> {
-    value.filter(|s| !s.is_empty())
-}
-
-/// RFC 3339 with any fractional precision (Sinch sends milli-, micro- and nanoseconds).
-/// An unreadable time is treated as absent rather than failing the whole callback.
-pub fn parse_time(value: Option<String>) -> Option<DateTime<Utc>> {
-    value
-        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn invalid(trigger: &'static str, reason: String) -> PayloadError {
-    PayloadError { trigger, reason }
+pub fn parse_submitted_message(body: &str) -> Result<SubmittedMessage, PayloadError> {
+    const TRIGGER: &str = "MESSAGE_SUBMIT";
+    let (envelope, fields): (_, SubmitFields) =
+        conversation(body, "message_submit_notification", TRIGGER)?;
+    let (channel, identity) = split_identity(fields.channel_identity);
+    Ok(SubmittedMessage {
+        message_id: required(fields.message_id, TRIGGER, "message_id")?,
+        channel,
+        identity,
+        conversation_id: non_empty(fields.conversation_id),
+        contact_id: non_empty(fields.contact_id),
+        content: raw_json(fields.submitted_message),
+        submitted_at: parse_time(envelope.event_time.or(envelope.accepted_time)),
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::fixture;
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        let path = format!(
-            "{}/tests/fixtures/callbacks/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
 
     #[test]
     fn reads_a_failed_delivery_report_with_its_reason() {
         let report = parse_delivery_report(&fixture("message_delivery.json")).unwrap();
-        assert_eq!(report.message_id, "01HMSGOUT0000000000000000B");
+        assert_eq!(report.id, "01HMSGOUT0000000000000000B");
         assert_eq!(report.status, DeliveryStatus::Failed);
         assert_eq!(report.channel.as_deref(), Some("WHATSAPP"));
         assert_eq!(report.identity.as_deref(), Some("46701234567"));
@@ -210,6 +201,18 @@ mod tests {
     }
 
     #[test]
+    fn reads_an_event_delivery_report() {
+        let report = parse_event_delivery_report(&fixture("event_delivery.json")).unwrap();
+        assert_eq!(report.id, "01HEVTOUT0000000000000000F");
+        assert_eq!(report.status, DeliveryStatus::Delivered);
+        assert_eq!(report.channel.as_deref(), Some("MESSENGER"));
+        assert_eq!(
+            report.contact_id.as_deref(),
+            Some("01HCONT000000000000000000E")
+        );
+    }
+
+    #[test]
     fn reads_an_inbound_text_message() {
         let message = parse_inbound_message(&fixture("message_inbound.json")).unwrap();
         assert_eq!(message.message_id, "01HMSGIN00000000000000000A");
@@ -222,10 +225,37 @@ mod tests {
     }
 
     #[test]
-    fn a_report_without_message_id_is_unprocessable() {
+    fn reads_a_submit_notification() {
+        let submitted = parse_submitted_message(&fixture("message_submit.json")).unwrap();
+        assert_eq!(submitted.message_id, "01HMSGOUT0000000000000000B");
+        assert_eq!(submitted.channel.as_deref(), Some("SMS"));
+        assert!(
+            submitted
+                .content
+                .unwrap_or_default()
+                .contains("Your code is 1234")
+        );
+        assert_eq!(
+            submitted.submitted_at,
+            parse_time(Some("2025-03-04T12:04:58.100Z".into()))
+        );
+    }
+
+    #[test]
+    fn a_report_without_its_id_is_unprocessable() {
         let err =
             parse_delivery_report(r#"{"message_delivery_report":{"status":"READ"}}"#).unwrap_err();
         assert!(err.reason.contains("message_id"), "{err}");
+        let err = parse_event_delivery_report(r#"{"event_delivery_report":{"status":"READ"}}"#)
+            .unwrap_err();
+        assert!(err.reason.contains("event_id"), "{err}");
+    }
+
+    #[test]
+    fn the_payload_key_must_be_the_triggers_own() {
+        let both = r#"{"message":{"id":"in"},"message_delivery_report":{"message_id":"out","status":"READ"}}"#;
+        assert_eq!(parse_delivery_report(both).unwrap().id, "out");
+        assert_eq!(parse_inbound_message(both).unwrap().message_id, "in");
     }
 
     #[test]

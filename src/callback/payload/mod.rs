@@ -1,0 +1,114 @@
+//! Typed views of the callbacks that change domain state, one module per trigger family.
+//! Parsing is lenient about what Sinch leaves out (empty strings, missing times, unknown
+//! fields) and strict only about what a handler needs to act (the ids).
+
+mod consents;
+mod contacts;
+mod events;
+mod messages;
+mod sms;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+
+pub use consents::{CapabilityReport, ConsentKind, ConsentReport, parse_capability, parse_consent};
+pub use contacts::{
+    ContactChange, ContactState, ConversationChange, ConversationState, IdentityDuplication,
+    parse_contact, parse_conversation, parse_identity_duplication,
+};
+pub use events::{ContactEvent, parse_contact_event};
+pub use messages::{
+    DeliveryReport, InboundMessage, SubmittedMessage, parse_delivery_report,
+    parse_event_delivery_report, parse_inbound_message, parse_submitted_message,
+};
+pub use sms::{
+    SmsBatchReport, SmsDeliveryReport, SmsInbound, parse_sms_batch_report,
+    parse_sms_delivery_report, parse_sms_inbound,
+};
+
+/// A payload that cannot be interpreted: retrying will not help, so it is recorded and
+/// set aside rather than retried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unprocessable {trigger} payload: {reason}")]
+pub struct PayloadError {
+    pub trigger: &'static str,
+    pub reason: String,
+}
+
+/// The fields every Conversation callback shares, around its trigger-specific payload.
+#[derive(Deserialize)]
+struct Envelope {
+    accepted_time: Option<String>,
+    event_time: Option<String>,
+}
+
+/// Parses the envelope and the trigger's payload under `key`.
+fn conversation<T: DeserializeOwned>(
+    body: &str,
+    key: &str,
+    trigger: &'static str,
+) -> Result<(Envelope, T), PayloadError> {
+    let envelope: Envelope = serde_json::from_str(body).map_err(|e| invalid(trigger, e))?;
+    let members: std::collections::HashMap<String, &RawValue> =
+        serde_json::from_str(body).map_err(|e| invalid(trigger, e))?;
+    let raw = members
+        .get(key)
+        .ok_or_else(|| invalid(trigger, format!("{key} is missing")))?;
+    let payload = serde_json::from_str(raw.get()).map_err(|e| invalid(trigger, e))?;
+    Ok((envelope, payload))
+}
+
+#[derive(Deserialize)]
+struct ChannelIdentity {
+    channel: Option<String>,
+    identity: Option<String>,
+}
+
+fn split_identity(ci: Option<ChannelIdentity>) -> (Option<String>, Option<String>) {
+    ci.map(|c| (non_empty(c.channel), non_empty(c.identity)))
+        .unwrap_or_default()
+}
+
+/// Sinch sends `""` for ids that do not apply (e.g. contact ids in DISPATCH mode).
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|s| !s.is_empty())
+}
+
+fn required(
+    value: Option<String>,
+    trigger: &'static str,
+    name: &str,
+) -> Result<String, PayloadError> {
+    non_empty(value).ok_or_else(|| invalid(trigger, format!("{name} is missing")))
+}
+
+/// RFC 3339 with any fractional precision (Sinch sends milli-, micro- and nanoseconds).
+/// An unreadable time is treated as absent rather than failing the whole callback.
+pub fn parse_time(value: Option<String>) -> Option<DateTime<Utc>> {
+    value
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// A JSON value kept as text (for columns that store what Sinch sent as-is).
+fn raw_json(value: Option<Box<RawValue>>) -> Option<String> {
+    value.map(|raw| raw.get().to_owned())
+}
+
+fn invalid(trigger: &'static str, reason: impl ToString) -> PayloadError {
+    PayloadError {
+        trigger,
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/callbacks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}

@@ -1,0 +1,1017 @@
+//! The domain tables, written once for both backends.
+//!
+//! The SQL here runs unchanged on SQLite and PostgreSQL (`$N` placeholders, `ON CONFLICT`,
+//! `RETURNING`). What differs is passed in by each backend: its connection and row types,
+//! how a time is bound (fixed-width UTC text on SQLite, `TIMESTAMPTZ` on PostgreSQL) and read
+//! back, and whether a row is locked while a decision is made about it (PostgreSQL, where
+//! several replicas write at once; SQLite has a single writer).
+//!
+//! Every write is idempotent, so replaying a callback changes nothing, and every write that
+//! changes state reports it as an event for the live stream.
+
+/// Expands to the write functions for one backend.
+macro_rules! domain_writes {
+    (
+        conn: $Conn:ty,
+        row: $Row:ty,
+        bind_time: $time:path,
+        read_time: $read_time:path,
+        lock: $lock:literal,
+        release_lease: $release_lease:literal $(,)?
+    ) => {
+        use $crate::callback::payload::{
+            CapabilityReport, ConsentKind, ConsentReport, ContactChange, ContactEvent,
+            ContactState, ConversationChange, ConversationState, DeliveryReport,
+            IdentityDuplication, InboundMessage, SmsBatchReport, SmsDeliveryReport, SmsInbound,
+            SubmittedMessage,
+        };
+        use $crate::callback::status::{
+            DeliveryStatus, ReportTime, StatusReport, sms_supersedes, supersedes,
+        };
+        use $crate::store::{Effect, NewEvent, PendingCallback, Plan, Processed, Work};
+
+        /// Processes a batch inside the caller's transaction, in `order`, each callback in a
+        /// savepoint of its own: a failure undoes that callback's effects only and records it
+        /// for retry. Returns one result per callback (in input order) and the state changes.
+        async fn process_batch(
+            conn: &mut $Conn,
+            work: &[Work],
+            order: &[usize],
+            now: DateTime<Utc>,
+        ) -> Result<(Vec<Processed>, Vec<(i64, NewEvent)>), sqlx::Error> {
+            let mut results = vec![Processed::AlreadyProcessed; work.len()];
+            let mut batch_events = Vec::new();
+            for &index in order {
+                let item = &work[index];
+                let mut events = Vec::new();
+                let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+                results[index] = match process_one(&mut savepoint, item, now, &mut events).await {
+                    Ok(result) => {
+                        savepoint.commit().await?;
+                        batch_events.extend(events.into_iter().map(|e| (item.callback.id, e)));
+                        result
+                    }
+                    Err(error) => {
+                        savepoint.rollback().await?;
+                        let message = error.to_string();
+                        record_failure(&mut *conn, item, &message).await?;
+                        Processed::Failed(message)
+                    }
+                };
+            }
+            Ok((results, batch_events))
+        }
+
+        /// The tables a delivery report can be about: messages, or events the app sent.
+        struct StatusTable {
+            table: &'static str,
+            key: &'static str,
+            history: &'static str,
+            ensure_row: &'static str,
+            event: &'static str,
+        }
+
+        const MESSAGES: StatusTable = StatusTable {
+            table: "messages",
+            key: "message_id",
+            history: "message_status_history",
+            ensure_row: "INSERT INTO messages (message_id, direction, created_at, updated_at) \
+                         VALUES ($1, 'outbound', $2, $2) ON CONFLICT (message_id) DO NOTHING",
+            event: "message.status",
+        };
+
+        const APP_EVENTS: StatusTable = StatusTable {
+            table: "app_events",
+            key: "event_id",
+            history: "app_event_status_history",
+            ensure_row: "INSERT INTO app_events (event_id, created_at, updated_at) \
+                         VALUES ($1, $2, $2) ON CONFLICT (event_id) DO NOTHING",
+            event: "event.status",
+        };
+
+        /// Applies one effect; state changes are appended to `events`.
+        async fn apply_effect(
+            conn: &mut $Conn,
+            effect: &Effect,
+            callback: &PendingCallback,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            match effect {
+                Effect::MessageStatus(report) => {
+                    apply_status_report(conn, &MESSAGES, report, callback, now, events).await
+                }
+                Effect::AppEventStatus(report) => {
+                    apply_status_report(conn, &APP_EVENTS, report, callback, now, events).await
+                }
+                Effect::InboundMessage(message) => {
+                    apply_inbound_message(conn, message, now, events).await
+                }
+                Effect::MessageSubmitted(submitted) => {
+                    apply_submitted(conn, submitted, callback, now, events).await
+                }
+                Effect::ContactEvent(event) => {
+                    apply_contact_event(conn, event, callback, now, events).await
+                }
+                Effect::Consent(consent) => apply_consent(conn, consent, callback, now, events).await,
+                Effect::Capability(capability) => {
+                    apply_capability(conn, capability, callback, now, events).await
+                }
+                Effect::Contact { change, at } => {
+                    let at = at.unwrap_or(callback.received_at);
+                    apply_contact(conn, change, at, now, events).await
+                }
+                Effect::Conversation { change, state, at } => {
+                    let at = at.unwrap_or(callback.received_at);
+                    apply_conversation(conn, *change, state, at, now, events).await
+                }
+                Effect::IdentityDuplications { duplications, at } => {
+                    let at = at.unwrap_or(callback.received_at);
+                    apply_duplications(conn, duplications, callback.id, at, events).await
+                }
+                Effect::SmsDelivery(report) => {
+                    apply_sms_delivery(conn, report, callback, now, events).await
+                }
+                Effect::SmsBatch(batch) => apply_sms_batch(conn, batch, callback.id, now, events).await,
+                Effect::SmsInbound(message) => {
+                    apply_sms_inbound(conn, message, callback.id, now, events).await
+                }
+            }
+        }
+
+        async fn apply_status_report(
+            conn: &mut $Conn,
+            table: &StatusTable,
+            report: &DeliveryReport,
+            callback: &PendingCallback,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let incoming = StatusReport {
+                status: report.status.clone(),
+                time: ReportTime::new(report.event_time, report.accepted_time, callback.received_at),
+            };
+            sqlx::query(table.ensure_row)
+                .bind(&report.id)
+                .bind($time(&now))
+                .execute(&mut *conn)
+                .await?;
+            let row = sqlx::query(&format!(
+                "SELECT status, status_at, status_accepted_at FROM {} WHERE {} = $1{}",
+                table.table, table.key, $lock
+            ))
+            .bind(&report.id)
+            .fetch_one(&mut *conn)
+            .await?;
+            let current_status: Option<String> = row.try_get("status")?;
+            let current = match (current_status.as_deref(), $read_time(&row, "status_at")?) {
+                (Some(status), Some(at)) => Some(StatusReport {
+                    status: DeliveryStatus::parse(status),
+                    time: ReportTime { at, accepted: $read_time(&row, "status_accepted_at")? },
+                }),
+                _ => None,
+            };
+            let applied = supersedes(current.as_ref(), &incoming);
+            if applied {
+                sqlx::query(&format!(
+                    "UPDATE {} SET status = $1, status_at = $2, status_accepted_at = $3, \
+                     reason_code = $4, reason_description = $5, \
+                     channel = COALESCE($6, channel), identity = COALESCE($7, identity), \
+                     conversation_id = COALESCE($8, conversation_id), \
+                     contact_id = COALESCE($9, contact_id), updated_at = $10 WHERE {} = $11",
+                    table.table, table.key
+                ))
+                .bind(report.status.as_str())
+                .bind($time(&incoming.time.at))
+                .bind(incoming.time.accepted.as_ref().map($time))
+                .bind(&report.reason_code)
+                .bind(&report.reason_description)
+                .bind(&report.channel)
+                .bind(&report.identity)
+                .bind(&report.conversation_id)
+                .bind(&report.contact_id)
+                .bind($time(&now))
+                .bind(&report.id)
+                .execute(&mut *conn)
+                .await?;
+            } else {
+                // Not the current status, but it may still tell us what we did not know.
+                sqlx::query(&format!(
+                    "UPDATE {} SET channel = COALESCE(channel, $1), identity = COALESCE(identity, $2), \
+                     conversation_id = COALESCE(conversation_id, $3), \
+                     contact_id = COALESCE(contact_id, $4), updated_at = $5 WHERE {} = $6",
+                    table.table, table.key
+                ))
+                .bind(&report.channel)
+                .bind(&report.identity)
+                .bind(&report.conversation_id)
+                .bind(&report.contact_id)
+                .bind($time(&now))
+                .bind(&report.id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            sqlx::query(&format!(
+                "INSERT INTO {} ({}, status, status_at, accepted_at, channel, reason_code, \
+                 reason_description, callback_id, applied, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (callback_id) DO NOTHING",
+                table.history, table.key
+            ))
+            .bind(&report.id)
+            .bind(report.status.as_str())
+            .bind($time(&incoming.time.at))
+            .bind(incoming.time.accepted.as_ref().map($time))
+            .bind(&report.channel)
+            .bind(&report.reason_code)
+            .bind(&report.reason_description)
+            .bind(callback.id)
+            .bind(applied)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if applied {
+                let mut payload = serde_json::json!({
+                        "status": report.status.as_str(),
+                        "previous_status": current_status,
+                        "status_at": incoming.time.at,
+                        "channel": report.channel,
+                        "identity": report.identity,
+                        "reason_code": report.reason_code,
+                        "reason_description": report.reason_description,
+                    });
+                payload[table.key] = serde_json::json!(report.id);
+                events.push(NewEvent { kind: table.event, payload });
+            }
+            Ok(())
+        }
+
+        async fn apply_inbound_message(
+            conn: &mut $Conn,
+            message: &InboundMessage,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let at = message.event_time.or(message.accepted_time);
+            let inserted = sqlx::query(
+                "INSERT INTO messages (message_id, direction, status_at, status_accepted_at, channel, \
+                 identity, conversation_id, contact_id, text, content, created_at, updated_at) \
+                 VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                 ON CONFLICT (message_id) DO NOTHING",
+            )
+            .bind(&message.message_id)
+            .bind(at.as_ref().map($time))
+            .bind(message.accepted_time.as_ref().map($time))
+            .bind(&message.channel)
+            .bind(&message.identity)
+            .bind(&message.conversation_id)
+            .bind(&message.contact_id)
+            .bind(&message.text)
+            .bind(&message.content)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if inserted.rows_affected() > 0 {
+                events.push(NewEvent {
+                    kind: "message.inbound",
+                    payload: serde_json::json!({
+                        "message_id": message.message_id,
+                        "channel": message.channel,
+                        "identity": message.identity,
+                        "conversation_id": message.conversation_id,
+                        "contact_id": message.contact_id,
+                        "text": message.text,
+                        "at": at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        /// A submit is recorded (earliest `submitted_at`, a history entry) but is never a
+        /// status, so it cannot move one backwards.
+        async fn apply_submitted(
+            conn: &mut $Conn,
+            submitted: &SubmittedMessage,
+            callback: &PendingCallback,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let at = submitted.submitted_at.unwrap_or(callback.received_at);
+            sqlx::query(MESSAGES.ensure_row)
+                .bind(&submitted.message_id)
+                .bind($time(&now))
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query(
+                "UPDATE messages SET \
+                 submitted_at = CASE WHEN submitted_at IS NULL OR submitted_at > $1 THEN $1 ELSE submitted_at END, \
+                 channel = COALESCE(channel, $2), identity = COALESCE(identity, $3), \
+                 conversation_id = COALESCE(conversation_id, $4), contact_id = COALESCE(contact_id, $5), \
+                 content = COALESCE(content, $6), updated_at = $7 WHERE message_id = $8",
+            )
+            .bind($time(&at))
+            .bind(&submitted.channel)
+            .bind(&submitted.identity)
+            .bind(&submitted.conversation_id)
+            .bind(&submitted.contact_id)
+            .bind(&submitted.content)
+            .bind($time(&now))
+            .bind(&submitted.message_id)
+            .execute(&mut *conn)
+            .await?;
+            let recorded = sqlx::query(
+                "INSERT INTO message_status_history (message_id, status, status_at, channel, \
+                 callback_id, applied, recorded_at) VALUES ($1, 'SUBMITTED', $2, $3, $4, $5, $6) \
+                 ON CONFLICT (callback_id) DO NOTHING",
+            )
+            .bind(&submitted.message_id)
+            .bind($time(&at))
+            .bind(&submitted.channel)
+            .bind(callback.id)
+            .bind(false)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if recorded.rows_affected() > 0 {
+                events.push(NewEvent {
+                    kind: "message.submitted",
+                    payload: serde_json::json!({
+                        "message_id": submitted.message_id,
+                        "channel": submitted.channel,
+                        "identity": submitted.identity,
+                        "submitted_at": at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        async fn apply_contact_event(
+            conn: &mut $Conn,
+            event: &ContactEvent,
+            callback: &PendingCallback,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let at = event.event_time.or(event.accepted_time).unwrap_or(callback.received_at);
+            let inserted = sqlx::query(
+                "INSERT INTO contact_events (event_id, kind, channel, identity, conversation_id, \
+                 contact_id, event_at, payload, callback_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(&event.event_id)
+            .bind(&event.kind)
+            .bind(&event.channel)
+            .bind(&event.identity)
+            .bind(&event.conversation_id)
+            .bind(&event.contact_id)
+            .bind($time(&at))
+            .bind(&event.payload)
+            .bind(callback.id)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if inserted.rows_affected() > 0 {
+                events.push(NewEvent {
+                    kind: "event.inbound",
+                    payload: serde_json::json!({
+                        "event_id": event.event_id,
+                        "kind": event.kind,
+                        "channel": event.channel,
+                        "identity": event.identity,
+                        "conversation_id": event.conversation_id,
+                        "contact_id": event.contact_id,
+                        "at": at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        /// The latest notification by event time is the consent's `last_*` state; the latest
+        /// *successful* one decides whether the identity may be messaged.
+        async fn apply_consent(
+            conn: &mut $Conn,
+            consent: &ConsentReport,
+            callback: &PendingCallback,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let at = ReportTime::new(consent.event_time, consent.accepted_time, callback.received_at).at;
+            let opted_in = consent.kind == ConsentKind::OptIn;
+            sqlx::query(
+                "INSERT INTO consent_history (channel, identity, kind, status, request_id, contact_id, \
+                 error, event_at, callback_id, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (callback_id) DO NOTHING",
+            )
+            .bind(&consent.channel)
+            .bind(&consent.identity)
+            .bind(consent.kind.as_str())
+            .bind(&consent.status)
+            .bind(&consent.request_id)
+            .bind(&consent.contact_id)
+            .bind(&consent.error)
+            .bind($time(&at))
+            .bind(callback.id)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            let succeeded = consent.succeeded();
+            let inserted = sqlx::query(
+                "INSERT INTO consents (channel, identity, consented, consented_at, last_kind, \
+                 last_status, last_request_id, last_error, last_event_at, contact_id, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (channel, identity) DO NOTHING",
+            )
+            .bind(&consent.channel)
+            .bind(&consent.identity)
+            .bind(succeeded.then_some(opted_in))
+            .bind(succeeded.then(|| $time(&at)))
+            .bind(consent.kind.as_str())
+            .bind(&consent.status)
+            .bind(&consent.request_id)
+            .bind(&consent.error)
+            .bind($time(&at))
+            .bind(&consent.contact_id)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            let mut changed = inserted.rows_affected() > 0;
+            if !changed {
+                let row = sqlx::query(concat!(
+                    "SELECT last_event_at, consented_at FROM consents \
+                     WHERE channel = $1 AND identity = $2",
+                    $lock
+                ))
+                .bind(&consent.channel)
+                .bind(&consent.identity)
+                .fetch_one(&mut *conn)
+                .await?;
+                let newest = $read_time(&row, "last_event_at")?.is_none_or(|last| at > last);
+                let decides = succeeded
+                    && $read_time(&row, "consented_at")?.is_none_or(|last| at > last);
+                if newest {
+                    sqlx::query(
+                        "UPDATE consents SET last_kind = $1, last_status = $2, last_request_id = $3, \
+                         last_error = $4, last_event_at = $5, contact_id = COALESCE($6, contact_id), \
+                         updated_at = $7 WHERE channel = $8 AND identity = $9",
+                    )
+                    .bind(consent.kind.as_str())
+                    .bind(&consent.status)
+                    .bind(&consent.request_id)
+                    .bind(&consent.error)
+                    .bind($time(&at))
+                    .bind(&consent.contact_id)
+                    .bind($time(&now))
+                    .bind(&consent.channel)
+                    .bind(&consent.identity)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                if decides {
+                    sqlx::query(
+                        "UPDATE consents SET consented = $1, consented_at = $2, updated_at = $3 \
+                         WHERE channel = $4 AND identity = $5",
+                    )
+                    .bind(opted_in)
+                    .bind($time(&at))
+                    .bind($time(&now))
+                    .bind(&consent.channel)
+                    .bind(&consent.identity)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                changed = newest || decides;
+            }
+            if changed {
+                let consented: Option<bool> = sqlx::query_scalar(
+                    "SELECT consented FROM consents WHERE channel = $1 AND identity = $2",
+                )
+                .bind(&consent.channel)
+                .bind(&consent.identity)
+                .fetch_one(&mut *conn)
+                .await?;
+                events.push(NewEvent {
+                    kind: "consent",
+                    payload: serde_json::json!({
+                        "channel": consent.channel,
+                        "identity": consent.identity,
+                        "consented": consented,
+                        "kind": consent.kind.as_str(),
+                        "status": consent.status,
+                        "request_id": consent.request_id,
+                        "error": consent.error,
+                        "at": at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        async fn apply_capability(
+            conn: &mut $Conn,
+            capability: &CapabilityReport,
+            callback: &PendingCallback,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let at = ReportTime::new(capability.event_time, capability.accepted_time, callback.received_at).at;
+            let changed = sqlx::query(
+                "INSERT INTO capabilities (channel, identity, status, channel_capabilities, reason, \
+                 request_id, contact_id, checked_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (channel, identity) DO UPDATE SET status = excluded.status, \
+                 channel_capabilities = excluded.channel_capabilities, reason = excluded.reason, \
+                 request_id = excluded.request_id, contact_id = COALESCE(excluded.contact_id, capabilities.contact_id), \
+                 checked_at = excluded.checked_at, updated_at = excluded.updated_at \
+                 WHERE capabilities.checked_at < excluded.checked_at",
+            )
+            .bind(&capability.channel)
+            .bind(&capability.identity)
+            .bind(&capability.status)
+            .bind(&capability.channel_capabilities)
+            .bind(&capability.reason)
+            .bind(&capability.request_id)
+            .bind(&capability.contact_id)
+            .bind($time(&at))
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if changed.rows_affected() > 0 {
+                events.push(NewEvent {
+                    kind: "capability",
+                    payload: serde_json::json!({
+                        "channel": capability.channel,
+                        "identity": capability.identity,
+                        "status": capability.status,
+                        "at": at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        async fn apply_contact(
+            conn: &mut $Conn,
+            change: &ContactChange,
+            at: DateTime<Utc>,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let (contact, merged) = match change {
+                ContactChange::Created(c) | ContactChange::Updated(c) => {
+                    (upsert_contact(conn, c, None, at, now).await?.then_some(c), None)
+                }
+                ContactChange::Deleted(c) => {
+                    (upsert_contact(conn, c, Some((None, at)), at, now).await?.then_some(c), None)
+                }
+                ContactChange::Merged { preserved, deleted } => {
+                    let kept = upsert_contact(conn, preserved, None, at, now).await?;
+                    let gone = upsert_contact(conn, deleted, Some((Some(&preserved.contact_id), at)), at, now)
+                        .await?;
+                    sqlx::query(
+                        "UPDATE contact_identities SET contact_id = $1, updated_at = $2 WHERE contact_id = $3",
+                    )
+                    .bind(&preserved.contact_id)
+                    .bind($time(&now))
+                    .bind(&deleted.contact_id)
+                    .execute(&mut *conn)
+                    .await?;
+                    ((kept || gone).then_some(preserved), Some(&deleted.contact_id))
+                }
+            };
+            let Some(contact) = contact else { return Ok(()) };
+            if !matches!(change, ContactChange::Deleted(_)) {
+                replace_identities(conn, contact, now).await?;
+            }
+            events.push(NewEvent {
+                kind: "contact",
+                payload: serde_json::json!({
+                    "contact_id": contact.contact_id,
+                    "change": change.name(),
+                    "merged_contact_id": merged,
+                    "display_name": contact.display_name,
+                    "identities": contact.identities.iter()
+                        .map(|(channel, identity)| serde_json::json!({"channel": channel, "identity": identity}))
+                        .collect::<Vec<_>>(),
+                    "at": at,
+                }),
+            });
+            Ok(())
+        }
+
+        /// Writes a contact if this notification is newer than what is stored. `deletion`
+        /// marks it deleted (and merged into another contact, for merges). Returns whether
+        /// anything changed.
+        async fn upsert_contact(
+            conn: &mut $Conn,
+            contact: &ContactState,
+            deletion: Option<(Option<&String>, DateTime<Utc>)>,
+            at: DateTime<Utc>,
+            now: DateTime<Utc>,
+        ) -> Result<bool, sqlx::Error> {
+            let (merged_into, deleted_at) = match deletion {
+                Some((into, when)) => (into, Some(when)),
+                None => (None, None),
+            };
+            let written = sqlx::query(
+                "INSERT INTO contacts (contact_id, display_name, email, external_id, metadata, \
+                 language, channel_priority, merged_into, deleted_at, last_event_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+                 ON CONFLICT (contact_id) DO UPDATE SET \
+                 display_name = COALESCE(excluded.display_name, contacts.display_name), \
+                 email = COALESCE(excluded.email, contacts.email), \
+                 external_id = COALESCE(excluded.external_id, contacts.external_id), \
+                 metadata = COALESCE(excluded.metadata, contacts.metadata), \
+                 language = COALESCE(excluded.language, contacts.language), \
+                 channel_priority = COALESCE(excluded.channel_priority, contacts.channel_priority), \
+                 merged_into = COALESCE(excluded.merged_into, contacts.merged_into), \
+                 deleted_at = COALESCE(excluded.deleted_at, contacts.deleted_at), \
+                 last_event_at = excluded.last_event_at, updated_at = excluded.updated_at \
+                 WHERE contacts.last_event_at < excluded.last_event_at",
+            )
+            .bind(&contact.contact_id)
+            .bind(&contact.display_name)
+            .bind(&contact.email)
+            .bind(&contact.external_id)
+            .bind(&contact.metadata)
+            .bind(&contact.language)
+            .bind(&contact.channel_priority)
+            .bind(merged_into)
+            .bind(deleted_at.as_ref().map($time))
+            .bind($time(&at))
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            Ok(written.rows_affected() > 0)
+        }
+
+        /// The identities a notification lists are the contact's identities now.
+        async fn replace_identities(
+            conn: &mut $Conn,
+            contact: &ContactState,
+            now: DateTime<Utc>,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query("DELETE FROM contact_identities WHERE contact_id = $1")
+                .bind(&contact.contact_id)
+                .execute(&mut *conn)
+                .await?;
+            for (channel, identity) in &contact.identities {
+                sqlx::query(
+                    "INSERT INTO contact_identities (channel, identity, contact_id, updated_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (channel, identity) DO UPDATE SET \
+                     contact_id = excluded.contact_id, updated_at = excluded.updated_at",
+                )
+                .bind(channel)
+                .bind(identity)
+                .bind(&contact.contact_id)
+                .bind($time(&now))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Current fields follow the newest notification; when it started, stopped and was
+        /// deleted is kept whatever order the notifications arrive in.
+        async fn apply_conversation(
+            conn: &mut $Conn,
+            change: ConversationChange,
+            state: &ConversationState,
+            at: DateTime<Utc>,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let active = state.active.or(match change {
+                ConversationChange::Started => Some(true),
+                ConversationChange::Stopped => Some(false),
+                ConversationChange::Deleted => None,
+            });
+            let current = sqlx::query(
+                "INSERT INTO conversations (conversation_id, app_id, contact_id, active, active_channel, \
+                 metadata, last_event_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+                 ON CONFLICT (conversation_id) DO UPDATE SET \
+                 app_id = COALESCE(excluded.app_id, conversations.app_id), \
+                 contact_id = COALESCE(excluded.contact_id, conversations.contact_id), \
+                 active = COALESCE(excluded.active, conversations.active), \
+                 active_channel = COALESCE(excluded.active_channel, conversations.active_channel), \
+                 metadata = COALESCE(excluded.metadata, conversations.metadata), \
+                 last_event_at = excluded.last_event_at, updated_at = excluded.updated_at \
+                 WHERE conversations.last_event_at < excluded.last_event_at",
+            )
+            .bind(&state.conversation_id)
+            .bind(&state.app_id)
+            .bind(&state.contact_id)
+            .bind(active)
+            .bind(&state.active_channel)
+            .bind(&state.metadata)
+            .bind($time(&at))
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            let column = match change {
+                ConversationChange::Started => "started_at",
+                ConversationChange::Stopped => "stopped_at",
+                ConversationChange::Deleted => "deleted_at",
+            };
+            let stamped = sqlx::query(&format!(
+                "UPDATE conversations SET {column} = $1, updated_at = $2 \
+                 WHERE conversation_id = $3 AND {column} IS NULL"
+            ))
+            .bind($time(&at))
+            .bind($time(&now))
+            .bind(&state.conversation_id)
+            .execute(&mut *conn)
+            .await?;
+            if current.rows_affected() > 0 || stamped.rows_affected() > 0 {
+                events.push(NewEvent {
+                    kind: "conversation",
+                    payload: serde_json::json!({
+                        "conversation_id": state.conversation_id,
+                        "change": change.name(),
+                        "active": active,
+                        "contact_id": state.contact_id,
+                        "active_channel": state.active_channel,
+                        "at": at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        async fn apply_duplications(
+            conn: &mut $Conn,
+            duplications: &[IdentityDuplication],
+            callback_id: i64,
+            at: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            for duplication in duplications {
+                let contact_ids = serde_json::to_string(&duplication.contact_ids).unwrap_or_default();
+                let inserted = sqlx::query(
+                    "INSERT INTO identity_duplications (channel, contact_ids, callback_id, reported_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (callback_id, contact_ids) DO NOTHING",
+                )
+                .bind(&duplication.channel)
+                .bind(&contact_ids)
+                .bind(callback_id)
+                .bind($time(&at))
+                .execute(&mut *conn)
+                .await?;
+                if inserted.rows_affected() > 0 {
+                    events.push(NewEvent {
+                        kind: "contact.duplicates",
+                        payload: serde_json::json!({
+                            "channel": duplication.channel,
+                            "contact_ids": duplication.contact_ids,
+                            "at": at,
+                        }),
+                    });
+                }
+            }
+            Ok(())
+        }
+
+        async fn apply_sms_delivery(
+            conn: &mut $Conn,
+            report: &SmsDeliveryReport,
+            callback: &PendingCallback,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let at = report.operator_status_at.or(report.at).unwrap_or(callback.received_at);
+            sqlx::query(
+                "INSERT INTO sms_deliveries (batch_id, recipient, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $3) ON CONFLICT (batch_id, recipient) DO NOTHING",
+            )
+            .bind(&report.batch_id)
+            .bind(&report.recipient)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            let row = sqlx::query(concat!(
+                "SELECT status, status_at FROM sms_deliveries WHERE batch_id = $1 AND recipient = $2",
+                $lock
+            ))
+            .bind(&report.batch_id)
+            .bind(&report.recipient)
+            .fetch_one(&mut *conn)
+            .await?;
+            let status: Option<String> = row.try_get("status")?;
+            let current = status.as_deref().zip($read_time(&row, "status_at")?);
+            let applied = sms_supersedes(current, (&report.status, at));
+            if applied {
+                sqlx::query(
+                    "UPDATE sms_deliveries SET status = $1, code = $2, status_at = $3, \
+                     client_reference = COALESCE($4, client_reference), operator = COALESCE($5, operator), \
+                     updated_at = $6 WHERE batch_id = $7 AND recipient = $8",
+                )
+                .bind(&report.status)
+                .bind(report.code)
+                .bind($time(&at))
+                .bind(&report.client_reference)
+                .bind(&report.operator)
+                .bind($time(&now))
+                .bind(&report.batch_id)
+                .bind(&report.recipient)
+                .execute(&mut *conn)
+                .await?;
+            }
+            sqlx::query(
+                "INSERT INTO sms_delivery_history (batch_id, recipient, status, code, status_at, \
+                 callback_id, applied, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (callback_id) DO NOTHING",
+            )
+            .bind(&report.batch_id)
+            .bind(&report.recipient)
+            .bind(&report.status)
+            .bind(report.code)
+            .bind($time(&at))
+            .bind(callback.id)
+            .bind(applied)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if applied {
+                events.push(NewEvent {
+                    kind: "sms.delivery",
+                    payload: serde_json::json!({
+                        "batch_id": report.batch_id,
+                        "recipient": report.recipient,
+                        "status": report.status,
+                        "previous_status": status,
+                        "code": report.code,
+                        "status_at": at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        /// Batch reports are snapshots without a time of their own: the latest to arrive wins.
+        async fn apply_sms_batch(
+            conn: &mut $Conn,
+            batch: &SmsBatchReport,
+            callback_id: i64,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let written = sqlx::query(
+                "INSERT INTO sms_batches (batch_id, kind, total_message_count, statuses, \
+                 client_reference, callback_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (batch_id) DO UPDATE SET kind = excluded.kind, \
+                 total_message_count = excluded.total_message_count, statuses = excluded.statuses, \
+                 client_reference = COALESCE(excluded.client_reference, sms_batches.client_reference), \
+                 callback_id = excluded.callback_id, updated_at = excluded.updated_at \
+                 WHERE sms_batches.callback_id < excluded.callback_id",
+            )
+            .bind(&batch.batch_id)
+            .bind(&batch.kind)
+            .bind(batch.total_message_count)
+            .bind(&batch.statuses)
+            .bind(&batch.client_reference)
+            .bind(callback_id)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if written.rows_affected() > 0 {
+                events.push(NewEvent {
+                    kind: "sms.batch",
+                    payload: serde_json::json!({
+                        "batch_id": batch.batch_id,
+                        "total_message_count": batch.total_message_count,
+                        "statuses": serde_json::from_str::<serde_json::Value>(&batch.statuses).unwrap_or_default(),
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        async fn apply_sms_inbound(
+            conn: &mut $Conn,
+            message: &SmsInbound,
+            callback_id: i64,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<(), sqlx::Error> {
+            let inserted = sqlx::query(
+                "INSERT INTO sms_inbound (id, kind, from_number, to_number, text, payload, received_at, \
+                 sent_at, operator_id, client_reference, callback_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&message.id)
+            .bind(&message.kind)
+            .bind(&message.from)
+            .bind(&message.to)
+            .bind(&message.text)
+            .bind(&message.payload)
+            .bind(message.received_at.as_ref().map($time))
+            .bind(message.sent_at.as_ref().map($time))
+            .bind(&message.operator_id)
+            .bind(&message.client_reference)
+            .bind(callback_id)
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            if inserted.rows_affected() > 0 {
+                events.push(NewEvent {
+                    kind: "sms.inbound",
+                    payload: serde_json::json!({
+                        "id": message.id,
+                        "kind": message.kind,
+                        "from": message.from,
+                        "to": message.to,
+                        "text": message.text,
+                        "received_at": message.received_at,
+                    }),
+                });
+            }
+            Ok(())
+        }
+
+        /// Appends state changes to the outbox the live stream reads, in commit order.
+        async fn insert_events(
+            conn: &mut $Conn,
+            events: &[(i64, NewEvent)],
+            now: DateTime<Utc>,
+        ) -> Result<(), sqlx::Error> {
+            for (callback_id, event) in events {
+                sqlx::query(
+                    "INSERT INTO events (callback_id, type, payload, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(callback_id)
+                .bind(event.kind)
+                .bind(event.payload.to_string())
+                .bind($time(&now))
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(())
+        }
+
+        /// Marks one callback processed (only if nobody else did, unless replaying) and
+        /// applies its plan. State changes are appended to `events`.
+        async fn process_one(
+            conn: &mut $Conn,
+            item: &Work,
+            now: DateTime<Utc>,
+            events: &mut Vec<NewEvent>,
+        ) -> Result<Processed, sqlx::Error> {
+            let unprocessable = match &item.plan {
+                Plan::Unprocessable(reason) => Some(reason.as_str()),
+                Plan::Apply(_) => None,
+            };
+            let sql = if item.replay {
+                "UPDATE callbacks SET processed_at = COALESCE(processed_at, $1), \
+                 last_error = $2 WHERE id = $3"
+            } else {
+                // The conditional update takes the row's lock: two workers cannot both apply
+                // the same callback.
+                concat!(
+                    "UPDATE callbacks SET processed_at = $1, attempts = attempts + 1, last_error = $2",
+                    $release_lease,
+                    " WHERE id = $3 AND processed_at IS NULL"
+                )
+            };
+            let claimed = sqlx::query(sql)
+                .bind($time(&now))
+                .bind(unprocessable)
+                .bind(item.callback.id)
+                .execute(&mut *conn)
+                .await?;
+            if claimed.rows_affected() == 0 {
+                return Ok(Processed::AlreadyProcessed);
+            }
+            match &item.plan {
+                Plan::Unprocessable(reason) => Ok(Processed::Unprocessable(reason.clone())),
+                Plan::Apply(effects) => {
+                    for effect in effects {
+                        apply_effect(conn, effect, &item.callback, now, events).await?;
+                    }
+                    Ok(Processed::Applied)
+                }
+            }
+        }
+
+        /// Records a failed attempt and when to try again.
+        async fn record_failure(
+            conn: &mut $Conn,
+            item: &Work,
+            error: &str,
+        ) -> Result<(), sqlx::Error> {
+            sqlx::query(concat!(
+                "UPDATE callbacks SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2",
+                $release_lease,
+                " WHERE id = $3 AND processed_at IS NULL"
+            ))
+            .bind(error)
+            .bind($time(&item.retry_at))
+            .bind(item.callback.id)
+            .execute(conn)
+            .await?;
+            Ok(())
+        }
+    };
+}
+
+pub(crate) use domain_writes;
