@@ -52,6 +52,8 @@ pub async fn run(
         journal,
         store: store.clone(),
         max_body_bytes: settings.max_body_bytes,
+        api_token: settings.api_token.map(Arc::new),
+        shutdown: shutdown.clone(),
     };
 
     let address = listener

@@ -51,6 +51,9 @@ pub struct Settings {
     pub database_statement_timeout_ms: u64,
     /// `DISPATCH_LEASE_SECS`: how long a replica owns callbacks it claimed for processing.
     pub dispatch_lease_secs: u64,
+    /// `API_TOKEN`: bearer token for the query API and the live stream; without it they
+    /// are off (404).
+    pub api_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -142,6 +145,7 @@ impl Settings {
             dispatch_lease_secs: parse(&lookup, "DISPATCH_LEASE_SECS", 30, |v| {
                 number_in(v, 1, 3600, "seconds")
             })?,
+            api_token: secret(&lookup, "API_TOKEN")?,
         })
     }
 
@@ -160,11 +164,13 @@ impl Settings {
     /// Settings that work but deserve a loud warning at startup.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let secrets = std::iter::once(("SINCH_WEBHOOK_SECRET", &self.secret)).chain(
-            self.previous_secret
-                .iter()
-                .map(|s| ("SINCH_WEBHOOK_SECRET_PREVIOUS", s)),
-        );
+        let secrets = std::iter::once(("SINCH_WEBHOOK_SECRET", &self.secret))
+            .chain(
+                self.previous_secret
+                    .iter()
+                    .map(|s| ("SINCH_WEBHOOK_SECRET_PREVIOUS", s)),
+            )
+            .chain(self.api_token.iter().map(|s| ("API_TOKEN", s)));
         for (var, secret) in secrets {
             let value = secret.expose_secret();
             if value == EXAMPLE_SECRET {

@@ -13,6 +13,7 @@ pub mod dispatch;
 pub mod handlers;
 pub mod http;
 pub mod journal;
+pub mod replay;
 pub mod samples;
 pub mod signature;
 pub mod store;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use sinch_webhooks::config::{DEFAULT_DATABASE_URL, Settings};
+use sinch_webhooks::replay::{self, ReplaySelection};
 use sinch_webhooks::samples::{self, SampleOptions};
 use sinch_webhooks::store::{self, StoreOptions};
 use sinch_webhooks::{app, client, telemetry};
@@ -37,6 +39,8 @@ enum Command {
     Send(SendArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(MigrateArgs),
+    /// Re-dispatch stored callbacks through the handlers (safe: handlers are idempotent).
+    Replay(ReplayArgs),
 }
 
 #[derive(Args, Default)]
@@ -102,6 +106,35 @@ struct MigrateArgs {
     database_url: Option<String>,
 }
 
+#[derive(Args)]
+#[command(
+    group(clap::ArgGroup::new("selection").args(["id", "since", "all"]).required(true)),
+    after_help = "Examples:\n  \
+        sinch-webhooks replay --id 1234\n  \
+        sinch-webhooks replay --since 2025-03-04T00:00:00Z --trigger MESSAGE_DELIVERY --dry-run\n  \
+        sinch-webhooks replay --all"
+)]
+struct ReplayArgs {
+    /// Replay this one callback (its id in the callbacks table)
+    #[arg(long)]
+    id: Option<i64>,
+    /// Replay callbacks received at or after this time (RFC 3339)
+    #[arg(long)]
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Replay every stored callback
+    #[arg(long)]
+    all: bool,
+    /// Only callbacks of this trigger (e.g. MESSAGE_DELIVERY, recipient_delivery_report_sms)
+    #[arg(long)]
+    trigger: Option<String>,
+    /// Show what would be replayed without changing anything
+    #[arg(long)]
+    dry_run: bool,
+    /// Database URL [env: DATABASE_URL, default sqlite://data/sinch-webhooks.db]
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
 fn after_send_help() -> String {
     let mut help = String::from("Samples:\n");
     for (name, what) in samples::SAMPLES {
@@ -133,6 +166,7 @@ fn main() -> ExitCode {
             Command::Sign(args) => sign(args),
             Command::Send(args) => send(args).await,
             Command::Migrate(args) => migrate(args).await,
+            Command::Replay(args) => replay(args).await,
         }
     });
     match result {
@@ -263,12 +297,50 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+fn database_url(flag: Option<String>) -> String {
+    flag.or_else(|| std::env::var("DATABASE_URL").ok())
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+}
+
+async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    telemetry::init(None);
+    let store = store::open(&StoreOptions::new(database_url(args.database_url)))
+        .await
+        .context("cannot open the database (DATABASE_URL)")?;
+    let selection = ReplaySelection {
+        id: args.id,
+        since: args.since,
+        trigger: args.trigger,
+        dry_run: args.dry_run,
+    };
+    let total = replay::count(store.as_ref(), &selection).await?;
+    let bar = ProgressBar::new(u64::try_from(total).unwrap_or_default()).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} callbacks {elapsed} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let summary = replay::replay(store.as_ref(), &selection, |done| bar.set_position(done)).await;
+    bar.finish_and_clear();
+    store.close().await;
+    let summary = summary?;
+    let verb = if args.dry_run {
+        "would replay"
+    } else {
+        "replayed"
+    };
+    println!(
+        "{verb} {} callbacks: {} applied, {} unprocessable, {} failed",
+        summary.callbacks, summary.applied, summary.unprocessable, summary.failed
+    );
+    Ok(if summary.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     telemetry::init(None);
-    let url = args
-        .database_url
-        .or_else(|| std::env::var("DATABASE_URL").ok())
-        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+    let url = database_url(args.database_url);
     let options = StoreOptions {
         busy_timeout: std::time::Duration::from_secs(30),
         ..StoreOptions::new(url.clone())

@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::callback::ClassifyError;
 use crate::journal::JournalError;
 use crate::signature::Failure;
+use crate::store::StoreError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -36,6 +37,28 @@ pub enum ApiError {
     Unavailable(JournalError),
     NotFound,
     MethodNotAllowed,
+    /// The query API is off: `API_TOKEN` is not set.
+    ApiDisabled,
+    MissingToken,
+    BadToken,
+    /// A query parameter (or path segment) that cannot be right.
+    BadParameter {
+        name: String,
+        reason: String,
+    },
+    /// The thing asked for does not exist.
+    NoSuch {
+        what: &'static str,
+        id: String,
+    },
+    /// Reading the database failed.
+    Storage(StoreError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::Storage(error)
+    }
 }
 
 impl ApiError {
@@ -44,9 +67,13 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyRead(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) | ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound | ApiError::ApiDisabled | ApiError::NoSuch { .. } => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MissingToken | ApiError::BadToken => StatusCode::UNAUTHORIZED,
+            ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -59,9 +86,13 @@ impl ApiError {
             ApiError::InvalidBody(ClassifyError::NotUtf8 { .. }) => "body_not_utf8",
             ApiError::InvalidBody(ClassifyError::NotJson(_)) => "body_not_json",
             ApiError::InvalidBody(ClassifyError::NotAnObject) => "body_not_object",
-            ApiError::Unavailable(_) => "storage_unavailable",
-            ApiError::NotFound => "not_found",
+            ApiError::Unavailable(_) | ApiError::Storage(_) => "storage_unavailable",
+            ApiError::NotFound | ApiError::NoSuch { .. } => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::ApiDisabled => "api_disabled",
+            ApiError::MissingToken => "missing_token",
+            ApiError::BadToken => "bad_token",
+            ApiError::BadParameter { .. } => "bad_parameter",
         }
     }
 
@@ -76,6 +107,14 @@ impl ApiError {
             ApiError::Unavailable(_) => "the callback could not be stored; retry later".to_owned(),
             ApiError::NotFound => "no such route".to_owned(),
             ApiError::MethodNotAllowed => "method not allowed on this route".to_owned(),
+            ApiError::ApiDisabled => "the query API is off; set API_TOKEN to enable it".to_owned(),
+            ApiError::MissingToken => {
+                "send the API token as `Authorization: Bearer <API_TOKEN>`".to_owned()
+            }
+            ApiError::BadToken => "the API token is wrong".to_owned(),
+            ApiError::BadParameter { name, reason } => format!("{name}: {reason}"),
+            ApiError::NoSuch { what, id } => format!("no {what} {id:?}"),
+            ApiError::Storage(_) => "the database could not be read; retry later".to_owned(),
         }
     }
 
@@ -111,8 +150,17 @@ impl ApiError {
             ApiError::Unavailable(error) => {
                 tracing::warn!(reason = code, error = %error, "callback answered 503");
             }
-            ApiError::NotFound | ApiError::MethodNotAllowed => {
+            ApiError::NotFound | ApiError::MethodNotAllowed | ApiError::ApiDisabled => {
                 tracing::debug!(reason = code, "request for an unknown route or method");
+            }
+            ApiError::MissingToken | ApiError::BadToken => {
+                tracing::warn!(reason = code, "query API request refused");
+            }
+            ApiError::BadParameter { .. } | ApiError::NoSuch { .. } => {
+                tracing::debug!(reason = code, "query API request answered 4xx");
+            }
+            ApiError::Storage(error) => {
+                tracing::error!(reason = code, error = %error, "query API could not read the database");
             }
         }
     }
@@ -122,7 +170,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.log();
         let body = Json(json!({ "error": self.code(), "message": self.message() }));
-        (self.status(), body).into_response()
+        let mut response = (self.status(), body).into_response();
+        if matches!(self, ApiError::MissingToken | ApiError::BadToken) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 

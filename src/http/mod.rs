@@ -1,7 +1,11 @@
 //! The HTTP edge: routes, extraction and the mapping of errors to responses.
 
+mod api;
+mod auth;
 mod error;
 mod health;
+mod params;
+mod stream;
 mod webhook;
 
 use std::sync::Arc;
@@ -10,7 +14,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
+use axum::middleware;
 use axum::routing::{get, post};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -32,13 +39,31 @@ pub struct AppState {
     pub journal: Journal,
     pub store: Arc<dyn Store>,
     pub max_body_bytes: usize,
+    /// `None`: the query API and the stream are off (404).
+    pub api_token: Option<Arc<SecretString>>,
+    /// Cancelled when the server shuts down; long-lived responses (the stream) end then.
+    pub shutdown: CancellationToken,
 }
 
 pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/messages", get(api::messages))
+        .route("/api/messages/{id}", get(api::message))
+        .route("/api/callbacks", get(api::callbacks))
+        .route("/api/callbacks/{id}", get(api::callback))
+        .route("/api/consents/{channel}/{identity}", get(api::consent))
+        .route("/api/contacts/{id}", get(api::contact))
+        .route("/api/sms/batches/{batch_id}", get(api::sms_batch))
+        .route("/api/stream", get(stream::events))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route(WEBHOOK_PATH, post(webhook::receive))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .merge(api)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TimeoutLayer::with_status_code(

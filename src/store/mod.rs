@@ -7,6 +7,7 @@
 
 mod domain;
 mod postgres;
+mod queries;
 mod records;
 mod sqlite;
 
@@ -24,7 +25,8 @@ use crate::callback::payload::{
 use crate::callback::{Api, Trigger};
 
 pub use postgres::PostgresStore;
-pub use records::{CallbackRecord, MessageRecord, StatusHistoryRecord};
+pub use queries::{CallbackQuery, MessageQuery, Queries, ReplayQuery};
+pub use records::*;
 pub use sqlite::SqliteStore;
 
 /// A verified, classified callback ready to be journaled.
@@ -274,7 +276,7 @@ impl StoreOptions {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Queries + Send + Sync + 'static {
     /// Durably stores a batch of callbacks in one commit, skipping those whose dedupe key is
     /// already stored. Returns one outcome per input, in order. Either the whole batch is
     /// committed or none of it is.
@@ -314,17 +316,9 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// One journaled callback.
-    async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError>;
-
-    /// One message's current state.
-    async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError>;
-
-    /// Every delivery report received for a message, in the order they were recorded.
-    async fn message_history(
-        &self,
-        message_id: &str,
-    ) -> Result<Vec<StatusHistoryRecord>, StoreError>;
+    /// Changes whenever state changes were committed (by any replica): the live stream
+    /// waits on it, then reads the events table.
+    fn events_signal(&self) -> tokio::sync::watch::Receiver<u64>;
 
     /// Closes connections, waiting for work in progress to finish.
     async fn close(&self);

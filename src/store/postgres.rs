@@ -14,10 +14,8 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use tokio::sync::watch;
 
-use super::{
-    CallbackRecord, JournalOutcome, MessageRecord, NewCallback, StatusHistoryRecord, Store,
-    StoreError, StoreOptions,
-};
+use super::records::*;
+use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
 use crate::callback::Trigger;
 
 /// Journal batches committed at once. More than one lets commits overlap their round trips;
@@ -212,34 +210,8 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM callbacks WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT * FROM messages WHERE message_id = $1")
-                .bind(message_id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn message_history(
-        &self,
-        message_id: &str,
-    ) -> Result<Vec<StatusHistoryRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT status, status_at, accepted_at, channel, reason_code, reason_description, \
-             callback_id, applied, recorded_at FROM message_status_history \
-             WHERE message_id = $1 ORDER BY id",
-        )
-        .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?)
+    fn events_signal(&self) -> watch::Receiver<u64> {
+        self.events_signal.subscribe()
     }
 
     async fn close(&self) {
@@ -276,6 +248,11 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
         body: row.try_get("body")?,
         attempts: row.try_get("attempts")?,
     })
+}
+
+super::queries::store_queries! {
+    store: PostgresStore,
+    bind_time: pg_time,
 }
 
 super::domain::domain_writes! {

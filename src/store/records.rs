@@ -39,6 +39,7 @@ pub struct MessageRecord {
     pub reason_description: Option<String>,
     pub text: Option<String>,
     pub content: Option<String>,
+    pub submitted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -56,4 +57,115 @@ pub struct StatusHistoryRecord {
     /// Whether it became the message's current status when it was processed.
     pub applied: bool,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// Whether an identity may be messaged on a channel, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ConsentRecord {
+    pub channel: String,
+    pub identity: String,
+    /// The latest successful change: `true` opted in, `false` opted out, `None` never.
+    pub consented: Option<bool>,
+    pub consented_at: Option<DateTime<Utc>>,
+    pub last_kind: String,
+    pub last_status: String,
+    pub last_request_id: Option<String>,
+    pub last_error: Option<String>,
+    pub last_event_at: DateTime<Utc>,
+    pub contact_id: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ConsentHistoryRecord {
+    pub kind: String,
+    pub status: String,
+    pub request_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub error: Option<String>,
+    pub event_at: DateTime<Utc>,
+    pub callback_id: i64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct CapabilityRecord {
+    pub channel: String,
+    pub identity: String,
+    pub status: String,
+    pub channel_capabilities: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub checked_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ContactRecord {
+    pub contact_id: String,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+    pub metadata: Option<String>,
+    pub language: Option<String>,
+    pub channel_priority: Option<String>,
+    pub merged_into: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub last_event_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct IdentityRecord {
+    pub channel: String,
+    pub identity: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ConversationRecord {
+    pub conversation_id: String,
+    pub app_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub active: Option<bool>,
+    pub active_channel: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub stopped_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SmsBatchRecord {
+    pub batch_id: String,
+    pub kind: String,
+    pub total_message_count: Option<i64>,
+    /// As Sinch sent it: `[{code, count, recipients, status}]`.
+    pub statuses: String,
+    pub client_reference: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SmsDeliveryRecord {
+    pub batch_id: String,
+    pub recipient: String,
+    pub status: Option<String>,
+    pub code: Option<i64>,
+    pub status_at: Option<DateTime<Utc>>,
+    pub client_reference: Option<String>,
+    pub operator: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One state change from the events outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct EventRecord {
+    pub id: i64,
+    pub callback_id: i64,
+    #[sqlx(rename = "type")]
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// JSON.
+    pub payload: String,
+    pub created_at: DateTime<Utc>,
 }

@@ -16,10 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use tokio::sync::{Mutex, watch};
 
-use super::{
-    CallbackRecord, JournalOutcome, MessageRecord, NewCallback, StatusHistoryRecord, Store,
-    StoreError, StoreOptions,
-};
+use super::records::*;
+use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
 use crate::callback::Trigger;
 
 /// Connections: one for the journal, one for the dispatcher, the rest for reads.
@@ -148,17 +146,10 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PendingCallback {
-                    id: row.try_get("id")?,
-                    received_at: parse_ts(&row.try_get::<String, _>("received_at")?).unwrap_or(now),
-                    trigger: Trigger::parse(row.try_get("trigger")?),
-                    body: row.try_get("body")?,
-                    attempts: row.try_get("attempts")?,
-                })
-            })
-            .collect()
+        Ok(rows
+            .iter()
+            .map(pending_callback)
+            .collect::<Result<Vec<_>, _>>()?)
     }
 
     async fn process(
@@ -208,39 +199,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        Ok(sqlx::query_as("SELECT * FROM callbacks WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT * FROM messages WHERE message_id = ?")
-                .bind(message_id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    async fn message_history(
-        &self,
-        message_id: &str,
-    ) -> Result<Vec<StatusHistoryRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT status, status_at, accepted_at, channel, reason_code, reason_description, \
-             callback_id, applied, recorded_at FROM message_status_history \
-             WHERE message_id = ? ORDER BY id",
-        )
-        .bind(message_id)
-        .fetch_all(&self.pool)
-        .await?)
+    fn events_signal(&self) -> watch::Receiver<u64> {
+        self.events_signal.subscribe()
     }
 
     async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+super::queries::store_queries! {
+    store: SqliteStore,
+    bind_time: ts,
 }
 
 super::domain::domain_writes! {
@@ -250,6 +220,21 @@ super::domain::domain_writes! {
     read_time: read_ts,
     lock: "",
     release_lease: "",
+}
+
+fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
+    let received_at: String = row.try_get("received_at")?;
+    Ok(PendingCallback {
+        id: row.try_get("id")?,
+        received_at: parse_ts(&received_at).ok_or_else(|| {
+            sqlx::Error::Decode(
+                format!("callbacks.received_at is not a time: {received_at:?}").into(),
+            )
+        })?,
+        trigger: Trigger::parse(row.try_get("trigger")?),
+        body: row.try_get("body")?,
+        attempts: row.try_get("attempts")?,
+    })
 }
 
 fn read_ts(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {

@@ -1,0 +1,132 @@
+//! `GET /api/stream`: state changes as Server-Sent Events.
+//!
+//! Each client reads the events table from its own position, so a slow client only falls
+//! behind itself and never holds up ingestion; the store's signal (and, on PostgreSQL,
+//! NOTIFY from every replica) only wakes clients up. Each event's SSE `id` is its position
+//! in the table, assigned in commit order, so a client that reconnects with `Last-Event-ID`
+//! gets exactly what it missed: no gaps, no repeats.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::params::Params;
+use super::{ApiError, AppState};
+use crate::store::{EventRecord, Store};
+
+/// Rows read per query; also the most a client buffers.
+const PAGE: u32 = 200;
+/// Looks at the table at least this often even without a wake-up.
+const POLL: Duration = Duration::from_secs(5);
+/// Comment lines that keep proxies from closing an idle stream.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+/// Pause after a failed read before trying again (the stream stays open).
+const READ_RETRY: Duration = Duration::from_secs(1);
+
+pub async fn events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let params = Params::parse(query.as_deref(), &["after"])?;
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| params.text("after"));
+    let position = match resume {
+        Some(text) => text
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::BadParameter {
+                name: "Last-Event-ID".into(),
+                reason: "expected the id of an event this stream sent".into(),
+            })?,
+        // A new client starts with what happens from now on.
+        None => state.store.latest_event_id().await?,
+    };
+    let reader = Reader {
+        store: state.store.clone(),
+        signal: state.store.events_signal(),
+        shutdown: state.shutdown.clone(),
+        position,
+        buffer: VecDeque::new(),
+    };
+    let stream = futures_util::stream::unfold(reader, |mut reader| async move {
+        let event = reader.next().await?;
+        Some((Ok(event), reader))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+}
+
+struct Reader {
+    store: Arc<dyn Store>,
+    signal: watch::Receiver<u64>,
+    /// Streams end when the server shuts down, so they do not hold up a graceful stop.
+    shutdown: CancellationToken,
+    position: i64,
+    buffer: VecDeque<EventRecord>,
+}
+
+impl Reader {
+    /// The next event after `position`, waiting for one if there is none yet; `None` once
+    /// the server is shutting down.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if self.shutdown.is_cancelled() {
+                return None;
+            }
+            if let Some(record) = self.buffer.pop_front() {
+                self.position = record.id;
+                return Some(sse_event(record));
+            }
+            // Mark the signal seen before reading, so a commit after the read wakes us.
+            self.signal.borrow_and_update();
+            let pause = match self.store.events_after(self.position, PAGE).await {
+                Ok(records) if !records.is_empty() => {
+                    self.buffer.extend(records);
+                    continue;
+                }
+                Ok(_) => POLL,
+                Err(error) => {
+                    tracing::warn!(%error, "live stream could not read events; retrying");
+                    READ_RETRY
+                }
+            };
+            tokio::select! {
+                changed = self.signal.changed() => {
+                    if changed.is_err() {
+                        // The store is closing; fall back to polling until shutdown.
+                        tokio::time::sleep(pause).await;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+                () = self.shutdown.cancelled() => return None,
+            }
+        }
+    }
+}
+
+fn sse_event(record: EventRecord) -> Event {
+    let payload: Value = serde_json::from_str(&record.payload).unwrap_or(Value::Null);
+    let data = json!({
+        "id": record.id,
+        "type": record.kind,
+        "callback_id": record.callback_id,
+        "created_at": record.created_at,
+        "data": payload,
+    });
+    Event::default()
+        .id(record.id.to_string())
+        .event(record.kind)
+        .data(data.to_string())
+}

@@ -1,0 +1,335 @@
+//! Reading the stored state: what the query API, the live stream and `replay` need.
+//!
+//! Like the domain writes, the SQL is shared by both backends; each instantiates
+//! [`store_queries!`] with its store type and how it binds a time.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::records::{
+    CallbackRecord, CapabilityRecord, ConsentHistoryRecord, ConsentRecord, ContactRecord,
+    ConversationRecord, EventRecord, IdentityRecord, MessageRecord, SmsBatchRecord,
+    SmsDeliveryRecord, StatusHistoryRecord,
+};
+use super::{PendingCallback, StoreError};
+
+/// Filters and a page of `GET /api/messages`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageQuery {
+    pub status: Option<String>,
+    pub direction: Option<String>,
+    pub channel: Option<String>,
+    /// Messages first seen at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Messages first seen before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Keyset: the `(created_at, message_id)` of the last message of the previous page.
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: u32,
+}
+
+/// Filters and a page of `GET /api/callbacks`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackQuery {
+    pub trigger: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub processed: Option<bool>,
+    /// Keyset: the id of the last callback of the previous page.
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// Which stored callbacks `replay` re-dispatches, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayQuery {
+    pub id: Option<i64>,
+    pub since: Option<DateTime<Utc>>,
+    pub trigger: Option<String>,
+    /// Keyset: continue after this callback id.
+    pub after_id: i64,
+    pub limit: u32,
+}
+
+#[async_trait]
+pub trait Queries: Send + Sync {
+    async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError>;
+    async fn callbacks(&self, query: &CallbackQuery) -> Result<Vec<CallbackRecord>, StoreError>;
+    async fn replay_batch(&self, query: &ReplayQuery) -> Result<Vec<PendingCallback>, StoreError>;
+    /// How many callbacks `query` selects in all (ignoring its page).
+    async fn replay_count(&self, query: &ReplayQuery) -> Result<i64, StoreError>;
+    async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError>;
+    /// Every report (and submit) received for a message, in the order they were recorded.
+    async fn message_history(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<StatusHistoryRecord>, StoreError>;
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError>;
+    async fn consent(
+        &self,
+        channel: &str,
+        identity: &str,
+    ) -> Result<Option<ConsentRecord>, StoreError>;
+    async fn consent_history(
+        &self,
+        channel: &str,
+        identity: &str,
+    ) -> Result<Vec<ConsentHistoryRecord>, StoreError>;
+    async fn capability(
+        &self,
+        channel: &str,
+        identity: &str,
+    ) -> Result<Option<CapabilityRecord>, StoreError>;
+    async fn contact(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError>;
+    async fn contact_identities(&self, contact_id: &str)
+    -> Result<Vec<IdentityRecord>, StoreError>;
+    async fn contact_conversations(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ConversationRecord>, StoreError>;
+    async fn sms_batch(&self, batch_id: &str) -> Result<Option<SmsBatchRecord>, StoreError>;
+    async fn sms_deliveries(&self, batch_id: &str) -> Result<Vec<SmsDeliveryRecord>, StoreError>;
+    /// State changes after event `after`, oldest first.
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
+    /// The id of the newest state change (0 when there is none).
+    async fn latest_event_id(&self) -> Result<i64, StoreError>;
+}
+
+/// Expands to the [`Queries`] implementation for one backend.
+macro_rules! store_queries {
+    (store: $Store:ty, bind_time: $time:path $(,)?) => {
+        #[async_trait::async_trait]
+        impl $crate::store::Queries for $Store {
+            async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM callbacks WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn callbacks(
+                &self,
+                query: &$crate::store::CallbackQuery,
+            ) -> Result<Vec<CallbackRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT * FROM callbacks WHERE ($1 IS NULL OR trigger = $1) \
+                     AND ($2 IS NULL OR received_at >= $2) \
+                     AND ($3 IS NULL OR (processed_at IS NOT NULL) = $3) \
+                     AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+                )
+                .bind(&query.trigger)
+                .bind(query.since.as_ref().map($time))
+                .bind(query.processed)
+                .bind(query.before_id)
+                .bind(i64::from(query.limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn replay_batch(
+                &self,
+                query: &$crate::store::ReplayQuery,
+            ) -> Result<Vec<$crate::store::PendingCallback>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, received_at, trigger, body, attempts FROM callbacks \
+                     WHERE id > $1 AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR received_at >= $3) \
+                     AND ($4 IS NULL OR trigger = $4) ORDER BY id LIMIT $5",
+                )
+                .bind(query.after_id)
+                .bind(query.id)
+                .bind(query.since.as_ref().map($time))
+                .bind(&query.trigger)
+                .bind(i64::from(query.limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|row| Ok(pending_callback(row)?)).collect()
+            }
+
+            async fn replay_count(
+                &self,
+                query: &$crate::store::ReplayQuery,
+            ) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM callbacks WHERE ($1 IS NULL OR id = $1) \
+                     AND ($2 IS NULL OR received_at >= $2) AND ($3 IS NULL OR trigger = $3)",
+                )
+                .bind(query.id)
+                .bind(query.since.as_ref().map($time))
+                .bind(&query.trigger)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM messages WHERE message_id = $1")
+                    .bind(message_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn message_history(
+                &self,
+                message_id: &str,
+            ) -> Result<Vec<StatusHistoryRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT status, status_at, accepted_at, channel, reason_code, reason_description, \
+                     callback_id, applied, recorded_at FROM message_status_history \
+                     WHERE message_id = $1 ORDER BY id",
+                )
+                .bind(message_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn messages(
+                &self,
+                query: &$crate::store::MessageQuery,
+            ) -> Result<Vec<MessageRecord>, StoreError> {
+                let (after_time, after_id) = match &query.after {
+                    Some((time, id)) => (Some($time(time)), Some(id.as_str())),
+                    None => (None, None),
+                };
+                Ok(sqlx::query_as(
+                    "SELECT * FROM messages WHERE ($1 IS NULL OR status = $1) \
+                     AND ($2 IS NULL OR direction = $2) AND ($3 IS NULL OR channel = $3) \
+                     AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
+                     AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND message_id < $7)) \
+                     ORDER BY created_at DESC, message_id DESC LIMIT $8",
+                )
+                .bind(&query.status)
+                .bind(&query.direction)
+                .bind(&query.channel)
+                .bind(query.since.as_ref().map($time))
+                .bind(query.until.as_ref().map($time))
+                .bind(after_time)
+                .bind(after_id)
+                .bind(i64::from(query.limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn consent(
+                &self,
+                channel: &str,
+                identity: &str,
+            ) -> Result<Option<ConsentRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM consents WHERE channel = $1 AND identity = $2")
+                    .bind(channel)
+                    .bind(identity)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn consent_history(
+                &self,
+                channel: &str,
+                identity: &str,
+            ) -> Result<Vec<ConsentHistoryRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT kind, status, request_id, contact_id, error, event_at, callback_id, \
+                     recorded_at FROM consent_history WHERE channel = $1 AND identity = $2 \
+                     ORDER BY event_at, id",
+                )
+                .bind(channel)
+                .bind(identity)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn capability(
+                &self,
+                channel: &str,
+                identity: &str,
+            ) -> Result<Option<CapabilityRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT channel, identity, status, channel_capabilities, reason, request_id, \
+                     contact_id, checked_at FROM capabilities WHERE channel = $1 AND identity = $2",
+                )
+                .bind(channel)
+                .bind(identity)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn contact(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError> {
+                Ok(sqlx::query_as("SELECT * FROM contacts WHERE contact_id = $1")
+                    .bind(contact_id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn contact_identities(
+                &self,
+                contact_id: &str,
+            ) -> Result<Vec<IdentityRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT channel, identity FROM contact_identities WHERE contact_id = $1 \
+                     ORDER BY channel, identity",
+                )
+                .bind(contact_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn contact_conversations(
+                &self,
+                contact_id: &str,
+            ) -> Result<Vec<ConversationRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT conversation_id, app_id, contact_id, active, active_channel, started_at, \
+                     stopped_at, deleted_at FROM conversations WHERE contact_id = $1 \
+                     ORDER BY created_at DESC LIMIT 100",
+                )
+                .bind(contact_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn sms_batch(&self, batch_id: &str) -> Result<Option<SmsBatchRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT batch_id, kind, total_message_count, statuses, client_reference, \
+                     updated_at FROM sms_batches WHERE batch_id = $1",
+                )
+                .bind(batch_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn sms_deliveries(
+                &self,
+                batch_id: &str,
+            ) -> Result<Vec<SmsDeliveryRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT batch_id, recipient, status, code, status_at, client_reference, \
+                     operator, updated_at FROM sms_deliveries WHERE batch_id = $1 ORDER BY recipient",
+                )
+                .bind(batch_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn events_after(
+                &self,
+                after: i64,
+                limit: u32,
+            ) -> Result<Vec<EventRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, callback_id, type, payload, created_at FROM events \
+                     WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn latest_event_id(&self) -> Result<i64, StoreError> {
+                let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(latest.unwrap_or(0))
+            }
+        }
+    };
+}
+
+pub(crate) use store_queries;
