@@ -199,7 +199,10 @@ macro_rules! domain_writes {
                 sqlx::query(&format!(
                     "UPDATE {} SET channel = COALESCE(channel, $1), identity = COALESCE(identity, $2), \
                      conversation_id = COALESCE(conversation_id, $3), \
-                     contact_id = COALESCE(contact_id, $4), updated_at = $5 WHERE {} = $6",
+                     contact_id = COALESCE(contact_id, $4), updated_at = $5 WHERE {} = $6 \
+                     AND ((channel IS NULL AND $1 IS NOT NULL) OR (identity IS NULL AND $2 IS NOT NULL) \
+                     OR (conversation_id IS NULL AND $3 IS NOT NULL) \
+                     OR (contact_id IS NULL AND $4 IS NOT NULL))",
                     table.table, table.key
                 ))
                 .bind(&report.channel)
@@ -307,7 +310,11 @@ macro_rules! domain_writes {
                  submitted_at = CASE WHEN submitted_at IS NULL OR submitted_at > $1 THEN $1 ELSE submitted_at END, \
                  channel = COALESCE(channel, $2), identity = COALESCE(identity, $3), \
                  conversation_id = COALESCE(conversation_id, $4), contact_id = COALESCE(contact_id, $5), \
-                 content = COALESCE(content, $6), updated_at = $7 WHERE message_id = $8",
+                 content = COALESCE(content, $6), updated_at = $7 WHERE message_id = $8 \
+                 AND (submitted_at IS NULL OR submitted_at > $1 \
+                 OR (channel IS NULL AND $2 IS NOT NULL) OR (identity IS NULL AND $3 IS NOT NULL) \
+                 OR (conversation_id IS NULL AND $4 IS NOT NULL) \
+                 OR (contact_id IS NULL AND $5 IS NOT NULL) OR (content IS NULL AND $6 IS NOT NULL))",
             )
             .bind($time(&at))
             .bind(&submitted.channel)
@@ -581,8 +588,14 @@ macro_rules! domain_writes {
                 }
             };
             let Some(contact) = contact else { return Ok(()) };
-            if !matches!(change, ContactChange::Deleted(_)) {
-                replace_identities(conn, contact, now).await?;
+            match change {
+                ContactChange::Created(_) | ContactChange::Updated(_) => {
+                    replace_identities(conn, contact, now).await?;
+                }
+                // The preserved contact keeps what it had, what it gained from the merge,
+                // and whatever the notification lists.
+                ContactChange::Merged { .. } => add_identities(conn, contact, now).await?,
+                ContactChange::Deleted(_) => {}
             }
             events.push(NewEvent {
                 kind: "contact",
@@ -656,6 +669,14 @@ macro_rules! domain_writes {
                 .bind(&contact.contact_id)
                 .execute(&mut *conn)
                 .await?;
+            add_identities(conn, contact, now).await
+        }
+
+        async fn add_identities(
+            conn: &mut $Conn,
+            contact: &ContactState,
+            now: DateTime<Utc>,
+        ) -> Result<(), sqlx::Error> {
             for (channel, identity) in &contact.identities {
                 sqlx::query(
                     "INSERT INTO contact_identities (channel, identity, contact_id, updated_at) \

@@ -41,13 +41,13 @@ macro_rules! contract {
         mod $story {
             #[tokio::test]
             async fn sqlite() {
-                let (store, _db) = super::sqlite_store().await;
+                let (store, _db) = $crate::contract::sqlite_store().await;
                 super::$story(store).await;
             }
 
             #[tokio::test]
             async fn postgres() {
-                let Some((store, _db)) = super::postgres_store().await else {
+                let Some((store, _db)) = $crate::contract::postgres_store().await else {
                     return;
                 };
                 super::$story(store).await;

@@ -2,7 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod contract;
+mod domain;
 mod helpers;
 mod pg;
 mod processing;
