@@ -10,5 +10,7 @@ mod pg;
 mod processing;
 mod properties;
 mod proxy;
+mod query_api;
 mod replicas;
+mod stream;
 mod webhook;
