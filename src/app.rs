@@ -21,6 +21,8 @@ use crate::store::{self, Store, StoreOptions};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the journal writer gets to commit what is queued after the server stopped.
 const WRITER_GRACE: Duration = Duration::from_secs(10);
+/// Added to the statement timeout to bound how long the service waits on the database.
+const DATABASE_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 /// Retry delays while the database cannot be reached at startup: doubling up to the cap.
 const FIRST_OPEN_RETRY: Duration = Duration::from_secs(1);
 const MAX_OPEN_RETRY: Duration = Duration::from_secs(30);
@@ -40,9 +42,18 @@ pub async fn run(
         return Ok(());
     };
 
+    // Bounds every database round trip the service waits on, beyond the server-side
+    // statement timeout, for a database that stops answering without closing connections.
+    let database_timeout =
+        Duration::from_millis(settings.database_statement_timeout_ms) + DATABASE_TIMEOUT_MARGIN;
     let committed = Arc::new(Notify::new());
-    let (journal, writer) = Journal::start(store.clone(), committed.clone());
-    let dispatcher = tokio::spawn(dispatch::run(store.clone(), committed, shutdown.clone()));
+    let (journal, writer) = Journal::start(store.clone(), committed.clone(), database_timeout);
+    let dispatcher = tokio::spawn(dispatch::run(
+        store.clone(),
+        committed,
+        shutdown.clone(),
+        database_timeout,
+    ));
     let state = AppState {
         verifier: Arc::new(Verifier::new(
             settings.secret,

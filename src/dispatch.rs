@@ -25,15 +25,25 @@ const STORE_FAILURE_PAUSE: Duration = Duration::from_secs(1);
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
-/// Runs until `shutdown` is cancelled. Work not finished by then stays journaled.
-pub async fn run(store: Arc<dyn Store>, wake: Arc<Notify>, shutdown: CancellationToken) {
+/// Runs until `shutdown` is cancelled. Work not finished by then stays journaled. A batch
+/// taking longer than `batch_timeout` is abandoned (its transaction rolls back with the
+/// dropped connection) and retried.
+pub async fn run(
+    store: Arc<dyn Store>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+    batch_timeout: Duration,
+) {
     match store.make_pending_due(Utc::now()).await {
         Ok(0) => {}
         Ok(pending) => tracing::info!(pending, "processing callbacks journaled before this start"),
         Err(error) => tracing::warn!(%error, "could not look for unprocessed callbacks at startup"),
     }
     while !shutdown.is_cancelled() {
-        match process_due(store.as_ref()).await {
+        let processed = tokio::time::timeout(batch_timeout, process_due(store.as_ref()))
+            .await
+            .unwrap_or(Err(StoreError::TimedOut(batch_timeout)));
+        match processed {
             Ok(0) => wait_for_work(store.as_ref(), &wake, &shutdown).await,
             Ok(_) => {}
             Err(error) => {

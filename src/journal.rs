@@ -6,11 +6,12 @@
 //! themselves with the load.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::store::{JournalOutcome, NewCallback, Store};
+use crate::store::{JournalOutcome, NewCallback, Store, StoreError};
 
 /// Callbacks written in one commit, at most. Batches form naturally (tens under heavy load);
 /// the cap only bounds the statement size.
@@ -40,9 +41,16 @@ pub struct Journal {
 
 impl Journal {
     /// Starts the writer. `committed` is notified after each commit that stored something new.
-    pub fn start(store: Arc<dyn Store>, committed: Arc<Notify>) -> (Journal, JoinHandle<()>) {
+    /// A commit that takes longer than `commit_timeout` (a database that stopped answering
+    /// without closing the connection) is abandoned and its callbacks answered 503: if it
+    /// did commit after all, Sinch's retry is recognised as a duplicate.
+    pub fn start(
+        store: Arc<dyn Store>,
+        committed: Arc<Notify>,
+        commit_timeout: Duration,
+    ) -> (Journal, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
-        let writer = tokio::spawn(write_batches(store, receiver, committed));
+        let writer = tokio::spawn(write_batches(store, receiver, committed, commit_timeout));
         (Journal { sender }, writer)
     }
 
@@ -61,6 +69,7 @@ async fn write_batches(
     store: Arc<dyn Store>,
     mut receiver: mpsc::Receiver<Entry>,
     committed: Arc<Notify>,
+    commit_timeout: Duration,
 ) {
     let concurrency = store.journal_concurrency().max(1);
     let slots = Arc::new(Semaphore::new(concurrency));
@@ -76,7 +85,7 @@ async fn write_batches(
         }
         let (store, committed) = (store.clone(), committed.clone());
         tokio::spawn(async move {
-            commit(store.as_ref(), entries, &committed).await;
+            commit(store.as_ref(), entries, &committed, commit_timeout).await;
             drop(slot);
         });
     }
@@ -84,10 +93,18 @@ async fn write_batches(
     let _ = slots.acquire_many(concurrency as u32).await;
 }
 
-async fn commit(store: &dyn Store, entries: Vec<Entry>, committed: &Notify) {
+async fn commit(
+    store: &dyn Store,
+    entries: Vec<Entry>,
+    committed: &Notify,
+    commit_timeout: Duration,
+) {
     let (callbacks, replies): (Vec<_>, Vec<_>) =
         entries.into_iter().map(|e| (e.callback, e.reply)).unzip();
-    match store.journal(&callbacks).await {
+    let result = tokio::time::timeout(commit_timeout, store.journal(&callbacks))
+        .await
+        .unwrap_or_else(|_| Err(StoreError::TimedOut(commit_timeout)));
+    match result {
         Ok(outcomes) => {
             if outcomes
                 .iter()

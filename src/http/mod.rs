@@ -70,7 +70,12 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
         ))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // Failures are logged once, with their cause, where they are mapped.
+                .on_failure(()),
+        )
         .with_state(state)
 }
 

@@ -186,6 +186,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Config(String),
+    #[error("the database did not answer within {0:?}")]
+    TimedOut(Duration),
     #[error(
         "the database schema is not up to date (missing migration {missing}); run `sinch-webhooks migrate` or set AUTO_MIGRATE=true"
     )]
