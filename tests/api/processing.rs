@@ -267,3 +267,69 @@ async fn wait_for(app: &TestApp, sql: &str, expected: i64) {
     }
     panic!("timed out waiting for {sql} = {expected}");
 }
+
+#[tokio::test]
+async fn the_replay_command_re_dispatches_without_changing_anything() {
+    let app = spawn_app().await;
+    for body in [
+        delivery_report("replay-1", "READ", "2025-03-04T12:00:02Z"),
+        delivery_report("replay-1", "DELIVERED", "2025-03-04T12:00:01Z"),
+        fixture("opt_in.json"),
+        r#"{"message_delivery_report":{"status":"READ"}}"#.to_owned(),
+    ] {
+        assert_eq!(app.post_signed(&body).await.status(), 200);
+    }
+    app.drain().await;
+    let url = app.database_url.clone();
+    let events_before = app.count("SELECT COUNT(*) FROM events").await;
+    let (dir, _) = app.stop().await;
+
+    let replay = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
+            .arg("replay")
+            .args(args)
+            .args(["--database-url", &url])
+            .current_dir(dir.path())
+            .output()
+            .expect("replay runs")
+    };
+    let dry = replay(&["--all", "--dry-run"]);
+    let dry_out = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        dry.status.success(),
+        "{dry_out} {}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        dry_out.contains("would replay 4 callbacks: 3 applied, 1 unprocessable, 0 failed"),
+        "{dry_out}"
+    );
+
+    let run = replay(&["--all"]);
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{out}");
+    assert!(
+        out.contains("replayed 4 callbacks: 3 applied, 1 unprocessable, 0 failed"),
+        "{out}"
+    );
+    let one = replay(&["--id", "1", "--trigger", "MESSAGE_DELIVERY"]);
+    assert!(String::from_utf8_lossy(&one.stdout).contains("replayed 1 callbacks"));
+    let nothing_chosen = replay(&[]);
+    assert!(!nothing_chosen.status.success(), "a selection is required");
+
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let events_after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(
+        events_after, events_before,
+        "replay changed nothing, so it announced nothing"
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM messages WHERE message_id = 'replay-1'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(status, "READ");
+}

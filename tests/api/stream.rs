@@ -170,3 +170,19 @@ async fn a_change_processed_on_one_replica_reaches_clients_of_another() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_does_not_slow_ingestion() {
+    let app = spawn_with_api().await;
+    let _stalled = SseClient::connect(&app.address, Some("0")).await; // connected, never read
+    let app = &app;
+    let posts = (0..300).map(|i| {
+        let body = delivery_report(&format!("stall-{i}"), "DELIVERED", "2025-03-04T12:00:00Z");
+        async move { app.post_signed(&body).await.status() }
+    });
+    for status in futures::future::join_all(posts).await {
+        assert_eq!(status, 200);
+    }
+    app.drain().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM events").await, 300);
+}
