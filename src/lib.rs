@@ -6,6 +6,7 @@
 //! whose effects the store applies together with marking it processed.
 
 pub mod app;
+pub mod bench;
 pub mod callback;
 pub mod client;
 pub mod config;

@@ -41,6 +41,8 @@ enum Command {
     Migrate(MigrateArgs),
     /// Re-dispatch stored callbacks through the handlers (safe: handlers are idempotent).
     Replay(ReplayArgs),
+    /// Drive a receiver with signed callbacks and report throughput, latency and lag.
+    Bench(sinch_webhooks::bench::BenchArgs),
 }
 
 #[derive(Args, Default)]
@@ -167,6 +169,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send(args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Replay(args) => replay(args).await,
+            Command::Bench(args) => sinch_webhooks::bench::run(args).await,
         }
     });
     match result {
