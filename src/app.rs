@@ -11,11 +11,11 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::dispatch;
 use crate::http::{AppState, router};
 use crate::journal::Journal;
 use crate::signature::Verifier;
 use crate::store::{self, Store, StoreOptions};
+use crate::{dispatch, metrics};
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -65,7 +65,28 @@ pub async fn run(
         max_body_bytes: settings.max_body_bytes,
         api_token: settings.api_token.map(Arc::new),
         shutdown: shutdown.clone(),
+        metrics: metrics::install(),
+        metrics_on_main_port: settings.metrics_addr.is_none(),
     };
+    if let Some(handle) = state.metrics.clone() {
+        tokio::spawn(metrics_upkeep(handle, shutdown.clone()));
+    }
+    if let Some(address) = settings.metrics_addr {
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on METRICS_ADDR {address}"))?;
+        tracing::info!(%address, "serving /metrics");
+        let metrics_app = crate::http::metrics_router(state.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, metrics_app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "metrics server failed");
+            }
+        });
+    }
 
     let address = listener
         .local_addr()
@@ -123,6 +144,20 @@ async fn open_store(
             () = shutdown.cancelled() => return Ok(None),
         }
         delay = (delay * 2).min(MAX_OPEN_RETRY);
+    }
+}
+
+/// Histograms are kept in buckets that need draining now and then, scraped or not.
+async fn metrics_upkeep(
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+    shutdown: CancellationToken,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = every.tick() => handle.run_upkeep(),
+            () = shutdown.cancelled() => return,
+        }
     }
 }
 

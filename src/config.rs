@@ -54,6 +54,8 @@ pub struct Settings {
     /// `API_TOKEN`: bearer token for the query API and the live stream; without it they
     /// are off (404).
     pub api_token: Option<SecretString>,
+    /// `METRICS_ADDR`: serve `/metrics` on this address instead of the main port.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,6 +148,11 @@ impl Settings {
                 number_in(v, 1, 3600, "seconds")
             })?,
             api_token: secret(&lookup, "API_TOKEN")?,
+            metrics_addr: parse(&lookup, "METRICS_ADDR", None, |v| {
+                v.parse()
+                    .map(Some)
+                    .map_err(|_| "expected an address like 127.0.0.1:9100".into())
+            })?,
         })
     }
 

@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::handlers;
+use crate::metrics;
 use crate::store::{Processed, Store, StoreError, Work};
 
 /// Callbacks processed in one transaction, at most.
@@ -85,6 +86,21 @@ pub async fn process_due(store: &dyn Store) -> Result<usize, StoreError> {
 fn report(item: &Work, result: &Processed) {
     let callback_id = item.callback.id;
     let trigger = item.callback.trigger.as_str();
+    let outcome = match result {
+        Processed::Applied => "applied",
+        Processed::AlreadyProcessed => "already_processed",
+        Processed::Unprocessable(_) => "unprocessable",
+        Processed::Failed(_) => "failed",
+    };
+    ::metrics::counter!(metrics::PROCESSED, "trigger" => trigger, "result" => outcome).increment(1);
+    if let Processed::Failed(_) = result {
+        ::metrics::counter!(metrics::HANDLER_FAILURES, "trigger" => trigger).increment(1);
+    } else {
+        let lag = (Utc::now() - item.callback.received_at)
+            .to_std()
+            .unwrap_or_default();
+        ::metrics::histogram!(metrics::PROCESSING_LAG_SECONDS).record(lag.as_secs_f64());
+    }
     match result {
         Processed::Applied | Processed::AlreadyProcessed => {
             tracing::debug!(callback_id, trigger, ?result, "callback processed");

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::metrics;
 use crate::store::{JournalOutcome, NewCallback, Store, StoreError};
 
 /// Callbacks written in one commit, at most. Batches form naturally (tens under heavy load);
@@ -101,9 +102,12 @@ async fn commit(
 ) {
     let (callbacks, replies): (Vec<_>, Vec<_>) =
         entries.into_iter().map(|e| (e.callback, e.reply)).unzip();
+    let started = std::time::Instant::now();
     let result = tokio::time::timeout(commit_timeout, store.journal(&callbacks))
         .await
         .unwrap_or_else(|_| Err(StoreError::TimedOut(commit_timeout)));
+    ::metrics::histogram!(metrics::JOURNAL_BATCH_SIZE).record(callbacks.len() as f64);
+    ::metrics::histogram!(metrics::JOURNAL_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     match result {
         Ok(outcomes) => {
             if outcomes

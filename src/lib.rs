@@ -14,6 +14,7 @@ pub mod dispatch;
 pub mod handlers;
 pub mod http;
 pub mod journal;
+pub mod metrics;
 pub mod replay;
 pub mod samples;
 pub mod signature;

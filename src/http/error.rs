@@ -120,6 +120,16 @@ impl ApiError {
 
     fn log(&self) {
         let code = self.code();
+        if matches!(
+            self,
+            ApiError::PayloadTooLarge { .. }
+                | ApiError::BodyRead(_)
+                | ApiError::Unauthorized { .. }
+                | ApiError::InvalidBody(_)
+                | ApiError::Unavailable(_)
+        ) {
+            ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
+        }
         match self {
             ApiError::Unauthorized {
                 failure,

@@ -16,24 +16,30 @@ pub async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers: callbacks can be journaled.
+/// Every dependency, reported separately: ready when all are. Today that is the
+/// database (callbacks can be journaled only if it answers).
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+    let started = std::time::Instant::now();
+    let database = match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => json!({ "status": "ok", "latency_ms": started.elapsed().as_millis() as u64 }),
         Ok(Err(error)) => {
             tracing::warn!(%error, "readiness check: database unavailable");
-            unavailable()
+            json!({ "status": "unavailable", "error": "the database did not answer the check" })
         }
         Err(_) => {
             tracing::warn!("readiness check: database did not answer in time");
-            unavailable()
+            json!({ "status": "unavailable", "error": format!("no answer within {READY_TIMEOUT:?}") })
         }
-    }
-}
-
-fn unavailable() -> (StatusCode, Json<Value>) {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "status": "unavailable", "reason": "database" })),
-    )
+    };
+    let ready = database["status"] == "ok";
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": { "database": database },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body))
 }

@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod error;
 mod health;
+mod metrics;
 mod params;
 mod stream;
 mod webhook;
@@ -16,6 +17,7 @@ use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
 use axum::middleware;
 use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
@@ -43,6 +45,10 @@ pub struct AppState {
     pub api_token: Option<Arc<SecretString>>,
     /// Cancelled when the server shuts down; long-lived responses (the stream) end then.
     pub shutdown: CancellationToken,
+    /// Renders `/metrics`; `None` when no recorder could be installed.
+    pub metrics: Option<PrometheusHandle>,
+    /// Serve `/metrics` on this router (false when `METRICS_ADDR` gives it its own port).
+    pub metrics_on_main_port: bool,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,11 +65,15 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let mut router = Router::new()
         .route(WEBHOOK_PATH, post(webhook::receive))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .merge(api)
+        .merge(api);
+    if state.metrics_on_main_port {
+        router = router.route("/metrics", get(metrics::render));
+    }
+    router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(TimeoutLayer::with_status_code(
@@ -76,6 +86,14 @@ pub fn router(state: AppState) -> Router {
                 // Failures are logged once, with their cause, where they are mapped.
                 .on_failure(()),
         )
+        .with_state(state)
+}
+
+/// The router for `METRICS_ADDR`: `/metrics` and nothing else.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::render))
+        .fallback(error::not_found)
         .with_state(state)
 }
 

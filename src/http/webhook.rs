@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::callback::{Classification, classify};
+use crate::metrics;
 use crate::signature::{
     ALGORITHM_HEADER, Failure, NONCE_HEADER, Rejection, SIGNATURE_HEADER, SignatureHeaders,
     TIMESTAMP_HEADER, Verified,
@@ -64,6 +65,10 @@ pub async fn receive(
         JournalOutcome::Accepted { id } => (Ack::Accepted { callback_id: id }, Some(id)),
         JournalOutcome::Duplicate => (Ack::Duplicate, None),
     };
+    let latency = started.elapsed();
+    ::metrics::counter!(metrics::CALLBACKS, "trigger" => trigger.as_str(), "outcome" => outcome_name(&ack))
+        .increment(1);
+    ::metrics::histogram!(metrics::ACK_SECONDS).record(latency.as_secs_f64());
     tracing::info!(
         callback_id,
         trigger = trigger.as_str(),
@@ -76,7 +81,7 @@ pub async fn receive(
             .map(Untrusted)
             .map(tracing::field::display),
         outcome = outcome_name(&ack),
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = latency.as_micros() as u64,
         "callback"
     );
     Ok(Json(ack))
@@ -105,6 +110,8 @@ async fn acknowledge_stale_redelivery(
     };
     match state.store.is_journaled(&classification.dedupe_key).await {
         Ok(true) => {
+            ::metrics::counter!(metrics::CALLBACKS, "trigger" => classification.trigger.as_str(), "outcome" => "duplicate")
+                .increment(1);
             tracing::info!(
                 trigger = classification.trigger.as_str(),
                 message_id = classification

@@ -92,6 +92,8 @@ pub trait Queries: Send + Sync {
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
     /// The id of the newest state change (0 when there is none).
     async fn latest_event_id(&self) -> Result<i64, StoreError>;
+    /// How many callbacks are not processed yet, and when the oldest of them arrived.
+    async fn backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
 }
 
 /// Expands to the [`Queries`] implementation for one backend.
@@ -319,6 +321,16 @@ macro_rules! store_queries {
                 .bind(after)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn backlog(
+                &self,
+            ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
+                )
+                .fetch_one(&self.pool)
                 .await?)
             }
 

@@ -421,3 +421,74 @@ async fn a_database_locked_by_another_process_is_answered_503_then_recovers() {
     let retried = app.post_signed(&body).await;
     assert_eq!(json(retried).await["status"], "accepted");
 }
+
+#[tokio::test]
+async fn metrics_count_callbacks_with_their_labels() {
+    let app = spawn_app().await;
+    app.post_signed(&fixture("opt_in.json")).await;
+    app.post_signed(&fixture("opt_in.json")).await;
+    app.post_with_headers(b"{}".to_vec(), &[]).await;
+    app.drain().await;
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    // The recorder is process-wide and tests run in parallel: check presence, not totals.
+    for needle in [
+        r#"sinch_webhooks_callbacks_total{trigger="OPT_IN",outcome="accepted"}"#,
+        r#"sinch_webhooks_callbacks_total{trigger="OPT_IN",outcome="duplicate"}"#,
+        r#"sinch_webhooks_rejected_total{reason="missing_header"}"#,
+        "sinch_webhooks_ack_seconds_bucket",
+        "sinch_webhooks_journal_batch_size_bucket",
+        "sinch_webhooks_journal_commit_seconds_bucket",
+        r#"sinch_webhooks_processed_total{trigger="OPT_IN",result="applied"}"#,
+        "sinch_webhooks_processing_lag_seconds_bucket",
+        "sinch_webhooks_unprocessed_backlog",
+        "sinch_webhooks_oldest_unprocessed_age_seconds",
+        r#"sinch_webhooks_build_info{version=""#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_port() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let address = format!("127.0.0.1:{port}");
+    let app = spawn_app_with(&[("METRICS_ADDR", &address)]).await;
+    assert_eq!(
+        app.get("/metrics").await,
+        404,
+        "not on the main port any more"
+    );
+    let metrics = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+}
+
+#[tokio::test]
+async fn readiness_reports_each_dependency() {
+    let app = spawn_app().await;
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", app.address))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["checks"]["database"]["status"], "ok");
+}

@@ -1,0 +1,32 @@
+//! `GET /metrics`: Prometheus text format.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+
+use super::{ApiError, AppState};
+use crate::metrics::{BACKLOG, OLDEST_UNPROCESSED_SECONDS};
+
+pub async fn render(State(state): State<AppState>) -> Response {
+    let Some(handle) = &state.metrics else {
+        return ApiError::NotFound.into_response();
+    };
+    // The backlog lives in the database: read it at scrape time, so it is right whichever
+    // replica processed what.
+    match state.store.backlog().await {
+        Ok((count, oldest)) => {
+            ::metrics::gauge!(BACKLOG).set(count as f64);
+            let age = oldest.map_or(0.0, |t| {
+                (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            ::metrics::gauge!(OLDEST_UNPROCESSED_SECONDS).set(age);
+        }
+        Err(error) => tracing::warn!(%error, "metrics: could not read the backlog"),
+    }
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        handle.render(),
+    )
+        .into_response()
+}
