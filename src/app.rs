@@ -1,7 +1,6 @@
 //! Wiring and lifecycle: open the store, start the journal writer and the dispatcher, serve
 //! HTTP, and shut all of it down in order.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,12 +10,17 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
-use crate::http::{AppState, router};
+use crate::http::{AppState, router, server};
 use crate::journal::Journal;
 use crate::signature::Verifier;
 use crate::store::{self, Store, StoreOptions};
 use crate::{dispatch, metrics};
 
+/// Connection limits for the public port.
+const SERVER_LIMITS: server::Limits = server::Limits {
+    max_connections: 4096,
+    header_read_timeout: Duration::from_secs(10),
+};
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the journal writer gets to commit what is queued after the server stopped.
@@ -92,18 +96,13 @@ pub async fn run(
         .local_addr()
         .context("reading the listening address")?;
     tracing::info!(%address, database = %redact_url(&settings.database_url), "listening");
-    let server = axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let served = tokio::select! {
-        result = server => result.context("HTTP server failed"),
+    let server = server::serve(listener, router(state), SERVER_LIMITS, shutdown.clone());
+    tokio::select! {
+        () = server => {}
         () = grace_after(&shutdown, SHUTDOWN_GRACE) => {
             tracing::warn!("in-flight requests did not finish in time; closing them");
-            Ok(())
         }
-    };
+    }
     shutdown.cancel();
     if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
         tracing::warn!(
@@ -113,7 +112,7 @@ pub async fn run(
     let _ = dispatcher.await;
     store.close().await;
     tracing::info!("stopped");
-    served
+    Ok(())
 }
 
 /// Opens the store, waiting out a database that is not reachable yet (a replica may start

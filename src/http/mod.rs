@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod metrics;
 mod params;
+pub mod server;
 mod stream;
 mod webhook;
 

@@ -31,6 +31,7 @@ pub(super) const EVENTS_CHANNEL: &str = "sinch_webhooks_events";
 
 pub struct PostgresStore {
     pool: PgPool,
+    read_pool: PgPool,
     /// Bumped whenever any replica commits state changes (via LISTEN/NOTIFY).
     events_signal: watch::Sender<u64>,
     listener: tokio::task::JoinHandle<()>,
@@ -51,13 +52,20 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size)
             .acquire_timeout(options.connect_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
+        // Readers (query API, stream) get a pool of their own, so they can never take the
+        // connections ingestion needs.
+        let read_pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.div_ceil(2).max(2))
+            .acquire_timeout(options.connect_timeout)
+            .connect_lazy_with(connect);
         super::migrate(&MIGRATOR, &pool, options.auto_migrate).await?;
         let events_signal = watch::Sender::new(0);
         let listener = tokio::spawn(listen_for_events(pool.clone(), events_signal.clone()));
         Ok(PostgresStore {
             pool,
+            read_pool,
             events_signal,
             listener,
             worker: format!(
@@ -216,6 +224,7 @@ impl Store for PostgresStore {
 
     async fn close(&self) {
         self.listener.abort();
+        self.read_pool.close().await;
         self.pool.close().await;
     }
 }

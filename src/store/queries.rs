@@ -104,7 +104,7 @@ macro_rules! store_queries {
             async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
                 Ok(sqlx::query_as("SELECT * FROM callbacks WHERE id = $1")
                     .bind(id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read_pool)
                     .await?)
             }
 
@@ -123,7 +123,7 @@ macro_rules! store_queries {
                 .bind(query.processed)
                 .bind(query.before_id)
                 .bind(i64::from(query.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -141,7 +141,7 @@ macro_rules! store_queries {
                 .bind(query.since.as_ref().map($time))
                 .bind(&query.trigger)
                 .bind(i64::from(query.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?;
                 rows.iter().map(|row| Ok(pending_callback(row)?)).collect()
             }
@@ -157,14 +157,14 @@ macro_rules! store_queries {
                 .bind(query.id)
                 .bind(query.since.as_ref().map($time))
                 .bind(&query.trigger)
-                .fetch_one(&self.pool)
+                .fetch_one(&self.read_pool)
                 .await?)
             }
 
             async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
                 Ok(sqlx::query_as("SELECT * FROM messages WHERE message_id = $1")
                     .bind(message_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read_pool)
                     .await?)
             }
 
@@ -178,7 +178,7 @@ macro_rules! store_queries {
                      WHERE message_id = $1 ORDER BY id",
                 )
                 .bind(message_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -205,7 +205,7 @@ macro_rules! store_queries {
                 .bind(after_time)
                 .bind(after_id)
                 .bind(i64::from(query.limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -217,7 +217,7 @@ macro_rules! store_queries {
                 Ok(sqlx::query_as("SELECT * FROM consents WHERE channel = $1 AND identity = $2")
                     .bind(channel)
                     .bind(identity)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read_pool)
                     .await?)
             }
 
@@ -233,7 +233,7 @@ macro_rules! store_queries {
                 )
                 .bind(channel)
                 .bind(identity)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -248,14 +248,14 @@ macro_rules! store_queries {
                 )
                 .bind(channel)
                 .bind(identity)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read_pool)
                 .await?)
             }
 
             async fn contact(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError> {
                 Ok(sqlx::query_as("SELECT * FROM contacts WHERE contact_id = $1")
                     .bind(contact_id)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read_pool)
                     .await?)
             }
 
@@ -268,7 +268,7 @@ macro_rules! store_queries {
                      ORDER BY channel, identity",
                 )
                 .bind(contact_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -282,7 +282,7 @@ macro_rules! store_queries {
                      ORDER BY created_at DESC LIMIT 100",
                 )
                 .bind(contact_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -292,7 +292,7 @@ macro_rules! store_queries {
                      updated_at FROM sms_batches WHERE batch_id = $1",
                 )
                 .bind(batch_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.read_pool)
                 .await?)
             }
 
@@ -305,7 +305,7 @@ macro_rules! store_queries {
                      operator, updated_at FROM sms_deliveries WHERE batch_id = $1 ORDER BY recipient",
                 )
                 .bind(batch_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -320,7 +320,7 @@ macro_rules! store_queries {
                 )
                 .bind(after)
                 .bind(i64::from(limit))
-                .fetch_all(&self.pool)
+                .fetch_all(&self.read_pool)
                 .await?)
             }
 
@@ -330,13 +330,13 @@ macro_rules! store_queries {
                 Ok(sqlx::query_as(
                     "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
                 )
-                .fetch_one(&self.pool)
+                .fetch_one(&self.read_pool)
                 .await?)
             }
 
             async fn latest_event_id(&self) -> Result<i64, StoreError> {
                 let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.read_pool)
                     .await?;
                 Ok(latest.unwrap_or(0))
             }

@@ -20,8 +20,11 @@ use super::records::*;
 use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
 use crate::callback::Trigger;
 
-/// Connections: one for the journal, one for the dispatcher, the rest for reads.
-const MAX_CONNECTIONS: u32 = 4;
+/// Connections for ingestion and dispatch (they take turns at the write gate anyway).
+const WRITE_CONNECTIONS: u32 = 2;
+/// Connections for the query API and the stream: a pool of their own, so readers can
+/// never take the connections ingestion needs.
+const READ_CONNECTIONS: u32 = 4;
 /// Pages before the WAL is checkpointed into the database. Larger than SQLite's 1000 so
 /// checkpoints interrupt the journal less often (measured: p99 ~7 ms down to ~4-5 ms).
 const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
@@ -30,6 +33,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    read_pool: SqlitePool,
     write_gate: Mutex<()>,
     /// Bumped after each commit that recorded state changes: the live stream's wake-up.
     events_signal: watch::Sender<u64>,
@@ -65,12 +69,17 @@ impl SqliteStore {
             })?;
         }
         let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .connect_with(connect)
+            .max_connections(WRITE_CONNECTIONS)
+            .connect_with(connect.clone())
             .await?;
         super::migrate(&MIGRATOR, &pool, options.auto_migrate).await?;
+        let read_pool = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(connect.read_only(true))
+            .await?;
         Ok(SqliteStore {
             pool,
+            read_pool,
             write_gate: Mutex::new(()),
             events_signal: watch::Sender::new(0),
         })
@@ -204,6 +213,7 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.read_pool.close().await;
         self.pool.close().await;
     }
 }
