@@ -10,17 +10,13 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
+use crate::http::pressure::{self, Pressure};
 use crate::http::{AppState, router, server};
 use crate::journal::Journal;
 use crate::signature::Verifier;
 use crate::store::{self, Store, StoreOptions};
 use crate::{dispatch, metrics};
 
-/// Connection limits for the public port.
-const SERVER_LIMITS: server::Limits = server::Limits {
-    max_connections: 4096,
-    header_read_timeout: Duration::from_secs(10),
-};
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the journal writer gets to commit what is queued after the server stopped.
@@ -51,7 +47,21 @@ pub async fn run(
     let database_timeout =
         Duration::from_millis(settings.database_statement_timeout_ms) + DATABASE_TIMEOUT_MARGIN;
     let committed = Arc::new(Notify::new());
-    let (journal, writer) = Journal::start(store.clone(), committed.clone(), database_timeout);
+    let (journal, writer) = Journal::start(
+        store.clone(),
+        committed.clone(),
+        database_timeout,
+        settings.max_queued_callbacks,
+    );
+    let pressure = Arc::new(Pressure::new(pressure::Limits {
+        max_queued: settings.max_queued_callbacks,
+        max_backlog: settings.max_backlog,
+    }));
+    tokio::spawn(
+        pressure
+            .clone()
+            .watch_backlog(store.clone(), shutdown.clone()),
+    );
     let dispatcher = tokio::spawn(dispatch::run(
         store.clone(),
         committed,
@@ -67,10 +77,13 @@ pub async fn run(
         journal,
         store: store.clone(),
         max_body_bytes: settings.max_body_bytes,
+        body_timeout: Duration::from_secs(settings.request_body_timeout_secs),
         api_token: settings.api_token.map(Arc::new),
         shutdown: shutdown.clone(),
         metrics: metrics::install(),
         metrics_on_main_port: settings.metrics_addr.is_none(),
+        pressure,
+        streams: Arc::new(tokio::sync::Semaphore::new(settings.max_streams)),
     };
     if let Some(handle) = state.metrics.clone() {
         tokio::spawn(metrics_upkeep(handle, shutdown.clone()));
@@ -96,7 +109,11 @@ pub async fn run(
         .local_addr()
         .context("reading the listening address")?;
     tracing::info!(%address, database = %redact_url(&settings.database_url), "listening");
-    let server = server::serve(listener, router(state), SERVER_LIMITS, shutdown.clone());
+    let limits = server::Limits {
+        max_connections: settings.max_connections,
+        header_read_timeout: Duration::from_secs(settings.request_header_timeout_secs),
+    };
+    let server = server::serve(listener, router(state), limits, shutdown.clone());
     tokio::select! {
         () = server => {}
         () = grace_after(&shutdown, SHUTDOWN_GRACE) => {

@@ -56,6 +56,19 @@ pub struct Settings {
     pub api_token: Option<SecretString>,
     /// `METRICS_ADDR`: serve `/metrics` on this address instead of the main port.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `MAX_QUEUED_CALLBACKS`: callbacks waiting for a journal commit before the webhook
+    /// answers 429.
+    pub max_queued_callbacks: usize,
+    /// `MAX_BACKLOG`: unprocessed callbacks before the webhook answers 429.
+    pub max_backlog: i64,
+    /// `MAX_STREAMS`: concurrent `/api/stream` clients.
+    pub max_streams: usize,
+    /// `MAX_CONNECTIONS`: open HTTP connections; more wait in the accept queue.
+    pub max_connections: usize,
+    /// `REQUEST_HEADER_TIMEOUT_SECS`: time allowed for a request's line and headers.
+    pub request_header_timeout_secs: u64,
+    /// `REQUEST_BODY_TIMEOUT_SECS`: time allowed for a request's body.
+    pub request_body_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -148,6 +161,24 @@ impl Settings {
                 number_in(v, 1, 3600, "seconds")
             })?,
             api_token: secret(&lookup, "API_TOKEN")?,
+            max_queued_callbacks: parse(&lookup, "MAX_QUEUED_CALLBACKS", 2048, |v| {
+                number_in(v, 1, 1_000_000, "callbacks")
+            })?,
+            max_backlog: parse(&lookup, "MAX_BACKLOG", 500_000, |v| {
+                number_in(v, 1, i64::MAX, "callbacks")
+            })?,
+            max_streams: parse(&lookup, "MAX_STREAMS", 256, |v| {
+                number_in(v, 1, 100_000, "streams")
+            })?,
+            max_connections: parse(&lookup, "MAX_CONNECTIONS", 4096, |v| {
+                number_in(v, 1, 1_000_000, "connections")
+            })?,
+            request_header_timeout_secs: parse(&lookup, "REQUEST_HEADER_TIMEOUT_SECS", 10, |v| {
+                number_in(v, 1, 600, "seconds")
+            })?,
+            request_body_timeout_secs: parse(&lookup, "REQUEST_BODY_TIMEOUT_SECS", 10, |v| {
+                number_in(v, 1, 600, "seconds")
+            })?,
             metrics_addr: parse(&lookup, "METRICS_ADDR", None, |v| {
                 v.parse()
                     .map(Some)

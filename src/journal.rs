@@ -17,8 +17,6 @@ use crate::store::{JournalOutcome, NewCallback, Store, StoreError};
 /// Callbacks written in one commit, at most. Batches form naturally (tens under heavy load);
 /// the cap only bounds the statement size.
 const MAX_BATCH: usize = 128;
-/// Callbacks waiting for the writer, at most; beyond it requests wait for a place.
-const QUEUE_CAPACITY: usize = 4096;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JournalError {
@@ -45,14 +43,22 @@ impl Journal {
     /// A commit that takes longer than `commit_timeout` (a database that stopped answering
     /// without closing the connection) is abandoned and its callbacks answered 503: if it
     /// did commit after all, Sinch's retry is recognised as a duplicate.
+    /// `queue_capacity` bounds the callbacks waiting for a commit; the webhook sheds load
+    /// (429) before it is reached.
     pub fn start(
         store: Arc<dyn Store>,
         committed: Arc<Notify>,
         commit_timeout: Duration,
+        queue_capacity: usize,
     ) -> (Journal, JoinHandle<()>) {
-        let (sender, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let (sender, receiver) = mpsc::channel(queue_capacity.max(1));
         let writer = tokio::spawn(write_batches(store, receiver, committed, commit_timeout));
         (Journal { sender }, writer)
+    }
+
+    /// Callbacks waiting for a commit right now.
+    pub fn queued(&self) -> usize {
+        self.sender.max_capacity() - self.sender.capacity()
     }
 
     /// Returns once the callback is durably stored (or found to be a duplicate).

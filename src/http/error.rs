@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::pressure::Overload;
 use crate::callback::ClassifyError;
 use crate::journal::JournalError;
 use crate::signature::Failure;
@@ -25,6 +26,12 @@ pub enum ApiError {
     },
     /// The connection failed while the body was being read.
     BodyRead(String),
+    /// The body did not arrive in time (a client trickling bytes to hold a connection).
+    BodyTimeout,
+    /// Shedding load; Sinch retries 429 and slows down.
+    Overloaded(Overload),
+    /// Every place for a stream client is taken.
+    TooManyStreams,
     /// The request is not signed by a configured secret.
     Unauthorized {
         failure: Failure,
@@ -66,6 +73,9 @@ impl ApiError {
         match self {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BodyRead(_) | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_) | ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound | ApiError::ApiDisabled | ApiError::NoSuch { .. } => {
@@ -82,6 +92,9 @@ impl ApiError {
         match self {
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::BodyRead(_) => "body_read_failed",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::Overloaded(overload) => overload.reason,
+            ApiError::TooManyStreams => "too_many_streams",
             ApiError::Unauthorized { failure, .. } => failure.rejection.code(),
             ApiError::InvalidBody(ClassifyError::NotUtf8 { .. }) => "body_not_utf8",
             ApiError::InvalidBody(ClassifyError::NotJson(_)) => "body_not_json",
@@ -102,6 +115,14 @@ impl ApiError {
                 format!("body is larger than the {limit} bytes allowed (MAX_BODY_BYTES)")
             }
             ApiError::BodyRead(reason) => format!("could not read the request body: {reason}"),
+            ApiError::BodyTimeout => "the request body did not arrive in time".to_owned(),
+            ApiError::Overloaded(overload) => format!(
+                "the receiver is shedding load; retry after {} s",
+                overload.retry_after_secs
+            ),
+            ApiError::TooManyStreams => {
+                "every place for a stream client is taken (MAX_STREAMS); retry later".to_owned()
+            }
             ApiError::Unauthorized { failure, .. } => failure.rejection.describe(),
             ApiError::InvalidBody(reason) => reason.to_string(),
             ApiError::Unavailable(_) => "the callback could not be stored; retry later".to_owned(),
@@ -124,6 +145,8 @@ impl ApiError {
             self,
             ApiError::PayloadTooLarge { .. }
                 | ApiError::BodyRead(_)
+                | ApiError::BodyTimeout
+                | ApiError::Overloaded(_)
                 | ApiError::Unauthorized { .. }
                 | ApiError::InvalidBody(_)
                 | ApiError::Unavailable(_)
@@ -157,6 +180,10 @@ impl ApiError {
             ApiError::BodyRead(error) => {
                 tracing::info!(reason = code, error = %error, "body read failed")
             }
+            ApiError::BodyTimeout => tracing::info!(reason = code, "body not received in time"),
+            // Counted in metrics; a log line per shed request would add to the overload.
+            ApiError::Overloaded(_) => tracing::debug!(reason = code, "callback answered 429"),
+            ApiError::TooManyStreams => tracing::warn!(reason = code, "stream client refused"),
             ApiError::Unavailable(error) => {
                 tracing::warn!(reason = code, error = %error, "callback answered 503");
             }
@@ -185,6 +212,12 @@ impl IntoResponse for ApiError {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        if let ApiError::Overloaded(overload) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(overload.retry_after_secs),
             );
         }
         response

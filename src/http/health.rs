@@ -32,9 +32,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         }
     };
     let ready = database["status"] == "ok";
+    let mut checks = state.pressure.report(&state.journal);
+    checks["database"] = database;
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
-        "checks": { "database": database },
+        "checks": checks,
     });
     let status = if ready {
         StatusCode::OK

@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod metrics;
 mod params;
+pub mod pressure;
 pub mod server;
 mod stream;
 mod webhook;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub journal: Journal,
     pub store: Arc<dyn Store>,
     pub max_body_bytes: usize,
+    /// Time allowed for a webhook body once its headers are in.
+    pub body_timeout: Duration,
     /// `None`: the query API and the stream are off (404).
     pub api_token: Option<Arc<SecretString>>,
     /// Cancelled when the server shuts down; long-lived responses (the stream) end then.
@@ -50,6 +53,10 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Serve `/metrics` on this router (false when `METRICS_ADDR` gives it its own port).
     pub metrics_on_main_port: bool,
+    /// Load shedding for the webhook.
+    pub pressure: Arc<pressure::Pressure>,
+    /// Places for `/api/stream` clients: streams cannot exhaust the server.
+    pub streams: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn router(state: AppState) -> Router {

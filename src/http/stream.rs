@@ -38,6 +38,11 @@ pub async fn events(
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let params = Params::parse(query.as_deref(), &["after"])?;
+    let place = state
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyStreams)?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -60,6 +65,7 @@ pub async fn events(
         shutdown: state.shutdown.clone(),
         position,
         buffer: VecDeque::new(),
+        _place: place,
     };
     let stream = futures_util::stream::unfold(reader, |mut reader| async move {
         let event = reader.next().await?;
@@ -75,6 +81,8 @@ struct Reader {
     shutdown: CancellationToken,
     position: i64,
     buffer: VecDeque<EventRecord>,
+    /// Held while the client is connected.
+    _place: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Reader {

@@ -36,7 +36,11 @@ pub async fn receive(
     body: Body,
 ) -> Result<Json<Ack>, ApiError> {
     let started = Instant::now();
-    let bytes = read_body(body, &headers, state.max_body_bytes).await?;
+    state
+        .pressure
+        .admit(&state.journal)
+        .map_err(ApiError::Overloaded)?;
+    let bytes = read_body(body, &headers, state.max_body_bytes, state.body_timeout).await?;
     let now = Utc::now();
     let verified =
         match state
@@ -160,7 +164,14 @@ fn new_callback(
 
 /// Reads the whole body up to `limit` bytes. A declared `Content-Length` over the limit is
 /// refused before reading anything; a chunked body is counted as it streams.
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+/// Sinch sends small bodies at once: one trickling in past `timeout` is a client trying to
+/// hold a connection.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -168,7 +179,10 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit, declared });
     }
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout)?;
+    read.map_err(|error| {
         if is_length_limit(&error) {
             ApiError::PayloadTooLarge {
                 limit,

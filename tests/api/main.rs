@@ -6,6 +6,7 @@
 mod contract;
 mod domain;
 mod helpers;
+mod hostile;
 mod pg;
 mod processing;
 mod properties;
