@@ -4,14 +4,17 @@
 
 #[macro_use]
 mod contract;
+mod crash;
 mod domain;
 mod helpers;
 mod hostile;
 mod pg;
+mod process;
 mod processing;
 mod properties;
 mod proxy;
 mod query_api;
 mod replicas;
+mod secrets;
 mod stream;
 mod webhook;

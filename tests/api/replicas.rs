@@ -2,16 +2,14 @@
 //! the database going away while the service runs.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::Duration;
 
 use sinch_webhooks::callback::classify;
 use sqlx::PgPool;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 use crate::helpers::*;
 use crate::pg::Schema;
+use crate::process::Service;
 use crate::proxy::Proxy;
 
 #[tokio::test]
@@ -123,8 +121,8 @@ async fn a_replica_killed_mid_load_has_its_work_finished_by_the_other() {
     let Some(schema) = Schema::create().await else {
         return;
     };
-    let mut a = Replica::spawn(&schema).await;
-    let b = Replica::spawn(&schema).await;
+    let mut a = Service::start(&schema.url(), &[("DISPATCH_LEASE_SECS", "2")]).await;
+    let b = Service::start(&schema.url(), &[("DISPATCH_LEASE_SECS", "2")]).await;
     let client = reqwest::Client::new();
     let bodies: Vec<String> = (0..600)
         .map(|i| {
@@ -202,73 +200,6 @@ async fn a_replica_killed_mid_load_has_its_work_finished_by_the_other() {
     );
     db.close().await;
     b.stop().await;
-}
-
-/// The real binary in its own process, so it can be killed for real.
-struct Replica {
-    child: Child,
-    address: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Replica {
-    async fn spawn(schema: &Schema) -> Replica {
-        // A working folder of its own, so no developer's .env is picked up.
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("SINCH_WEBHOOK_SECRET", SECRET)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("DATABASE_URL", schema.url())
-            .env("DISPATCH_LEASE_SECS", "2")
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("the sinch-webhooks binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let address = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("the replica exited early");
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if event["message"] == "listening" {
-                break event["address"].as_str().unwrap().to_owned();
-            }
-        };
-        // Keep reading, or a full pipe would block the replica's logging.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Replica {
-            child,
-            address: format!("http://{address}"),
-            _dir: dir,
-        }
-    }
-
-    fn webhook_url(&self) -> String {
-        format!("{}/api/sinch/webhook", self.address)
-    }
-
-    /// SIGKILL: no graceful anything.
-    async fn kill(&mut self) {
-        self.child.kill().await.unwrap();
-    }
-
-    async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
-    }
 }
 
 fn postgres_address(schema: &Schema) -> std::net::SocketAddr {
