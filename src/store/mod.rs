@@ -214,6 +214,21 @@ impl StoreError {
     }
 }
 
+/// One outcome per callback of `batch`, from the `(id, dedupe_key)` rows the insert returned.
+/// A key repeated inside the batch was inserted once: its first occurrence is the accepted
+/// one, the others are duplicates.
+fn journal_outcomes(batch: &[NewCallback], inserted: Vec<(i64, String)>) -> Vec<JournalOutcome> {
+    let mut ids: std::collections::HashMap<String, i64> =
+        inserted.into_iter().map(|(id, key)| (key, id)).collect();
+    batch
+        .iter()
+        .map(|cb| match ids.remove(&cb.dedupe_key) {
+            Some(id) => JournalOutcome::Accepted { id },
+            None => JournalOutcome::Duplicate,
+        })
+        .collect()
+}
+
 /// Applies the migrations, or with `auto_migrate` off, checks that they were applied.
 async fn migrate<DB>(
     migrator: &sqlx::migrate::Migrator,

@@ -120,18 +120,11 @@ impl Store for SqliteStore {
             let _gate = self.write_gate.lock().await;
             insert.build().fetch_all(&self.pool).await?
         };
-        let mut inserted = std::collections::HashMap::with_capacity(rows.len());
-        for row in rows {
-            inserted.insert(row.try_get::<String, _>(1)?, row.try_get::<i64, _>(0)?);
-        }
-        // A key repeated inside the batch was inserted once: the first occurrence wins.
-        Ok(batch
+        let inserted = rows
             .iter()
-            .map(|cb| match inserted.remove(&cb.dedupe_key) {
-                Some(id) => JournalOutcome::Accepted { id },
-                None => JournalOutcome::Duplicate,
-            })
-            .collect())
+            .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(super::journal_outcomes(batch, inserted))
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {

@@ -1,9 +1,8 @@
 //! What happens after the answer: dispatch, status ordering, retries and recovery.
 
-use chrono::Utc;
-use sinch_webhooks::callback::classify;
 use sinch_webhooks::store::{self, NewCallback, StoreOptions};
 
+use crate::contract::entry;
 use crate::helpers::*;
 
 #[tokio::test]
@@ -200,7 +199,7 @@ async fn callbacks_journaled_before_a_crash_are_processed_at_the_next_start() {
         ),
         fixture("message_inbound.json"),
     ];
-    let batch: Vec<NewCallback> = bodies.iter().map(|b| journal_entry(b)).collect();
+    let batch: Vec<NewCallback> = bodies.iter().map(|b| entry(b)).collect();
     store.journal(&batch).await.unwrap();
     store.close().await;
 
@@ -240,22 +239,6 @@ async fn a_graceful_restart_keeps_everything_and_processes_nothing_twice() {
         20
     );
     assert_eq!(app.count("SELECT MAX(attempts) FROM callbacks").await, 1);
-}
-
-fn journal_entry(body: &str) -> NewCallback {
-    let c = classify(body.as_bytes()).unwrap();
-    NewCallback {
-        received_at: Utc::now(),
-        api: c.api,
-        trigger: c.trigger,
-        dedupe_key: c.dedupe_key,
-        app_id: c.app_id,
-        project_id: c.project_id,
-        message_id: c.message_id,
-        body: body.to_owned(),
-        nonce: ulid::Ulid::new().to_string(),
-        signature_timestamp: Utc::now().timestamp(),
-    }
 }
 
 async fn wait_for(app: &TestApp, sql: &str, expected: i64) {

@@ -57,13 +57,7 @@ async fn a_postgres_outage_is_answered_503_and_recovers_without_losing_anything(
     };
     let upstream = postgres_address(&schema);
     let proxy = Proxy::start(upstream).await;
-    let options: sqlx::postgres::PgConnectOptions = schema.url().parse().unwrap();
-    let via_proxy = schema.url_via(&format!(
-        "postgres://{}@{}/{}",
-        options.get_username(),
-        proxy.address,
-        options.get_database().unwrap_or("postgres")
-    ));
+    let via_proxy = url_through(&schema, &proxy);
     let env = HashMap::from([
         ("DATABASE_URL".to_owned(), via_proxy),
         ("DATABASE_CONNECT_TIMEOUT_SECS".to_owned(), "1".to_owned()),
@@ -202,6 +196,17 @@ async fn a_replica_killed_mid_load_has_its_work_finished_by_the_other() {
     b.stop().await;
 }
 
+/// The schema's URL, but connecting through `proxy`.
+fn url_through(schema: &Schema, proxy: &Proxy) -> String {
+    let options: sqlx::postgres::PgConnectOptions = schema.url().parse().unwrap();
+    schema.url_via(&format!(
+        "postgres://{}@{}/{}",
+        options.get_username(),
+        proxy.address,
+        options.get_database().unwrap_or("postgres")
+    ))
+}
+
 fn postgres_address(schema: &Schema) -> std::net::SocketAddr {
     let options: sqlx::postgres::PgConnectOptions = schema.url().parse().unwrap();
     format!("{}:{}", options.get_host(), options.get_port())
@@ -235,13 +240,7 @@ async fn a_replica_started_before_its_database_waits_for_it() {
     };
     let proxy = Proxy::start(postgres_address(&schema)).await;
     proxy.cut();
-    let options: sqlx::postgres::PgConnectOptions = schema.url().parse().unwrap();
-    let via_proxy = schema.url_via(&format!(
-        "postgres://{}@{}/{}",
-        options.get_username(),
-        proxy.address,
-        options.get_database().unwrap_or("postgres")
-    ));
+    let via_proxy = url_through(&schema, &proxy);
     let env = HashMap::from([
         ("DATABASE_URL".to_owned(), via_proxy),
         ("DATABASE_CONNECT_TIMEOUT_SECS".to_owned(), "1".to_owned()),
