@@ -39,6 +39,21 @@ macro_rules! domain_writes {
             order: &[usize],
             now: DateTime<Utc>,
         ) -> Result<(Vec<Processed>, Vec<(i64, NewEvent)>), sqlx::Error> {
+            // Failures are rare: first try the whole batch at once (one claim statement, no
+            // savepoint per callback), and only if something fails, go one by one.
+            if !work.iter().any(|item| item.replay) {
+                let mut attempt = sqlx::Connection::begin(&mut *conn).await?;
+                match process_together(&mut attempt, work, order, now).await {
+                    Ok(done) => {
+                        attempt.commit().await?;
+                        return Ok(done);
+                    }
+                    Err(error) => {
+                        attempt.rollback().await?;
+                        tracing::debug!(%error, "a callback failed; processing its batch one by one");
+                    }
+                }
+            }
             let mut results = vec![Processed::AlreadyProcessed; work.len()];
             let mut batch_events = Vec::new();
             for &index in order {
@@ -62,12 +77,67 @@ macro_rules! domain_writes {
             Ok((results, batch_events))
         }
 
+        /// The whole batch in one go: claims every callback with one statement, then applies
+        /// the plans of those it claimed. Any error fails the whole attempt.
+        async fn process_together(
+            conn: &mut $Conn,
+            work: &[Work],
+            order: &[usize],
+            now: DateTime<Utc>,
+        ) -> Result<(Vec<Processed>, Vec<(i64, NewEvent)>), sqlx::Error> {
+            let mut claim = sqlx::QueryBuilder::new(concat!(
+                "UPDATE callbacks SET attempts = attempts + 1, last_error = NULL",
+                $release_lease,
+                ", processed_at = "
+            ));
+            claim.push_bind($time(&now)).push(" WHERE processed_at IS NULL AND id IN (");
+            let mut ids = claim.separated(", ");
+            for item in work {
+                ids.push_bind(item.callback.id);
+            }
+            claim.push(") RETURNING id");
+            let claimed: std::collections::HashSet<i64> = claim
+                .build_query_scalar::<i64>()
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+            let mut results = vec![Processed::AlreadyProcessed; work.len()];
+            let mut batch_events = Vec::new();
+            for &index in order {
+                let item = &work[index];
+                if !claimed.contains(&item.callback.id) {
+                    continue;
+                }
+                results[index] = match &item.plan {
+                    Plan::Unprocessable(reason) => {
+                        sqlx::query("UPDATE callbacks SET last_error = $1 WHERE id = $2")
+                            .bind(reason)
+                            .bind(item.callback.id)
+                            .execute(&mut *conn)
+                            .await?;
+                        Processed::Unprocessable(reason.clone())
+                    }
+                    Plan::Apply(effects) => {
+                        let mut events = Vec::new();
+                        for effect in effects {
+                            apply_effect(conn, effect, &item.callback, now, &mut events).await?;
+                        }
+                        batch_events.extend(events.into_iter().map(|e| (item.callback.id, e)));
+                        Processed::Applied
+                    }
+                };
+            }
+            Ok((results, batch_events))
+        }
+
         /// The tables a delivery report can be about: messages, or events the app sent.
         struct StatusTable {
             table: &'static str,
             key: &'static str,
             history: &'static str,
             ensure_row: &'static str,
+            upsert_returning_status: &'static str,
             event: &'static str,
         }
 
@@ -77,6 +147,10 @@ macro_rules! domain_writes {
             history: "message_status_history",
             ensure_row: "INSERT INTO messages (message_id, direction, created_at, updated_at) \
                          VALUES ($1, 'outbound', $2, $2) ON CONFLICT (message_id) DO NOTHING",
+            upsert_returning_status: "INSERT INTO messages (message_id, direction, created_at, updated_at) \
+                VALUES ($1, 'outbound', $2, $2) ON CONFLICT (message_id) \
+                DO UPDATE SET message_id = excluded.message_id \
+                RETURNING status, status_at, status_accepted_at, channel, identity, conversation_id, contact_id",
             event: "message.status",
         };
 
@@ -86,6 +160,10 @@ macro_rules! domain_writes {
             history: "app_event_status_history",
             ensure_row: "INSERT INTO app_events (event_id, created_at, updated_at) \
                          VALUES ($1, $2, $2) ON CONFLICT (event_id) DO NOTHING",
+            upsert_returning_status: "INSERT INTO app_events (event_id, created_at, updated_at) \
+                VALUES ($1, $2, $2) ON CONFLICT (event_id) \
+                DO UPDATE SET event_id = excluded.event_id \
+                RETURNING status, status_at, status_accepted_at, channel, identity, conversation_id, contact_id",
             event: "event.status",
         };
 
@@ -151,18 +229,14 @@ macro_rules! domain_writes {
                 status: report.status.clone(),
                 time: ReportTime::new(report.event_time, report.accepted_time, callback.received_at),
             };
-            sqlx::query(table.ensure_row)
+            // One statement creates the row if needed and returns its current status. On
+            // PostgreSQL the upsert also locks the row, so replicas deciding the status of one
+            // message take turns.
+            let row = sqlx::query(table.upsert_returning_status)
                 .bind(&report.id)
                 .bind($time(&now))
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await?;
-            let row = sqlx::query(&format!(
-                "SELECT status, status_at, status_accepted_at FROM {} WHERE {} = $1{}",
-                table.table, table.key, $lock
-            ))
-            .bind(&report.id)
-            .fetch_one(&mut *conn)
-            .await?;
             let current_status: Option<String> = row.try_get("status")?;
             let current = match (current_status.as_deref(), $read_time(&row, "status_at")?) {
                 (Some(status), Some(at)) => Some(StatusReport {
@@ -194,8 +268,8 @@ macro_rules! domain_writes {
                 .bind(&report.id)
                 .execute(&mut *conn)
                 .await?;
-            } else {
-                // Not the current status, but it may still tell us what we did not know.
+            } else if fills_a_blank(&row, report)? {
+                // Not the current status, but it tells us something we did not know.
                 sqlx::query(&format!(
                     "UPDATE {} SET channel = COALESCE(channel, $1), identity = COALESCE(identity, $2), \
                      conversation_id = COALESCE(conversation_id, $3), \
@@ -246,6 +320,17 @@ macro_rules! domain_writes {
                 events.push(NewEvent { kind: table.event, payload });
             }
             Ok(())
+        }
+
+        /// Whether the report knows a channel, identity or id the row is missing.
+        fn fills_a_blank(row: &$Row, report: &DeliveryReport) -> Result<bool, sqlx::Error> {
+            let missing = |column: &str, incoming: &Option<String>| -> Result<bool, sqlx::Error> {
+                Ok(incoming.is_some() && row.try_get::<Option<String>, _>(column)?.is_none())
+            };
+            Ok(missing("channel", &report.channel)?
+                || missing("identity", &report.identity)?
+                || missing("conversation_id", &report.conversation_id)?
+                || missing("contact_id", &report.contact_id)?)
         }
 
         async fn apply_inbound_message(
@@ -950,22 +1035,25 @@ macro_rules! domain_writes {
             Ok(())
         }
 
-        /// Appends state changes to the outbox the live stream reads, in commit order.
+        /// Appends state changes to the outbox the live stream reads, in commit order, in
+        /// statements of up to `EVENTS_PER_INSERT` rows.
         async fn insert_events(
             conn: &mut $Conn,
             events: &[(i64, NewEvent)],
             now: DateTime<Utc>,
         ) -> Result<(), sqlx::Error> {
-            for (callback_id, event) in events {
-                sqlx::query(
-                    "INSERT INTO events (callback_id, type, payload, created_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(callback_id)
-                .bind(event.kind)
-                .bind(event.payload.to_string())
-                .bind($time(&now))
-                .execute(&mut *conn)
-                .await?;
+            const EVENTS_PER_INSERT: usize = 256;
+            for chunk in events.chunks(EVENTS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(
+                    "INSERT INTO events (callback_id, type, payload, created_at) ",
+                );
+                insert.push_values(chunk, |mut row, (callback_id, event)| {
+                    row.push_bind(*callback_id)
+                        .push_bind(event.kind)
+                        .push_bind(event.payload.to_string())
+                        .push_bind($time(&now));
+                });
+                insert.build().execute(&mut *conn).await?;
             }
             Ok(())
         }
