@@ -58,12 +58,12 @@ macro_rules! domain_writes {
             let mut batch_events = Vec::new();
             for &index in order {
                 let item = &work[index];
-                let mut events = Vec::new();
+                let mut out = Outputs::default();
                 let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
-                results[index] = match process_one(&mut savepoint, item, now, &mut events).await {
+                results[index] = match process_one(&mut savepoint, item, now, &mut out).await {
                     Ok(result) => {
                         savepoint.commit().await?;
-                        batch_events.extend(events.into_iter().map(|e| (item.callback.id, e)));
+                        batch_events.extend(out.events.into_iter().map(|e| (item.callback.id, e)));
                         result
                     }
                     Err(error) => {
@@ -104,6 +104,7 @@ macro_rules! domain_writes {
                 .collect();
             let mut results = vec![Processed::AlreadyProcessed; work.len()];
             let mut batch_events = Vec::new();
+            let mut history = Vec::new();
             for &index in order {
                 let item = &work[index];
                 if !claimed.contains(&item.callback.id) {
@@ -119,16 +120,74 @@ macro_rules! domain_writes {
                         Processed::Unprocessable(reason.clone())
                     }
                     Plan::Apply(effects) => {
-                        let mut events = Vec::new();
+                        let mut out = Outputs::default();
                         for effect in effects {
-                            apply_effect(conn, effect, &item.callback, now, &mut events).await?;
+                            apply_effect(conn, effect, &item.callback, now, &mut out).await?;
                         }
-                        batch_events.extend(events.into_iter().map(|e| (item.callback.id, e)));
+                        batch_events.extend(out.events.into_iter().map(|e| (item.callback.id, e)));
+                        history.extend(out.history);
                         Processed::Applied
                     }
                 };
             }
+            insert_history(conn, &history).await?;
             Ok((results, batch_events))
+        }
+
+        /// What applying effects produces besides its direct writes: state changes for the
+        /// outbox, and history rows, written in bulk at the end (one statement per batch
+        /// instead of one per report).
+        #[derive(Default)]
+        struct Outputs {
+            events: Vec<NewEvent>,
+            history: Vec<HistoryRow>,
+        }
+
+        /// One delivery report for `message_status_history` or `app_event_status_history`.
+        struct HistoryRow {
+            table: &'static str,
+            key: &'static str,
+            id: String,
+            status: String,
+            status_at: DateTime<Utc>,
+            accepted_at: Option<DateTime<Utc>>,
+            channel: Option<String>,
+            reason_code: Option<String>,
+            reason_description: Option<String>,
+            callback_id: i64,
+            applied: bool,
+            recorded_at: DateTime<Utc>,
+        }
+
+        /// Writes history rows, one multi-row insert per table and chunk. Keyed by callback,
+        /// so writing a report twice (a replay) adds nothing.
+        async fn insert_history(conn: &mut $Conn, rows: &[HistoryRow]) -> Result<(), sqlx::Error> {
+            const ROWS_PER_INSERT: usize = 256;
+            for table in [MESSAGES.history, APP_EVENTS.history] {
+                let rows: Vec<&HistoryRow> = rows.iter().filter(|r| r.table == table).collect();
+                for chunk in rows.chunks(ROWS_PER_INSERT) {
+                    let mut insert = sqlx::QueryBuilder::new(format!(
+                        "INSERT INTO {} ({}, status, status_at, accepted_at, channel, reason_code, \
+                         reason_description, callback_id, applied, recorded_at) ",
+                        table, chunk[0].key
+                    ));
+                    insert.push_values(chunk, |mut row, h| {
+                        row.push_bind(h.id.clone())
+                            .push_bind(h.status.clone())
+                            .push_bind($time(&h.status_at))
+                            .push_bind(h.accepted_at.as_ref().map($time))
+                            .push_bind(h.channel.clone())
+                            .push_bind(h.reason_code.clone())
+                            .push_bind(h.reason_description.clone())
+                            .push_bind(h.callback_id)
+                            .push_bind(h.applied)
+                            .push_bind($time(&h.recorded_at));
+                    });
+                    insert.push(" ON CONFLICT (callback_id) DO NOTHING");
+                    insert.build().execute(&mut *conn).await?;
+                }
+            }
+            Ok(())
         }
 
         /// The tables a delivery report can be about: messages, or events the app sent.
@@ -173,46 +232,46 @@ macro_rules! domain_writes {
             effect: &Effect,
             callback: &PendingCallback,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             match effect {
                 Effect::MessageStatus(report) => {
-                    apply_status_report(conn, &MESSAGES, report, callback, now, events).await
+                    apply_status_report(conn, &MESSAGES, report, callback, now, out).await
                 }
                 Effect::AppEventStatus(report) => {
-                    apply_status_report(conn, &APP_EVENTS, report, callback, now, events).await
+                    apply_status_report(conn, &APP_EVENTS, report, callback, now, out).await
                 }
                 Effect::InboundMessage(message) => {
-                    apply_inbound_message(conn, message, now, events).await
+                    apply_inbound_message(conn, message, now, out).await
                 }
                 Effect::MessageSubmitted(submitted) => {
-                    apply_submitted(conn, submitted, callback, now, events).await
+                    apply_submitted(conn, submitted, callback, now, out).await
                 }
                 Effect::ContactEvent(event) => {
-                    apply_contact_event(conn, event, callback, now, events).await
+                    apply_contact_event(conn, event, callback, now, out).await
                 }
-                Effect::Consent(consent) => apply_consent(conn, consent, callback, now, events).await,
+                Effect::Consent(consent) => apply_consent(conn, consent, callback, now, out).await,
                 Effect::Capability(capability) => {
-                    apply_capability(conn, capability, callback, now, events).await
+                    apply_capability(conn, capability, callback, now, out).await
                 }
                 Effect::Contact { change, at } => {
                     let at = at.unwrap_or(callback.received_at);
-                    apply_contact(conn, change, at, now, events).await
+                    apply_contact(conn, change, at, now, out).await
                 }
                 Effect::Conversation { change, state, at } => {
                     let at = at.unwrap_or(callback.received_at);
-                    apply_conversation(conn, *change, state, at, now, events).await
+                    apply_conversation(conn, *change, state, at, now, out).await
                 }
                 Effect::IdentityDuplications { duplications, at } => {
                     let at = at.unwrap_or(callback.received_at);
-                    apply_duplications(conn, duplications, callback.id, at, events).await
+                    apply_duplications(conn, duplications, callback.id, at, out).await
                 }
                 Effect::SmsDelivery(report) => {
-                    apply_sms_delivery(conn, report, callback, now, events).await
+                    apply_sms_delivery(conn, report, callback, now, out).await
                 }
-                Effect::SmsBatch(batch) => apply_sms_batch(conn, batch, callback.id, now, events).await,
+                Effect::SmsBatch(batch) => apply_sms_batch(conn, batch, callback.id, now, out).await,
                 Effect::SmsInbound(message) => {
-                    apply_sms_inbound(conn, message, callback.id, now, events).await
+                    apply_sms_inbound(conn, message, callback.id, now, out).await
                 }
             }
         }
@@ -223,7 +282,7 @@ macro_rules! domain_writes {
             report: &DeliveryReport,
             callback: &PendingCallback,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let incoming = StatusReport {
                 status: report.status.clone(),
@@ -288,24 +347,20 @@ macro_rules! domain_writes {
                 .execute(&mut *conn)
                 .await?;
             }
-            sqlx::query(&format!(
-                "INSERT INTO {} ({}, status, status_at, accepted_at, channel, reason_code, \
-                 reason_description, callback_id, applied, recorded_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (callback_id) DO NOTHING",
-                table.history, table.key
-            ))
-            .bind(&report.id)
-            .bind(report.status.as_str())
-            .bind($time(&incoming.time.at))
-            .bind(incoming.time.accepted.as_ref().map($time))
-            .bind(&report.channel)
-            .bind(&report.reason_code)
-            .bind(&report.reason_description)
-            .bind(callback.id)
-            .bind(applied)
-            .bind($time(&now))
-            .execute(&mut *conn)
-            .await?;
+            out.history.push(HistoryRow {
+                table: table.history,
+                key: table.key,
+                id: report.id.clone(),
+                status: report.status.as_str().to_owned(),
+                status_at: incoming.time.at,
+                accepted_at: incoming.time.accepted,
+                channel: report.channel.clone(),
+                reason_code: report.reason_code.clone(),
+                reason_description: report.reason_description.clone(),
+                callback_id: callback.id,
+                applied,
+                recorded_at: now,
+            });
             if applied {
                 let mut payload = serde_json::json!({
                         "status": report.status.as_str(),
@@ -317,7 +372,7 @@ macro_rules! domain_writes {
                         "reason_description": report.reason_description,
                     });
                 payload[table.key] = serde_json::json!(report.id);
-                events.push(NewEvent { kind: table.event, payload });
+                out.events.push(NewEvent { kind: table.event, payload });
             }
             Ok(())
         }
@@ -337,7 +392,7 @@ macro_rules! domain_writes {
             conn: &mut $Conn,
             message: &InboundMessage,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let at = message.event_time.or(message.accepted_time);
             let inserted = sqlx::query(
@@ -359,7 +414,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if inserted.rows_affected() > 0 {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "message.inbound",
                     payload: serde_json::json!({
                         "message_id": message.message_id,
@@ -382,7 +437,7 @@ macro_rules! domain_writes {
             submitted: &SubmittedMessage,
             callback: &PendingCallback,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let at = submitted.submitted_at.unwrap_or(callback.received_at);
             sqlx::query(MESSAGES.ensure_row)
@@ -425,7 +480,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if recorded.rows_affected() > 0 {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "message.submitted",
                     payload: serde_json::json!({
                         "message_id": submitted.message_id,
@@ -443,7 +498,7 @@ macro_rules! domain_writes {
             event: &ContactEvent,
             callback: &PendingCallback,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let at = event.event_time.or(event.accepted_time).unwrap_or(callback.received_at);
             let inserted = sqlx::query(
@@ -464,7 +519,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if inserted.rows_affected() > 0 {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "event.inbound",
                     payload: serde_json::json!({
                         "event_id": event.event_id,
@@ -487,7 +542,7 @@ macro_rules! domain_writes {
             consent: &ConsentReport,
             callback: &PendingCallback,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let at = ReportTime::new(consent.event_time, consent.accepted_time, callback.received_at).at;
             let opted_in = consent.kind == ConsentKind::OptIn;
@@ -583,7 +638,7 @@ macro_rules! domain_writes {
                 .bind(&consent.identity)
                 .fetch_one(&mut *conn)
                 .await?;
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "consent",
                     payload: serde_json::json!({
                         "channel": consent.channel,
@@ -605,7 +660,7 @@ macro_rules! domain_writes {
             capability: &CapabilityReport,
             callback: &PendingCallback,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let at = ReportTime::new(capability.event_time, capability.accepted_time, callback.received_at).at;
             let changed = sqlx::query(
@@ -630,7 +685,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if changed.rows_affected() > 0 {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "capability",
                     payload: serde_json::json!({
                         "channel": capability.channel,
@@ -648,7 +703,7 @@ macro_rules! domain_writes {
             change: &ContactChange,
             at: DateTime<Utc>,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let (contact, merged) = match change {
                 ContactChange::Created(c) | ContactChange::Updated(c) => {
@@ -682,7 +737,7 @@ macro_rules! domain_writes {
                 ContactChange::Merged { .. } => add_identities(conn, contact, now).await?,
                 ContactChange::Deleted(_) => {}
             }
-            events.push(NewEvent {
+            out.events.push(NewEvent {
                 kind: "contact",
                 payload: serde_json::json!({
                     "contact_id": contact.contact_id,
@@ -786,7 +841,7 @@ macro_rules! domain_writes {
             state: &ConversationState,
             at: DateTime<Utc>,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let active = state.active.or(match change {
                 ConversationChange::Started => Some(true),
@@ -830,7 +885,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if current.rows_affected() > 0 || stamped.rows_affected() > 0 {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "conversation",
                     payload: serde_json::json!({
                         "conversation_id": state.conversation_id,
@@ -850,7 +905,7 @@ macro_rules! domain_writes {
             duplications: &[IdentityDuplication],
             callback_id: i64,
             at: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             for duplication in duplications {
                 let contact_ids = serde_json::to_string(&duplication.contact_ids).unwrap_or_default();
@@ -865,7 +920,7 @@ macro_rules! domain_writes {
                 .execute(&mut *conn)
                 .await?;
                 if inserted.rows_affected() > 0 {
-                    events.push(NewEvent {
+                    out.events.push(NewEvent {
                         kind: "contact.duplicates",
                         payload: serde_json::json!({
                             "channel": duplication.channel,
@@ -883,7 +938,7 @@ macro_rules! domain_writes {
             report: &SmsDeliveryReport,
             callback: &PendingCallback,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let at = report.operator_status_at.or(report.at).unwrap_or(callback.received_at);
             sqlx::query(
@@ -939,7 +994,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if applied {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "sms.delivery",
                     payload: serde_json::json!({
                         "batch_id": report.batch_id,
@@ -960,7 +1015,7 @@ macro_rules! domain_writes {
             batch: &SmsBatchReport,
             callback_id: i64,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let written = sqlx::query(
                 "INSERT INTO sms_batches (batch_id, kind, total_message_count, statuses, \
@@ -981,7 +1036,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if written.rows_affected() > 0 {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "sms.batch",
                     payload: serde_json::json!({
                         "batch_id": batch.batch_id,
@@ -998,7 +1053,7 @@ macro_rules! domain_writes {
             message: &SmsInbound,
             callback_id: i64,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<(), sqlx::Error> {
             let inserted = sqlx::query(
                 "INSERT INTO sms_inbound (id, kind, from_number, to_number, text, payload, received_at, \
@@ -1020,7 +1075,7 @@ macro_rules! domain_writes {
             .execute(&mut *conn)
             .await?;
             if inserted.rows_affected() > 0 {
-                events.push(NewEvent {
+                out.events.push(NewEvent {
                     kind: "sms.inbound",
                     payload: serde_json::json!({
                         "id": message.id,
@@ -1064,7 +1119,7 @@ macro_rules! domain_writes {
             conn: &mut $Conn,
             item: &Work,
             now: DateTime<Utc>,
-            events: &mut Vec<NewEvent>,
+            out: &mut Outputs,
         ) -> Result<Processed, sqlx::Error> {
             let unprocessable = match &item.plan {
                 Plan::Unprocessable(reason) => Some(reason.as_str()),
@@ -1095,8 +1150,9 @@ macro_rules! domain_writes {
                 Plan::Unprocessable(reason) => Ok(Processed::Unprocessable(reason.clone())),
                 Plan::Apply(effects) => {
                     for effect in effects {
-                        apply_effect(conn, effect, &item.callback, now, events).await?;
+                        apply_effect(conn, effect, &item.callback, now, out).await?;
                     }
+                    insert_history(conn, &std::mem::take(&mut out.history)).await?;
                     Ok(Processed::Applied)
                 }
             }
