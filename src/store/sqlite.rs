@@ -20,8 +20,10 @@ use super::records::*;
 use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
 use crate::callback::Trigger;
 
-/// Connections for ingestion and dispatch (they take turns at the write gate anyway).
-const WRITE_CONNECTIONS: u32 = 2;
+/// One connection for ingestion and dispatch: they take turns at the write gate anyway,
+/// and a single writer keeps its page cache warm (with two, each commit by one made the
+/// other re-read its pages from the WAL).
+const WRITE_CONNECTIONS: u32 = 1;
 /// Connections for the query API and the stream: a pool of their own, so readers can
 /// never take the connections ingestion needs.
 const READ_CONNECTIONS: u32 = 4;
