@@ -66,6 +66,10 @@ macro_rules! domain_writes {
                         batch_events.extend(out.events.into_iter().map(|e| (item.callback.id, e)));
                         result
                     }
+                    // The database itself failing (disk full, connection lost, deadlock) is
+                    // not this callback's fault: fail the batch, to be retried as a whole,
+                    // without counting it against the callback's attempts.
+                    Err(error) if $crate::store::is_environmental(&error) => return Err(error),
                     Err(error) => {
                         savepoint.rollback().await?;
                         let message = error.to_string();
@@ -105,6 +109,27 @@ macro_rules! domain_writes {
             let mut results = vec![Processed::AlreadyProcessed; work.len()];
             let mut batch_events = Vec::new();
             let mut history = Vec::new();
+            // Delivery reports, the bulk of the traffic, first and together: a few statements
+            // for the whole batch instead of two per report. App events before messages, each
+            // in key order: the lock order every replica follows.
+            for table in [&APP_EVENTS, &MESSAGES] {
+                let reports: Vec<(&DeliveryReport, &PendingCallback)> = order
+                    .iter()
+                    .map(|&i| &work[i])
+                    .filter(|item| claimed.contains(&item.callback.id))
+                    .filter_map(|item| match &item.plan {
+                        Plan::Apply(effects) => Some(effects.iter().filter_map(move |e| match e {
+                            Effect::MessageStatus(r) if table.table == "messages" => Some((r, &item.callback)),
+                            Effect::AppEventStatus(r) if table.table == "app_events" => Some((r, &item.callback)),
+                            _ => None,
+                        })),
+                        Plan::Unprocessable(_) => None,
+                    })
+                    .flatten()
+                    .collect();
+                apply_status_reports_together(conn, table, &reports, now, &mut batch_events, &mut history)
+                    .await?;
+            }
             for &index in order {
                 let item = &work[index];
                 if !claimed.contains(&item.callback.id) {
@@ -122,6 +147,9 @@ macro_rules! domain_writes {
                     Plan::Apply(effects) => {
                         let mut out = Outputs::default();
                         for effect in effects {
+                            if matches!(effect, Effect::MessageStatus(_) | Effect::AppEventStatus(_)) {
+                                continue; // applied together above
+                            }
                             apply_effect(conn, effect, &item.callback, now, &mut out).await?;
                         }
                         batch_events.extend(out.events.into_iter().map(|e| (item.callback.id, e)));
@@ -198,6 +226,8 @@ macro_rules! domain_writes {
             ensure_row: &'static str,
             upsert_returning_status: &'static str,
             event: &'static str,
+            /// Messages need a direction on insert; app events have none.
+            direction: Option<&'static str>,
         }
 
         const MESSAGES: StatusTable = StatusTable {
@@ -211,6 +241,7 @@ macro_rules! domain_writes {
                 DO UPDATE SET message_id = excluded.message_id \
                 RETURNING status, status_at, status_accepted_at, channel, identity, conversation_id, contact_id",
             event: "message.status",
+            direction: Some("outbound"),
         };
 
         const APP_EVENTS: StatusTable = StatusTable {
@@ -224,6 +255,7 @@ macro_rules! domain_writes {
                 DO UPDATE SET event_id = excluded.event_id \
                 RETURNING status, status_at, status_accepted_at, channel, identity, conversation_id, contact_id",
             event: "event.status",
+            direction: None,
         };
 
         /// Applies one effect; state changes are appended to `events`.
@@ -274,6 +306,194 @@ macro_rules! domain_writes {
                     apply_sms_inbound(conn, message, callback.id, now, out).await
                 }
             }
+        }
+
+        /// A row of a status table as the batch sees it, changes included.
+        struct StatusRow {
+            status: Option<String>,
+            status_at: Option<DateTime<Utc>>,
+            status_accepted_at: Option<DateTime<Utc>>,
+            reason_code: Option<String>,
+            reason_description: Option<String>,
+            channel: Option<String>,
+            identity: Option<String>,
+            conversation_id: Option<String>,
+            contact_id: Option<String>,
+            changed: bool,
+        }
+
+        /// Rows per multi-row statement in the bulk path (well under both backends' limits
+        /// on bound parameters).
+        const ROWS_PER_STATEMENT: usize = 256;
+
+        /// Every delivery report of a batch for one table, by the same rules as one at a
+        /// time: create the rows that are missing, read (and on PostgreSQL lock) their state
+        /// in key order, decide each report in arrival order in memory, then write back the
+        /// rows that changed in one statement per chunk.
+        async fn apply_status_reports_together(
+            conn: &mut $Conn,
+            table: &StatusTable,
+            reports: &[(&DeliveryReport, &PendingCallback)],
+            now: DateTime<Utc>,
+            events: &mut Vec<(i64, NewEvent)>,
+            history: &mut Vec<HistoryRow>,
+        ) -> Result<(), sqlx::Error> {
+            if reports.is_empty() {
+                return Ok(());
+            }
+            let mut ids: Vec<&str> = reports.iter().map(|(r, _)| r.id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut rows = std::collections::HashMap::with_capacity(ids.len());
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let columns = match table.direction {
+                    Some(_) => format!("{}, direction, created_at, updated_at", table.key),
+                    None => format!("{}, created_at, updated_at", table.key),
+                };
+                let mut ensure = sqlx::QueryBuilder::new(format!("INSERT INTO {} ({columns}) ", table.table));
+                ensure.push_values(chunk, |mut row, id| {
+                    row.push_bind(id.to_string());
+                    if let Some(direction) = table.direction {
+                        row.push_bind(direction);
+                    }
+                    row.push_bind($time(&now)).push_bind($time(&now));
+                });
+                ensure.push(format!(" ON CONFLICT ({}) DO NOTHING", table.key));
+                ensure.build().execute(&mut *conn).await?;
+
+                let mut select = sqlx::QueryBuilder::new(format!(
+                    "SELECT {} AS id, status, status_at, status_accepted_at, reason_code, \
+                     reason_description, channel, identity, conversation_id, contact_id \
+                     FROM {} WHERE {} IN (",
+                    table.key, table.table, table.key
+                ));
+                let mut list = select.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.to_string());
+                }
+                select.push(format!(") ORDER BY {}{}", table.key, $lock));
+                for row in select.build().fetch_all(&mut *conn).await? {
+                    let id: String = row.try_get("id")?;
+                    rows.insert(id, StatusRow {
+                        status: row.try_get("status")?,
+                        status_at: $read_time(&row, "status_at")?,
+                        status_accepted_at: $read_time(&row, "status_accepted_at")?,
+                        reason_code: row.try_get("reason_code")?,
+                        reason_description: row.try_get("reason_description")?,
+                        channel: row.try_get("channel")?,
+                        identity: row.try_get("identity")?,
+                        conversation_id: row.try_get("conversation_id")?,
+                        contact_id: row.try_get("contact_id")?,
+                        changed: false,
+                    });
+                }
+            }
+            for (report, callback) in reports {
+                let Some(row) = rows.get_mut(&report.id) else { continue };
+                let incoming = StatusReport {
+                    status: report.status.clone(),
+                    time: ReportTime::new(report.event_time, report.accepted_time, callback.received_at),
+                };
+                let current = match (row.status.as_deref(), row.status_at) {
+                    (Some(status), Some(at)) => Some(StatusReport {
+                        status: DeliveryStatus::parse(status),
+                        time: ReportTime { at, accepted: row.status_accepted_at },
+                    }),
+                    _ => None,
+                };
+                let applied = supersedes(current.as_ref(), &incoming);
+                let previous_status = row.status.clone();
+                if applied {
+                    row.status = Some(report.status.as_str().to_owned());
+                    row.status_at = Some(incoming.time.at);
+                    row.status_accepted_at = incoming.time.accepted;
+                    row.reason_code = report.reason_code.clone();
+                    row.reason_description = report.reason_description.clone();
+                    row.changed = true;
+                }
+                for (known, incoming) in [
+                    (&mut row.channel, &report.channel),
+                    (&mut row.identity, &report.identity),
+                    (&mut row.conversation_id, &report.conversation_id),
+                    (&mut row.contact_id, &report.contact_id),
+                ] {
+                    // A newer status brings its own channel details; a late one only fills blanks.
+                    if incoming.is_some() && (applied || known.is_none()) && known != incoming {
+                        *known = incoming.clone();
+                        row.changed = true;
+                    }
+                }
+                history.push(HistoryRow {
+                    table: table.history,
+                    key: table.key,
+                    id: report.id.clone(),
+                    status: report.status.as_str().to_owned(),
+                    status_at: incoming.time.at,
+                    accepted_at: incoming.time.accepted,
+                    channel: report.channel.clone(),
+                    reason_code: report.reason_code.clone(),
+                    reason_description: report.reason_description.clone(),
+                    callback_id: callback.id,
+                    applied,
+                    recorded_at: now,
+                });
+                if applied {
+                    let mut payload = serde_json::json!({
+                        "status": report.status.as_str(),
+                        "previous_status": previous_status,
+                        "status_at": incoming.time.at,
+                        "channel": report.channel,
+                        "identity": report.identity,
+                        "reason_code": report.reason_code,
+                        "reason_description": report.reason_description,
+                    });
+                    payload[table.key] = serde_json::json!(report.id);
+                    events.push((callback.id, NewEvent { kind: table.event, payload }));
+                }
+            }
+            let changed: Vec<(&String, &StatusRow)> = {
+                let mut changed: Vec<_> = rows.iter().filter(|(_, row)| row.changed).collect();
+                changed.sort_by(|a, b| a.0.cmp(b.0));
+                changed
+            };
+            for chunk in changed.chunks(ROWS_PER_STATEMENT) {
+                let mut write = sqlx::QueryBuilder::new(format!(
+                    "INSERT INTO {} ({}, status, status_at, status_accepted_at, reason_code, \
+                     reason_description, channel, identity, conversation_id, contact_id, \
+                     {}created_at, updated_at) ",
+                    table.table,
+                    table.key,
+                    if table.direction.is_some() { "direction, " } else { "" }
+                ));
+                write.push_values(chunk, |mut values, (id, row)| {
+                    values
+                        .push_bind(id.to_string())
+                        .push_bind(row.status.clone())
+                        .push_bind(row.status_at.as_ref().map($time))
+                        .push_bind(row.status_accepted_at.as_ref().map($time))
+                        .push_bind(row.reason_code.clone())
+                        .push_bind(row.reason_description.clone())
+                        .push_bind(row.channel.clone())
+                        .push_bind(row.identity.clone())
+                        .push_bind(row.conversation_id.clone())
+                        .push_bind(row.contact_id.clone());
+                    if let Some(direction) = table.direction {
+                        values.push_bind(direction);
+                    }
+                    values.push_bind($time(&now)).push_bind($time(&now));
+                });
+                write.push(format!(
+                    " ON CONFLICT ({}) DO UPDATE SET status = excluded.status, \
+                     status_at = excluded.status_at, status_accepted_at = excluded.status_accepted_at, \
+                     reason_code = excluded.reason_code, reason_description = excluded.reason_description, \
+                     channel = excluded.channel, identity = excluded.identity, \
+                     conversation_id = excluded.conversation_id, contact_id = excluded.contact_id, \
+                     updated_at = excluded.updated_at",
+                    table.key
+                ));
+                write.build().execute(&mut *conn).await?;
+            }
+            Ok(())
         }
 
         async fn apply_status_report(

@@ -214,6 +214,37 @@ impl StoreError {
     }
 }
 
+/// Whether an error is the database's condition rather than something about the data being
+/// written: such errors are retried for the whole batch, not held against one callback.
+pub(crate) fn is_environmental(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(error) => {
+            let code = error.code().unwrap_or_default();
+            if code.len() == 5 {
+                // PostgreSQL SQLSTATE: connection, resources, operator intervention,
+                // serialization failure, deadlock.
+                ["08", "53", "57", "58"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+                    || code == "40001"
+                    || code == "40P01"
+            } else {
+                // SQLite (extended) result code; the primary code is the low byte: BUSY,
+                // LOCKED, READONLY, IOERR, FULL, CANTOPEN.
+                code.parse::<i64>()
+                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+            }
+        }
+        _ => false,
+    }
+}
+
 /// One outcome per callback of `batch`, from the `(id, dedupe_key)` rows the insert returned.
 /// A key repeated inside the batch was inserted once: its first occurrence is the accepted
 /// one, the others are duplicates.

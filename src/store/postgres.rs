@@ -161,23 +161,36 @@ impl Store for PostgresStore {
         // one global order (by row, then arrival) rules out deadlocks between replicas.
         let mut order: Vec<usize> = (0..work.len()).collect();
         order.sort_by_cached_key(|&i| (work[i].lock_key(), work[i].callback.id));
-        let mut tx = self.pool.begin().await?;
-        let (results, events) = process_batch(&mut tx, work, &order, now).await?;
-        if !events.is_empty() {
-            // Event ids must follow commit order, or a stream resuming after id N could miss
-            // an event committed later with a smaller id. Replicas take turns from here to
-            // their commit, so ids are assigned in the order transactions commit.
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(EVENTS_LOCK)
-                .execute(&mut *tx)
-                .await?;
-            insert_events(&mut tx, &events, now).await?;
-            sqlx::query("SELECT pg_notify($1, '')")
-                .bind(EVENTS_CHANNEL)
-                .execute(&mut *tx)
-                .await?;
+        let mut conn = self.pool.acquire().await?;
+        let outcome = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let (results, events) = process_batch(&mut tx, work, &order, now).await?;
+            if !events.is_empty() {
+                // Event ids must follow commit order, or a stream resuming after id N could
+                // miss an event committed later with a smaller id. Replicas take turns from
+                // here to their commit, so ids are assigned in the order transactions commit.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(EVENTS_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_events(&mut tx, &events, now).await?;
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(EVENTS_CHANNEL)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((results, events))
         }
-        tx.commit().await?;
+        .await;
+        let (results, events) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                // A connection that failed mid-transaction is replaced, not reused.
+                conn.close_on_drop();
+                return Err(error.into());
+            }
+        };
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);
         }

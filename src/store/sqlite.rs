@@ -163,10 +163,24 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Processed>, StoreError> {
         let order: Vec<usize> = (0..work.len()).collect();
         let _gate = self.write_gate.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let (results, events) = process_batch(&mut tx, work, &order, now).await?;
-        insert_events(&mut tx, &events, now).await?;
-        tx.commit().await?;
+        let mut conn = self.pool.acquire().await?;
+        let outcome = async {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            let (results, events) = process_batch(&mut tx, work, &order, now).await?;
+            insert_events(&mut tx, &events, now).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((results, events))
+        }
+        .await;
+        let (results, events) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                // After a failed commit (a full disk, an I/O error) the connection's idea of
+                // its transaction state cannot be trusted: replace it rather than reuse it.
+                conn.close_on_drop();
+                return Err(error.into());
+            }
+        };
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);
         }
