@@ -30,29 +30,20 @@ macro_rules! domain_writes {
         };
         use $crate::store::{Effect, NewEvent, PendingCallback, Plan, Processed, Work};
 
-        /// Processes a batch inside the caller's transaction, in `order`, each callback in a
-        /// savepoint of its own: a failure undoes that callback's effects only and records it
-        /// for retry. Returns one result per callback (in input order) and the state changes.
+        /// Processes a batch inside the caller's transaction, in `order`. `together`: one
+        /// claim statement and bulk writes, any failure failing the whole batch (the caller
+        /// then retries it one by one). Otherwise each callback in a savepoint of its own: a
+        /// failure undoes that callback's effects only and records it for retry. Returns one
+        /// result per callback (in input order) and the state changes.
         async fn process_batch(
             conn: &mut $Conn,
             work: &[Work],
             order: &[usize],
             now: DateTime<Utc>,
+            together: bool,
         ) -> Result<(Vec<Processed>, Vec<(i64, NewEvent)>), sqlx::Error> {
-            // Failures are rare: first try the whole batch at once (one claim statement, no
-            // savepoint per callback), and only if something fails, go one by one.
-            if !work.iter().any(|item| item.replay) {
-                let mut attempt = sqlx::Connection::begin(&mut *conn).await?;
-                match process_together(&mut attempt, work, order, now).await {
-                    Ok(done) => {
-                        attempt.commit().await?;
-                        return Ok(done);
-                    }
-                    Err(error) => {
-                        attempt.rollback().await?;
-                        tracing::debug!(%error, "a callback failed; processing its batch one by one");
-                    }
-                }
+            if together {
+                return process_together(conn, work, order, now).await;
             }
             let mut results = vec![Processed::AlreadyProcessed; work.len()];
             let mut batch_events = Vec::new();

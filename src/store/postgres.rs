@@ -78,6 +78,47 @@ impl PostgresStore {
     }
 }
 
+type BatchOutcome = (Vec<Processed>, Vec<(i64, NewEvent)>);
+
+impl PostgresStore {
+    /// One processing transaction.
+    async fn process_in_transaction(
+        &self,
+        work: &[Work],
+        order: &[usize],
+        now: DateTime<Utc>,
+        together: bool,
+    ) -> Result<BatchOutcome, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let outcome = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let (results, events) = process_batch(&mut tx, work, order, now, together).await?;
+            if !events.is_empty() {
+                // Event ids must follow commit order, or a stream resuming after id N could
+                // miss an event committed later with a smaller id. Replicas take turns from
+                // here to their commit, so ids are assigned in the order transactions commit.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(EVENTS_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_events(&mut tx, &events, now).await?;
+                sqlx::query("SELECT pg_notify($1, '')")
+                    .bind(EVENTS_CHANNEL)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok((results, events))
+        }
+        .await;
+        if outcome.is_err() {
+            // A connection that failed mid-transaction is replaced, not reused.
+            conn.close_on_drop();
+        }
+        outcome
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn journal_concurrency(&self) -> usize {
@@ -161,35 +202,19 @@ impl Store for PostgresStore {
         // one global order (by row, then arrival) rules out deadlocks between replicas.
         let mut order: Vec<usize> = (0..work.len()).collect();
         order.sort_by_cached_key(|&i| (work[i].lock_key(), work[i].callback.id));
-        let mut conn = self.pool.acquire().await?;
-        let outcome = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let (results, events) = process_batch(&mut tx, work, &order, now).await?;
-            if !events.is_empty() {
-                // Event ids must follow commit order, or a stream resuming after id N could
-                // miss an event committed later with a smaller id. Replicas take turns from
-                // here to their commit, so ids are assigned in the order transactions commit.
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(EVENTS_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_events(&mut tx, &events, now).await?;
-                sqlx::query("SELECT pg_notify($1, '')")
-                    .bind(EVENTS_CHANNEL)
-                    .execute(&mut *tx)
-                    .await?;
+        // Failures are rare: first the whole batch at once; only if a callback fails, again
+        // one by one, so that one bad callback does not hold back the others.
+        let together = !work.iter().any(|item| item.replay);
+        let (results, events) = match self
+            .process_in_transaction(work, &order, now, together)
+            .await
+        {
+            Err(error) if together && !super::is_environmental(&error) => {
+                tracing::debug!(%error, "a callback failed; processing its batch one by one");
+                self.process_in_transaction(work, &order, now, false)
+                    .await?
             }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>((results, events))
-        }
-        .await;
-        let (results, events) = match outcome {
-            Ok(done) => done,
-            Err(error) => {
-                // A connection that failed mid-transaction is replaced, not reused.
-                conn.close_on_drop();
-                return Err(error.into());
-            }
+            other => other?,
         };
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);

@@ -88,6 +88,35 @@ impl SqliteStore {
     }
 }
 
+type BatchOutcome = (Vec<Processed>, Vec<(i64, NewEvent)>);
+
+impl SqliteStore {
+    /// One processing transaction on the writer connection (the caller holds the gate).
+    async fn process_in_transaction(
+        &self,
+        work: &[Work],
+        order: &[usize],
+        now: DateTime<Utc>,
+        together: bool,
+    ) -> Result<BatchOutcome, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        let outcome = async {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            let (results, events) = process_batch(&mut tx, work, order, now, together).await?;
+            insert_events(&mut tx, &events, now).await?;
+            tx.commit().await?;
+            Ok((results, events))
+        }
+        .await;
+        if outcome.is_err() {
+            // After a failed commit (a full disk, an I/O error) the connection's idea of its
+            // transaction state cannot be trusted: replace it rather than reuse it.
+            conn.close_on_drop();
+        }
+        outcome
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn journal_concurrency(&self) -> usize {
@@ -163,23 +192,19 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Processed>, StoreError> {
         let order: Vec<usize> = (0..work.len()).collect();
         let _gate = self.write_gate.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        let outcome = async {
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-            let (results, events) = process_batch(&mut tx, work, &order, now).await?;
-            insert_events(&mut tx, &events, now).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>((results, events))
-        }
-        .await;
-        let (results, events) = match outcome {
-            Ok(done) => done,
-            Err(error) => {
-                // After a failed commit (a full disk, an I/O error) the connection's idea of
-                // its transaction state cannot be trusted: replace it rather than reuse it.
-                conn.close_on_drop();
-                return Err(error.into());
+        // Failures are rare: first the whole batch at once; only if a callback fails, again
+        // one by one, so that one bad callback does not hold back the others.
+        let together = !work.iter().any(|item| item.replay);
+        let (results, events) = match self
+            .process_in_transaction(work, &order, now, together)
+            .await
+        {
+            Err(error) if together && !super::is_environmental(&error) => {
+                tracing::debug!(%error, "a callback failed; processing its batch one by one");
+                self.process_in_transaction(work, &order, now, false)
+                    .await?
             }
+            other => other?,
         };
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);
