@@ -62,12 +62,18 @@ pub async fn run(
             .clone()
             .watch_backlog(store.clone(), shutdown.clone()),
     );
-    let dispatcher = tokio::spawn(dispatch::run(
-        store.clone(),
-        committed,
-        shutdown.clone(),
-        database_timeout,
-    ));
+    // As many dispatchers as the store can write in parallel: one for SQLite's single
+    // writer, several for PostgreSQL (their claims never overlap).
+    let dispatchers: Vec<_> = (0..store.journal_concurrency())
+        .map(|_| {
+            tokio::spawn(dispatch::run(
+                store.clone(),
+                committed.clone(),
+                shutdown.clone(),
+                database_timeout,
+            ))
+        })
+        .collect();
     let state = AppState {
         verifier: Arc::new(Verifier::new(
             settings.secret,
@@ -126,7 +132,9 @@ pub async fn run(
             "journal writer did not finish in time; unanswered callbacks will be retried by Sinch"
         );
     }
-    let _ = dispatcher.await;
+    for dispatcher in dispatchers {
+        let _ = dispatcher.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -333,8 +333,8 @@ pub trait Store: Queries + Send + Sync + 'static {
     /// Whether a callback with this dedupe key is already journaled.
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError>;
 
-    /// How many journal batches may be committed at once: SQLite has one writer, PostgreSQL
-    /// commits concurrent transactions in parallel.
+    /// How many transactions may write at once (journal batches, and dispatchers): SQLite
+    /// has one writer, PostgreSQL commits concurrent transactions in parallel.
     fn journal_concurrency(&self) -> usize;
 
     /// Claims unprocessed callbacks whose next attempt is due, oldest first. A claim keeps
