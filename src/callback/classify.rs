@@ -267,14 +267,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 }
 
 /// The top-level members of the body, values kept raw.
-struct TopLevel<'a> {
+pub(crate) struct TopLevel<'a> {
     members: Vec<(Text<'a>, &'a RawValue)>,
 }
 
 impl<'a> TopLevel<'a> {
     /// The first member with this name (duplicate names are not valid Sinch bodies; the first
     /// one wins so that classification stays deterministic).
-    fn get(&self, name: &str) -> Option<&'a RawValue> {
+    pub(crate) fn get(&self, name: &str) -> Option<&'a RawValue> {
         self.members
             .iter()
             .find(|(key, _)| key.0 == name)

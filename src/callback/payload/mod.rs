@@ -13,6 +13,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use super::classify::TopLevel;
+
 pub use consents::{CapabilityReport, ConsentKind, ConsentReport, parse_capability, parse_consent};
 pub use contacts::{
     ContactChange, ContactState, ConversationChange, ConversationState, IdentityDuplication,
@@ -51,8 +53,9 @@ fn conversation<T: DeserializeOwned>(
     trigger: &'static str,
 ) -> Result<(Envelope, T), PayloadError> {
     let envelope: Envelope = serde_json::from_str(body).map_err(|e| invalid(trigger, e))?;
-    let members: std::collections::HashMap<String, &RawValue> =
-        serde_json::from_str(body).map_err(|e| invalid(trigger, e))?;
+    // The same reader as classification, so both agree on which member counts when a name
+    // is repeated (the first).
+    let members: TopLevel<'_> = serde_json::from_str(body).map_err(|e| invalid(trigger, e))?;
     let raw = members
         .get(key)
         .ok_or_else(|| invalid(trigger, format!("{key} is missing")))?;
@@ -101,6 +104,20 @@ fn invalid(trigger: &'static str, reason: impl ToString) -> PayloadError {
     PayloadError {
         trigger,
         reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_payload_key_means_the_first_as_in_classification() {
+        let body = r#"{"message_delivery_report":{"message_id":"first","status":"READ"},"message_delivery_report":{"message_id":"second","status":"FAILED"}}"#;
+        let report = parse_delivery_report(body).unwrap();
+        let classified = crate::callback::classify(body.as_bytes()).unwrap();
+        assert_eq!(report.id, "first");
+        assert_eq!(classified.message_id.as_deref(), Some("first"));
     }
 }
 
