@@ -108,6 +108,15 @@ fn invalid(trigger: &'static str, reason: impl ToString) -> PayloadError {
 }
 
 #[cfg(test)]
+fn fixture(name: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/callbacks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -119,13 +128,4 @@ mod tests {
         assert_eq!(report.id, "first");
         assert_eq!(classified.message_id.as_deref(), Some("first"));
     }
-}
-
-#[cfg(test)]
-fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/callbacks/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
