@@ -248,7 +248,10 @@ pub(crate) fn is_environmental(error: &sqlx::Error) -> bool {
 /// One outcome per callback of `batch`, from the `(id, dedupe_key)` rows the insert returned.
 /// A key repeated inside the batch was inserted once: its first occurrence is the accepted
 /// one, the others are duplicates.
-fn journal_outcomes(batch: &[NewCallback], inserted: Vec<(i64, String)>) -> Vec<JournalOutcome> {
+pub(crate) fn journal_outcomes(
+    batch: &[NewCallback],
+    inserted: Vec<(i64, String)>,
+) -> Vec<JournalOutcome> {
     let mut ids: std::collections::HashMap<String, i64> =
         inserted.into_iter().map(|(id, key)| (key, id)).collect();
     batch

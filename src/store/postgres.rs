@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, Row};
 use tokio::sync::watch;
 
 use super::records::*;
@@ -129,32 +129,8 @@ impl Store for PostgresStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO callbacks (received_at, next_attempt_at, api, trigger, dedupe_key, \
-             app_id, project_id, message_id, body, nonce, signature_timestamp) ",
-        );
-        insert.push_values(batch, |mut row, cb| {
-            row.push_bind(cb.received_at)
-                .push_bind(cb.received_at)
-                .push_bind(cb.api.as_str())
-                .push_bind(cb.trigger.as_str())
-                .push_bind(&cb.dedupe_key)
-                .push_bind(&cb.app_id)
-                .push_bind(&cb.project_id)
-                .push_bind(&cb.message_id)
-                .push_bind(&cb.body)
-                .push_bind(&cb.nonce)
-                .push_bind(cb.signature_timestamp);
-        });
-        // Dedupe is the unique constraint, checked in the same statement: a concurrent
-        // insert of the same key (from another replica) waits for ours and then skips.
-        insert.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
-        let rows = insert.build().fetch_all(&self.pool).await?;
-        let inserted = rows
-            .iter()
-            .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(super::journal_outcomes(batch, inserted))
+        let mut conn = self.pool.acquire().await?;
+        Ok(insert_callbacks(&mut conn, batch).await?)
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {

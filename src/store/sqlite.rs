@@ -13,7 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 use tokio::sync::{Mutex, watch};
 
 use super::records::*;
@@ -127,35 +127,9 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO callbacks (received_at, next_attempt_at, api, trigger, dedupe_key, \
-             app_id, project_id, message_id, body, nonce, signature_timestamp) ",
-        );
-        insert.push_values(batch, |mut row, cb| {
-            let received = ts(&cb.received_at);
-            row.push_bind(received.clone())
-                .push_bind(received)
-                .push_bind(cb.api.as_str())
-                .push_bind(cb.trigger.as_str())
-                .push_bind(&cb.dedupe_key)
-                .push_bind(&cb.app_id)
-                .push_bind(&cb.project_id)
-                .push_bind(&cb.message_id)
-                .push_bind(&cb.body)
-                .push_bind(&cb.nonce)
-                .push_bind(cb.signature_timestamp);
-        });
-        insert.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
-        // One statement is one implicit transaction: the whole batch shares one fsync.
-        let rows = {
-            let _gate = self.write_gate.lock().await;
-            insert.build().fetch_all(&self.pool).await?
-        };
-        let inserted = rows
-            .iter()
-            .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(super::journal_outcomes(batch, inserted))
+        let _gate = self.write_gate.lock().await;
+        let mut conn = self.pool.acquire().await?;
+        Ok(insert_callbacks(&mut conn, batch).await?)
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
