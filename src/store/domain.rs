@@ -446,33 +446,10 @@ macro_rules! domain_writes {
                         row.changed = true;
                     }
                 }
-                history.push(HistoryRow {
-                    table: table.history,
-                    key: table.key,
-                    id: report.id.clone(),
-                    status: report.status.as_str().to_owned(),
-                    status_at: incoming.time.at,
-                    accepted_at: incoming.time.accepted,
-                    channel: report.channel.clone(),
-                    reason_code: report.reason_code.clone(),
-                    reason_description: report.reason_description.clone(),
-                    callback_id: callback.id,
-                    applied,
-                    recorded_at: now,
-                });
-                if applied {
-                    let mut payload = serde_json::json!({
-                        "status": report.status.as_str(),
-                        "previous_status": previous_status,
-                        "status_at": incoming.time.at,
-                        "channel": report.channel,
-                        "identity": report.identity,
-                        "reason_code": report.reason_code,
-                        "reason_description": report.reason_description,
-                    });
-                    payload[table.key] = serde_json::json!(report.id);
-                    events.push((callback.id, NewEvent { kind: table.event, payload }));
-                }
+                let (row_history, event) =
+                    report_outcome(table, report, callback.id, &incoming, applied, previous_status, now);
+                history.push(row_history);
+                events.extend(event.map(|event| (callback.id, event)));
             }
             let changed: Vec<(&String, &StatusRow)> = {
                 let mut changed: Vec<_> = rows.iter().filter(|(_, row)| row.changed).collect();
@@ -590,7 +567,25 @@ macro_rules! domain_writes {
                 .execute(&mut *conn)
                 .await?;
             }
-            out.history.push(HistoryRow {
+            let (history, event) =
+                report_outcome(table, report, callback.id, &incoming, applied, current_status, now);
+            out.history.push(history);
+            out.events.extend(event);
+            Ok(())
+        }
+
+        /// What a delivery report leaves behind besides the status row: its history entry, and
+        /// the state change for the stream if it became the current status.
+        fn report_outcome(
+            table: &StatusTable,
+            report: &DeliveryReport,
+            callback_id: i64,
+            incoming: &StatusReport,
+            applied: bool,
+            previous_status: Option<String>,
+            now: DateTime<Utc>,
+        ) -> (HistoryRow, Option<NewEvent>) {
+            let history = HistoryRow {
                 table: table.history,
                 key: table.key,
                 id: report.id.clone(),
@@ -600,24 +595,24 @@ macro_rules! domain_writes {
                 channel: report.channel.clone(),
                 reason_code: report.reason_code.clone(),
                 reason_description: report.reason_description.clone(),
-                callback_id: callback.id,
+                callback_id,
                 applied,
                 recorded_at: now,
-            });
-            if applied {
+            };
+            let event = applied.then(|| {
                 let mut payload = serde_json::json!({
-                        "status": report.status.as_str(),
-                        "previous_status": current_status,
-                        "status_at": incoming.time.at,
-                        "channel": report.channel,
-                        "identity": report.identity,
-                        "reason_code": report.reason_code,
-                        "reason_description": report.reason_description,
-                    });
+                    "status": report.status.as_str(),
+                    "previous_status": previous_status,
+                    "status_at": incoming.time.at,
+                    "channel": report.channel,
+                    "identity": report.identity,
+                    "reason_code": report.reason_code,
+                    "reason_description": report.reason_description,
+                });
                 payload[table.key] = serde_json::json!(report.id);
-                out.events.push(NewEvent { kind: table.event, payload });
-            }
-            Ok(())
+                NewEvent { kind: table.event, payload }
+            });
+            (history, event)
         }
 
         /// Whether the report knows a channel, identity or id the row is missing.

@@ -245,6 +245,30 @@ pub(crate) fn is_environmental(error: &sqlx::Error) -> bool {
     }
 }
 
+/// What a processing transaction returns: one result per callback and the state changes.
+pub(crate) type BatchOutcome = (Vec<Processed>, Vec<(i64, NewEvent)>);
+
+/// Failures are rare: `run` the whole batch at once (`together`); only if a callback fails
+/// (and not the database), run it again one by one, so one bad callback does not hold back
+/// the others. Replays always go one by one.
+pub(crate) async fn together_or_one_by_one<F, Fut>(
+    work: &[Work],
+    run: F,
+) -> Result<BatchOutcome, sqlx::Error>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<BatchOutcome, sqlx::Error>>,
+{
+    let together = !work.iter().any(|item| item.replay);
+    match run(together).await {
+        Err(error) if together && !is_environmental(&error) => {
+            tracing::debug!(%error, "a callback failed; processing its batch one by one");
+            run(false).await
+        }
+        other => other,
+    }
+}
+
 /// One outcome per callback of `batch`, from the `(id, dedupe_key)` rows the insert returned.
 /// A key repeated inside the batch was inserted once: its first occurrence is the accepted
 /// one, the others are duplicates.

@@ -78,7 +78,7 @@ impl PostgresStore {
     }
 }
 
-type BatchOutcome = (Vec<Processed>, Vec<(i64, NewEvent)>);
+use super::BatchOutcome;
 
 impl PostgresStore {
     /// One processing transaction.
@@ -178,20 +178,10 @@ impl Store for PostgresStore {
         // one global order (by row, then arrival) rules out deadlocks between replicas.
         let mut order: Vec<usize> = (0..work.len()).collect();
         order.sort_by_cached_key(|&i| (work[i].lock_key(), work[i].callback.id));
-        // Failures are rare: first the whole batch at once; only if a callback fails, again
-        // one by one, so that one bad callback does not hold back the others.
-        let together = !work.iter().any(|item| item.replay);
-        let (results, events) = match self
-            .process_in_transaction(work, &order, now, together)
-            .await
-        {
-            Err(error) if together && !super::is_environmental(&error) => {
-                tracing::debug!(%error, "a callback failed; processing its batch one by one");
-                self.process_in_transaction(work, &order, now, false)
-                    .await?
-            }
-            other => other?,
-        };
+        let (results, events) = super::together_or_one_by_one(work, |together| {
+            self.process_in_transaction(work, &order, now, together)
+        })
+        .await?;
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);
         }

@@ -88,7 +88,7 @@ impl SqliteStore {
     }
 }
 
-type BatchOutcome = (Vec<Processed>, Vec<(i64, NewEvent)>);
+use super::BatchOutcome;
 
 impl SqliteStore {
     /// One processing transaction on the writer connection (the caller holds the gate).
@@ -166,20 +166,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Processed>, StoreError> {
         let order: Vec<usize> = (0..work.len()).collect();
         let _gate = self.write_gate.lock().await;
-        // Failures are rare: first the whole batch at once; only if a callback fails, again
-        // one by one, so that one bad callback does not hold back the others.
-        let together = !work.iter().any(|item| item.replay);
-        let (results, events) = match self
-            .process_in_transaction(work, &order, now, together)
-            .await
-        {
-            Err(error) if together && !super::is_environmental(&error) => {
-                tracing::debug!(%error, "a callback failed; processing its batch one by one");
-                self.process_in_transaction(work, &order, now, false)
-                    .await?
-            }
-            other => other?,
-        };
+        let (results, events) = super::together_or_one_by_one(work, |together| {
+            self.process_in_transaction(work, &order, now, together)
+        })
+        .await?;
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);
         }
