@@ -62,6 +62,31 @@ macro_rules! domain_writes {
             Ok($crate::store::journal_outcomes(batch, inserted))
         }
 
+        /// Whether a callback with this dedupe key is journaled.
+        async fn journaled(conn: &mut $Conn, dedupe_key: &str) -> Result<bool, sqlx::Error> {
+            let found = sqlx::query("SELECT 1 FROM callbacks WHERE dedupe_key = $1")
+                .bind(dedupe_key)
+                .fetch_optional(&mut *conn)
+                .await?;
+            Ok(found.is_some())
+        }
+
+        /// Makes every unprocessed callback due now; returns how many are pending.
+        async fn make_all_pending_due(conn: &mut $Conn, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+            sqlx::query(
+                "UPDATE callbacks SET next_attempt_at = $1 \
+                 WHERE processed_at IS NULL AND next_attempt_at > $1",
+            )
+            .bind($time(&now))
+            .execute(&mut *conn)
+            .await?;
+            let pending: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL")
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Ok(u64::try_from(pending).unwrap_or_default())
+        }
+
         /// Processes a batch inside the caller's transaction, in `order`. `together`: one
         /// claim statement and bulk writes, any failure failing the whole batch (the caller
         /// then retries it one by one). Otherwise each callback in a savepoint of its own: a

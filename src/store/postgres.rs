@@ -134,11 +134,8 @@ impl Store for PostgresStore {
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        let found = sqlx::query("SELECT 1 FROM callbacks WHERE dedupe_key = $1")
-            .bind(dedupe_key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
+        let mut conn = self.pool.acquire().await?;
+        Ok(journaled(&mut conn, dedupe_key).await?)
     }
 
     async fn claim_due(
@@ -198,17 +195,8 @@ impl Store for PostgresStore {
     }
 
     async fn make_pending_due(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        sqlx::query(
-            "UPDATE callbacks SET next_attempt_at = $1 WHERE processed_at IS NULL AND next_attempt_at > $1",
-        )
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        let pending: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(u64::try_from(pending).unwrap_or_default())
+        let mut conn = self.pool.acquire().await?;
+        Ok(make_all_pending_due(&mut conn, now).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -133,11 +133,8 @@ impl Store for SqliteStore {
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        let found = sqlx::query("SELECT 1 FROM callbacks WHERE dedupe_key = ?")
-            .bind(dedupe_key)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(found.is_some())
+        let mut conn = self.pool.acquire().await?;
+        Ok(journaled(&mut conn, dedupe_key).await?)
     }
 
     async fn claim_due(
@@ -187,18 +184,8 @@ impl Store for SqliteStore {
 
     async fn make_pending_due(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let _gate = self.write_gate.lock().await;
-        sqlx::query(
-            "UPDATE callbacks SET next_attempt_at = ? WHERE processed_at IS NULL AND next_attempt_at > ?",
-        )
-        .bind(ts(&now))
-        .bind(ts(&now))
-        .execute(&self.pool)
-        .await?;
-        let pending: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(u64::try_from(pending).unwrap_or_default())
+        let mut conn = self.pool.acquire().await?;
+        Ok(make_all_pending_due(&mut conn, now).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
