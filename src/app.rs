@@ -1,6 +1,7 @@
 //! Wiring and lifecycle: open the store, start the journal writer and the dispatcher, serve
 //! HTTP, and shut all of it down in order.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +10,10 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::{ActivityFeed, RejectionLog};
 use crate::config::Settings;
 use crate::http::pressure::{self, Pressure};
-use crate::http::{AppState, router, server};
+use crate::http::{AppState, WEBHOOK_PATH, router, server};
 use crate::journal::Journal;
 use crate::signature::Verifier;
 use crate::store::{self, Store, StoreOptions};
@@ -38,6 +40,9 @@ pub async fn run(
     settings: Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("reading the listening address")?;
     let Some(store) = open_store(&settings.store_options(), &shutdown).await? else {
         return Ok(());
     };
@@ -64,6 +69,7 @@ pub async fn run(
     );
     // As many dispatchers as the store can write in parallel: one for SQLite's single
     // writer, several for PostgreSQL (their claims never overlap).
+    let feed = Arc::new(ActivityFeed::default());
     let dispatchers: Vec<_> = (0..store.journal_concurrency())
         .map(|_| {
             tokio::spawn(dispatch::run(
@@ -71,6 +77,7 @@ pub async fn run(
                 committed.clone(),
                 shutdown.clone(),
                 database_timeout,
+                feed.clone(),
             ))
         })
         .collect();
@@ -90,6 +97,9 @@ pub async fn run(
         metrics_on_main_port: settings.metrics_addr.is_none(),
         pressure,
         streams: Arc::new(tokio::sync::Semaphore::new(settings.max_streams)),
+        feed,
+        rejections: Arc::new(RejectionLog::default()),
+        webhook_url: Some(own_webhook_url(address)),
     };
     if let Some(handle) = state.metrics.clone() {
         tokio::spawn(metrics_upkeep(handle, shutdown.clone()));
@@ -111,9 +121,6 @@ pub async fn run(
         });
     }
 
-    let address = listener
-        .local_addr()
-        .context("reading the listening address")?;
     tracing::info!(%address, database = %redact_url(&settings.database_url), "listening");
     let limits = server::Limits {
         max_connections: settings.max_connections,
@@ -188,6 +195,18 @@ async fn metrics_upkeep(
 async fn grace_after(shutdown: &CancellationToken, grace: Duration) {
     shutdown.cancelled().await;
     tokio::time::sleep(grace).await;
+}
+
+/// Where this server can reach its own webhook: a wildcard address is reachable on
+/// loopback.
+fn own_webhook_url(mut address: SocketAddr) -> String {
+    if address.ip().is_unspecified() {
+        address.set_ip(match address.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    format!("http://{address}{WEBHOOK_PATH}")
 }
 
 /// Database URLs may carry a password; logs get the scheme and location only.

@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::activity::{ActivityFeed, ActivityItem, Outcome};
 use crate::handlers;
 use crate::metrics;
-use crate::store::{Processed, Store, StoreError, Work};
+use crate::store::{Effect, Plan, Processed, Store, StoreError, Work};
 
 /// Callbacks processed in one transaction, at most.
 const BATCH: u32 = 256;
@@ -34,6 +35,7 @@ pub async fn run(
     wake: Arc<Notify>,
     shutdown: CancellationToken,
     batch_timeout: Duration,
+    feed: Arc<ActivityFeed>,
 ) {
     match store.make_pending_due(Utc::now()).await {
         Ok(0) => {}
@@ -41,9 +43,10 @@ pub async fn run(
         Err(error) => tracing::warn!(%error, "could not look for unprocessed callbacks at startup"),
     }
     while !shutdown.is_cancelled() {
-        let processed = tokio::time::timeout(batch_timeout, process_due(store.as_ref()))
-            .await
-            .unwrap_or(Err(StoreError::TimedOut(batch_timeout)));
+        let processed =
+            tokio::time::timeout(batch_timeout, process_due_into(store.as_ref(), Some(&feed)))
+                .await
+                .unwrap_or(Err(StoreError::TimedOut(batch_timeout)));
         match processed {
             Ok(0) => wait_for_work(store.as_ref(), &wake, &shutdown).await,
             Ok(_) => {}
@@ -62,6 +65,14 @@ pub async fn run(
 /// Processes one batch of due callbacks; returns how many were taken. Tests call this to
 /// drain deterministically.
 pub async fn process_due(store: &dyn Store) -> Result<usize, StoreError> {
+    process_due_into(store, None).await
+}
+
+/// The same, telling `feed` what became of each callback.
+pub async fn process_due_into(
+    store: &dyn Store,
+    feed: Option<&ActivityFeed>,
+) -> Result<usize, StoreError> {
     let now = Utc::now();
     let due = store.claim_due(now, BATCH).await?;
     if due.is_empty() {
@@ -79,6 +90,9 @@ pub async fn process_due(store: &dyn Store) -> Result<usize, StoreError> {
     let results = store.process(&work, Utc::now()).await?;
     for (item, result) in work.iter().zip(&results) {
         report(item, result);
+        if let Some(feed) = feed {
+            feed.record(activity(item, result));
+        }
     }
     Ok(work.len())
 }
@@ -119,6 +133,42 @@ fn report(item: &Work, result: &Processed) {
             error = %error,
             "processing failed; will retry"
         ),
+    }
+}
+
+fn activity(item: &Work, result: &Processed) -> ActivityItem {
+    let (outcome, error) = match result {
+        Processed::Applied | Processed::AlreadyProcessed => (Outcome::Processed, None),
+        Processed::Unprocessable(reason) => (Outcome::Unprocessable, Some(reason.clone())),
+        Processed::Failed(error) => (Outcome::Failed, Some(error.clone())),
+    };
+    let (message_id, status) = match &item.plan {
+        Plan::Apply(effects) => effects.first().map_or((None, None), subject),
+        Plan::Unprocessable(_) => (None, None),
+    };
+    let latency = (Utc::now() - item.callback.received_at).num_microseconds();
+    ActivityItem {
+        callback_id: Some(item.callback.id),
+        trigger: Some(item.callback.trigger.as_str()),
+        message_id,
+        status,
+        latency_ms: latency.map(|us| us as f64 / 1000.0),
+        error,
+        ..ActivityItem::new(outcome)
+    }
+}
+
+/// The message (or event, batch) an effect is about, and the status it reports.
+fn subject(effect: &Effect) -> (Option<String>, Option<String>) {
+    match effect {
+        Effect::MessageStatus(report) | Effect::AppEventStatus(report) => (
+            Some(report.id.clone()),
+            Some(report.status.as_str().to_owned()),
+        ),
+        Effect::InboundMessage(message) => (Some(message.message_id.clone()), None),
+        Effect::MessageSubmitted(message) => (Some(message.message_id.clone()), None),
+        Effect::SmsDelivery(report) => (Some(report.batch_id.clone()), Some(report.status.clone())),
+        _ => (None, None),
     }
 }
 

@@ -5,6 +5,7 @@
 //! [`store`] (group commit) before the answer; [`dispatch`] then hands it to [`handlers`],
 //! whose effects the store applies together with marking it processed.
 
+pub mod activity;
 pub mod app;
 pub mod bench;
 pub mod callback;

@@ -130,6 +130,11 @@ impl std::fmt::Debug for Verifier {
 }
 
 impl Verifier {
+    /// The secret Sinch signs with now; the inspector signs its test callbacks with it.
+    pub fn current_secret(&self) -> &SecretString {
+        &self.current
+    }
+
     pub fn new(current: SecretString, previous: Option<SecretString>, tolerance_secs: u64) -> Self {
         Self {
             current,

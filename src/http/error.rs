@@ -60,6 +60,14 @@ pub enum ApiError {
     },
     /// Reading the database failed.
     Storage(StoreError),
+    /// A replay asked for through the API could not apply the callback's effects.
+    ReplayFailed {
+        callback_id: i64,
+    },
+    /// `POST /api/send` could not reach this receiver's own webhook.
+    SendUnavailable {
+        reason: String,
+    },
 }
 
 impl From<StoreError> for ApiError {
@@ -84,6 +92,8 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::MissingToken | ApiError::BadToken => StatusCode::UNAUTHORIZED,
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
+            ApiError::ReplayFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::SendUnavailable { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -106,6 +116,8 @@ impl ApiError {
             ApiError::MissingToken => "missing_token",
             ApiError::BadToken => "bad_token",
             ApiError::BadParameter { .. } => "bad_parameter",
+            ApiError::ReplayFailed { .. } => "replay_failed",
+            ApiError::SendUnavailable { .. } => "send_failed",
         }
     }
 
@@ -136,6 +148,12 @@ impl ApiError {
             ApiError::BadParameter { name, reason } => format!("{name}: {reason}"),
             ApiError::NoSuch { what, id } => format!("no {what} {id:?}"),
             ApiError::Storage(_) => "the database could not be read; retry later".to_owned(),
+            ApiError::ReplayFailed { callback_id } => format!(
+                "callback {callback_id} could not be applied; nothing of it was kept (see the log)"
+            ),
+            ApiError::SendUnavailable { reason } => {
+                format!("the test callback could not be sent to this receiver: {reason}")
+            }
         }
     }
 
@@ -198,6 +216,12 @@ impl ApiError {
             }
             ApiError::Storage(error) => {
                 tracing::error!(reason = code, error = %error, "query API could not read the database");
+            }
+            ApiError::ReplayFailed { callback_id } => {
+                tracing::error!(reason = code, callback_id, "replay from the API failed");
+            }
+            ApiError::SendUnavailable { reason } => {
+                tracing::warn!(reason = code, error = %reason, "test callback not sent");
             }
         }
     }

@@ -4,11 +4,13 @@ mod api;
 mod auth;
 mod error;
 mod health;
+mod inspector;
 mod metrics;
 mod params;
 pub mod pressure;
 pub mod server;
 mod stream;
+mod ui;
 mod webhook;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 
+use crate::activity::{ActivityFeed, RejectionLog};
 use crate::journal::Journal;
 use crate::signature::Verifier;
 use crate::store::Store;
@@ -57,6 +60,12 @@ pub struct AppState {
     pub pressure: Arc<pressure::Pressure>,
     /// Places for `/api/stream` clients: streams cannot exhaust the server.
     pub streams: Arc<tokio::sync::Semaphore>,
+    /// Recent callbacks, for the inspector's live feed.
+    pub feed: Arc<ActivityFeed>,
+    /// Recent requests that failed verification.
+    pub rejections: Arc<RejectionLog>,
+    /// This server's own webhook URL (over loopback), for `POST /api/send`.
+    pub webhook_url: Option<String>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -69,6 +78,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/contacts/{id}", get(api::contact))
         .route("/api/sms/batches/{batch_id}", get(api::sms_batch))
         .route("/api/stream", get(stream::events))
+        .route("/api/activity", get(inspector::activity))
+        .route("/api/rejections", get(inspector::rejections))
+        .route("/api/callbacks/{id}/replay", post(inspector::replay))
+        .route("/api/samples", get(inspector::samples))
+        .route("/api/send", post(inspector::send))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -77,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route(WEBHOOK_PATH, post(webhook::receive))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/ui", get(ui::index))
+        .route("/ui/", get(ui::index))
+        .route("/ui/app.js", get(ui::script))
+        .route("/ui/app.css", get(ui::style))
         .merge(api);
     if state.metrics_on_main_port {
         router = router.route("/metrics", get(metrics::render));

@@ -13,6 +13,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::{ApiError, AppState};
+use crate::activity::{ActivityItem, Outcome, RejectedAttempt};
 use crate::callback::{Classification, classify};
 use crate::metrics;
 use crate::signature::{
@@ -49,8 +50,13 @@ pub async fn receive(
         {
             Ok(verified) => verified,
             Err(failure) => {
-                return acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started)
-                    .await;
+                let answer =
+                    acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started)
+                        .await;
+                if answer.is_err() {
+                    record_rejection(&state, failure, &headers, bytes.len(), peer, started);
+                }
+                return answer;
             }
         };
     let classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
@@ -60,6 +66,7 @@ pub async fn receive(
         callback.app_id.clone(),
         callback.message_id.clone(),
     );
+    let received_at = callback.received_at;
     let outcome = state
         .journal
         .append(callback)
@@ -73,6 +80,18 @@ pub async fn receive(
     ::metrics::counter!(metrics::CALLBACKS, "trigger" => trigger.as_str(), "outcome" => outcome_name(&ack))
         .increment(1);
     ::metrics::histogram!(metrics::ACK_SECONDS).record(latency.as_secs_f64());
+    state.feed.record(ActivityItem {
+        at: received_at,
+        callback_id,
+        trigger: Some(trigger.as_str()),
+        message_id: message_id.clone(),
+        app_id: app_id.clone(),
+        latency_ms: Some(latency.as_secs_f64() * 1000.0),
+        ..ActivityItem::new(match ack {
+            Ack::Accepted { .. } => Outcome::Accepted,
+            Ack::Duplicate => Outcome::Duplicate,
+        })
+    });
     tracing::info!(
         callback_id,
         trigger = trigger.as_str(),
@@ -132,6 +151,39 @@ async fn acknowledge_stale_redelivery(
         }
         _ => Err(unauthorized),
     }
+}
+
+/// Keeps what helps diagnose a failed verification for the inspector: never the signature,
+/// never the body.
+fn record_rejection(
+    state: &AppState,
+    failure: Failure,
+    headers: &HeaderMap,
+    body_bytes: usize,
+    peer: SocketAddr,
+    started: Instant,
+) {
+    let text = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+    };
+    let reason = failure.rejection.code();
+    state.rejections.record(RejectedAttempt {
+        at: Utc::now(),
+        reason,
+        detail: failure.rejection.describe(),
+        clock_skew_secs: failure.clock_skew_secs,
+        body_bytes,
+        peer: Some(peer),
+        forwarded_for: text(header::HeaderName::from_static("x-forwarded-for")),
+        user_agent: text(header::USER_AGENT),
+    });
+    state.feed.record(ActivityItem {
+        reason: Some(reason),
+        latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
+        ..ActivityItem::new(Outcome::Rejected)
+    });
 }
 
 fn new_callback(

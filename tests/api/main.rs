@@ -9,6 +9,7 @@ mod crash;
 mod domain;
 mod helpers;
 mod hostile;
+mod inspector;
 mod pg;
 mod process;
 mod processing;

@@ -12,22 +12,26 @@ use crate::query_api::{TOKEN, spawn_with_api};
 
 /// One server-sent event.
 #[derive(Debug, Clone)]
-struct SseEvent {
-    id: String,
-    kind: String,
-    data: Value,
+pub struct SseEvent {
+    pub id: String,
+    pub kind: String,
+    pub data: Value,
 }
 
 /// A minimal SSE client over a streaming HTTP response.
-struct SseClient {
+pub struct SseClient {
     response: reqwest::Response,
     buffer: String,
 }
 
 impl SseClient {
     async fn connect(address: &str, last_event_id: Option<&str>) -> SseClient {
+        SseClient::open(address, "/api/stream", last_event_id).await
+    }
+
+    pub async fn open(address: &str, path: &str, last_event_id: Option<&str>) -> SseClient {
         let mut request = reqwest::Client::new()
-            .get(format!("{address}/api/stream"))
+            .get(format!("{address}{path}"))
             .bearer_auth(TOKEN);
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -42,7 +46,7 @@ impl SseClient {
     }
 
     /// The next event (heartbeat comments skipped); panics if none comes in time.
-    async fn next(&mut self) -> SseEvent {
+    pub async fn next(&mut self) -> SseEvent {
         tokio::time::timeout(Duration::from_secs(15), async {
             loop {
                 if let Some(end) = self.buffer.find("\n\n") {
