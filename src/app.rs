@@ -17,7 +17,7 @@ use crate::http::{AppState, WEBHOOK_PATH, router, server};
 use crate::journal::Journal;
 use crate::signature::Verifier;
 use crate::store::{self, Store, StoreOptions};
-use crate::{dispatch, metrics};
+use crate::{dispatch, forward, metrics};
 
 /// How long in-flight requests get to finish after shutdown is requested.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -69,6 +69,9 @@ pub async fn run(
     );
     // As many dispatchers as the store can write in parallel: one for SQLite's single
     // writer, several for PostgreSQL (their claims never overlap).
+    let forwarders = forward::start(store.clone(), &settings.forward, shutdown.clone())
+        .await
+        .context("cannot set up forwarding (FORWARD_URL, NATS_URL)")?;
     let feed = Arc::new(ActivityFeed::default());
     let dispatchers: Vec<_> = (0..store.journal_concurrency())
         .map(|_| {
@@ -139,8 +142,8 @@ pub async fn run(
             "journal writer did not finish in time; unanswered callbacks will be retried by Sinch"
         );
     }
-    for dispatcher in dispatchers {
-        let _ = dispatcher.await;
+    for worker in dispatchers.into_iter().chain(forwarders) {
+        let _ = worker.await;
     }
     store.close().await;
     tracing::info!("stopped");

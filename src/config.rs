@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::forward::SigningKey;
 use crate::store::StoreOptions;
 
 /// The placeholder shipped in `.env.example`; running with it is almost certainly a mistake.
@@ -69,6 +70,37 @@ pub struct Settings {
     pub request_header_timeout_secs: u64,
     /// `REQUEST_BODY_TIMEOUT_SECS`: time allowed for a request's body.
     pub request_body_timeout_secs: u64,
+    /// Where processed state changes are delivered besides the database and the stream.
+    pub forward: ForwardSettings,
+}
+
+/// `FORWARD_*` and `NATS_*`: delivering state changes to the application.
+#[derive(Debug, Clone, Default)]
+pub struct ForwardSettings {
+    /// `FORWARD_URL`: one or more URLs (comma-separated) every state change is POSTed to.
+    pub urls: Vec<reqwest::Url>,
+    /// `FORWARD_SECRET`: the Standard Webhooks secret (`whsec_…`) forwarded events are
+    /// signed with. Required with `FORWARD_URL`.
+    pub signing_key: Option<SigningKey>,
+    /// `FORWARD_TIMEOUT_SECS`: how long one delivery attempt may take.
+    pub timeout_secs: u64,
+    /// `FORWARD_RETRY_WINDOW_SECS`: how long failed deliveries are retried before they are
+    /// dead-lettered.
+    pub retry_window_secs: u64,
+    /// `FORWARD_CONCURRENCY`: deliveries in flight per destination.
+    pub concurrency: u32,
+    /// `NATS_URL`: also publish every state change to NATS JetStream.
+    pub nats_url: Option<String>,
+    /// `NATS_STREAM`: the JetStream stream (created if missing).
+    pub nats_stream: String,
+    /// `NATS_SUBJECT_PREFIX`: events are published to `<prefix>.<event type>`.
+    pub nats_subject_prefix: String,
+}
+
+impl ForwardSettings {
+    pub fn is_enabled(&self) -> bool {
+        !self.urls.is_empty() || self.nats_url.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -184,6 +216,7 @@ impl Settings {
                     .map(Some)
                     .map_err(|_| "expected an address like 127.0.0.1:9100".into())
             })?,
+            forward: forward_settings(&lookup)?,
         })
     }
 
@@ -222,6 +255,89 @@ impl Settings {
             }
         }
         warnings
+    }
+}
+
+fn forward_settings(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<ForwardSettings, ConfigError> {
+    let urls = parse(lookup, "FORWARD_URL", Vec::new(), forward_urls)?;
+    let signing_key = match secret(lookup, "FORWARD_SECRET")? {
+        Some(secret) => Some(SigningKey::parse(secret.expose_secret()).map_err(|reason| {
+            ConfigError::InvalidSecret {
+                var: "FORWARD_SECRET",
+                reason,
+            }
+        })?),
+        None => None,
+    };
+    if !urls.is_empty() && signing_key.is_none() {
+        return Err(ConfigError::Missing {
+            var: "FORWARD_SECRET",
+            hint: "FORWARD_URL is set: give the Standard Webhooks secret (whsec_…) the application verifies with",
+        });
+    }
+    Ok(ForwardSettings {
+        urls,
+        signing_key,
+        timeout_secs: parse(lookup, "FORWARD_TIMEOUT_SECS", 10, |v| {
+            number_in(v, 1, 300, "seconds")
+        })?,
+        retry_window_secs: parse(lookup, "FORWARD_RETRY_WINDOW_SECS", 86_400, |v| {
+            number_in(v, 1, 30 * 86_400, "seconds")
+        })?,
+        concurrency: parse(lookup, "FORWARD_CONCURRENCY", 8, |v| {
+            number_in(v, 1, 256, "deliveries")
+        })?,
+        nats_url: parse(lookup, "NATS_URL", None, |v| {
+            non_empty(v).map(|v| Some(v.to_owned()))
+        })?,
+        nats_stream: parse(lookup, "NATS_STREAM", "SINCH".to_owned(), |v| {
+            nats_token(v, "a stream name").map(str::to_owned)
+        })?,
+        nats_subject_prefix: parse(lookup, "NATS_SUBJECT_PREFIX", "sinch".to_owned(), |v| {
+            v.split('.')
+                .try_for_each(|token| nats_token(token, "dot-separated subject tokens").map(|_| ()))
+                .map(|()| v.to_owned())
+        })?,
+    })
+}
+
+fn forward_urls(value: &str) -> Result<Vec<reqwest::Url>, String> {
+    let mut urls = Vec::new();
+    for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let url = reqwest::Url::parse(part).map_err(|e| format!("{part:?} is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!(
+                "{part:?}: only http and https URLs can be forwarded to"
+            ));
+        }
+        // Destinations are known by their URL without credentials and query.
+        let label = crate::forward::webhook::label(&url);
+        if urls
+            .iter()
+            .any(|u| crate::forward::webhook::label(u) == label)
+        {
+            return Err(format!("{label} is listed twice"));
+        }
+        urls.push(url);
+    }
+    if urls.is_empty() {
+        return Err("expected one or more comma-separated URLs".into());
+    }
+    Ok(urls)
+}
+
+/// NATS names: no white space, no wildcards, no separators.
+fn nats_token<'a>(value: &'a str, what: &str) -> Result<&'a str, String> {
+    let valid = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(value)
+    } else {
+        Err(format!("expected {what} of letters, digits, - and _"))
     }
 }
 
@@ -308,6 +424,42 @@ mod tests {
         assert!(err.starts_with("SINCH_WEBHOOK_SECRET is not set"), "{err}");
     }
 
+    const FORWARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn forwarding_needs_a_standard_webhooks_secret_and_takes_several_urls() {
+        let base = ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret");
+        let urls = (
+            "FORWARD_URL",
+            "http://app.local/hooks, https://other.example/in",
+        );
+        let missing = settings(&[base, urls]).unwrap_err().to_string();
+        assert!(
+            missing.starts_with("FORWARD_SECRET is not set"),
+            "{missing}"
+        );
+        let wrong = settings(&[base, urls, ("FORWARD_SECRET", "plain-secret-value-123")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            wrong.contains("whsec_") && !wrong.contains("plain-secret-value-123"),
+            "{wrong}"
+        );
+        let ok = settings(&[base, urls, ("FORWARD_SECRET", FORWARD_SECRET)]).unwrap();
+        let hosts: Vec<_> = ok
+            .forward
+            .urls
+            .iter()
+            .filter_map(|u| u.host_str())
+            .collect();
+        assert_eq!(hosts, ["app.local", "other.example"]);
+        assert!(ok.forward.is_enabled());
+        assert_eq!(ok.forward.retry_window_secs, 86_400);
+        let off = settings(&[base]).unwrap();
+        assert!(!off.forward.is_enabled());
+        assert_eq!(off.forward.nats_stream, "SINCH");
+    }
+
     #[test]
     fn invalid_values_name_the_variable_and_the_value() {
         let cases = [
@@ -322,6 +474,13 @@ mod tests {
             ("DATABASE_POOL_SIZE", "0"),
             ("DATABASE_STATEMENT_TIMEOUT_MS", "ten"),
             ("DISPATCH_LEASE_SECS", "0"),
+            ("FORWARD_URL", "ftp://example.com/"),
+            ("FORWARD_URL", "not a url"),
+            ("FORWARD_URL", " , "),
+            ("FORWARD_TIMEOUT_SECS", "0"),
+            ("FORWARD_RETRY_WINDOW_SECS", "forever"),
+            ("NATS_STREAM", "a.b"),
+            ("NATS_SUBJECT_PREFIX", "sinch.>"),
         ];
         for (var, value) in cases {
             let err = settings(&[

@@ -12,6 +12,7 @@ pub mod callback;
 pub mod client;
 pub mod config;
 pub mod dispatch;
+pub mod forward;
 pub mod handlers;
 pub mod http;
 pub mod journal;

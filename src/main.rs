@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sinch_webhooks::config::{DEFAULT_DATABASE_URL, Settings};
 use sinch_webhooks::replay::{self, ReplaySelection};
 use sinch_webhooks::samples::{self, SampleOptions};
-use sinch_webhooks::store::{self, StoreOptions};
+use sinch_webhooks::store::{self, OutboxQuery, Redrive, StoreOptions};
 use sinch_webhooks::{app, client, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +41,9 @@ enum Command {
     Migrate(MigrateArgs),
     /// Re-dispatch stored callbacks through the handlers (safe: handlers are idempotent).
     Replay(ReplayArgs),
+    /// Inspect and redrive forwarded events (FORWARD_URL, NATS_URL)
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Drive a receiver with signed callbacks and report throughput, latency and lag.
     Bench(sinch_webhooks::bench::BenchArgs),
 }
@@ -137,6 +140,55 @@ struct ReplayArgs {
     database_url: Option<String>,
 }
 
+#[derive(Subcommand)]
+enum OutboxCommand {
+    /// Deliveries, newest event first, and how many are in each state
+    #[command(after_help = "Examples:\n  \
+        sinch-webhooks outbox list --failed\n  \
+        sinch-webhooks outbox list --state pending --limit 20")]
+    List(OutboxListArgs),
+    /// Send dead letters again, with a fresh retry window
+    #[command(
+        group(clap::ArgGroup::new("which").args(["id", "all_failed"]).required(true)),
+        after_help = "Examples:\n  \
+            sinch-webhooks outbox retry --id 1234\n  \
+            sinch-webhooks outbox retry --all-failed"
+    )]
+    Retry(OutboxRetryArgs),
+}
+
+#[derive(Args)]
+struct OutboxListArgs {
+    /// Only dead letters (deliveries given up after FORWARD_RETRY_WINDOW_SECS)
+    #[arg(long, conflicts_with = "state")]
+    failed: bool,
+    /// Only deliveries in this state
+    #[arg(long, value_parser = ["pending", "delivered", "dead"])]
+    state: Option<String>,
+    /// At most this many rows
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    limit: u32,
+    /// One JSON object per line instead of a table
+    #[arg(long)]
+    json: bool,
+    /// Database URL [env: DATABASE_URL, default sqlite://data/sinch-webhooks.db]
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
+#[derive(Args)]
+struct OutboxRetryArgs {
+    /// Redrive the dead letters of this event (its id in the events table)
+    #[arg(long)]
+    id: Option<i64>,
+    /// Redrive every dead letter
+    #[arg(long)]
+    all_failed: bool,
+    /// Database URL [env: DATABASE_URL, default sqlite://data/sinch-webhooks.db]
+    #[arg(long)]
+    database_url: Option<String>,
+}
+
 fn after_send_help() -> String {
     let mut help = String::from("Samples:\n");
     for (name, what) in samples::SAMPLES {
@@ -169,6 +221,7 @@ fn main() -> ExitCode {
             Command::Send(args) => send(args).await,
             Command::Migrate(args) => migrate(args).await,
             Command::Replay(args) => replay(args).await,
+            Command::Outbox(command) => outbox(command).await,
             Command::Bench(args) => sinch_webhooks::bench::run(args).await,
         }
     });
@@ -339,6 +392,84 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+async fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
+    telemetry::init(None);
+    let url = match &command {
+        OutboxCommand::List(args) => args.database_url.clone(),
+        OutboxCommand::Retry(args) => args.database_url.clone(),
+    };
+    let store = store::open(&StoreOptions::new(database_url(url)))
+        .await
+        .context("cannot open the database (DATABASE_URL)")?;
+    let result = match command {
+        OutboxCommand::List(args) => outbox_list(store.as_ref(), args).await,
+        OutboxCommand::Retry(args) => {
+            let which = match args.id {
+                Some(id) => Redrive::Event(id),
+                None => Redrive::AllDead,
+            };
+            let redriven = store.outbox_redrive(&which, chrono::Utc::now()).await;
+            redriven.map_err(anyhow::Error::from).map(|count| {
+                println!("{count} dead letters redriven; a running receiver delivers them now");
+                if count == 0 && args.id.is_some() {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
+            })
+        }
+    };
+    store.close().await;
+    result
+}
+
+async fn outbox_list(store: &dyn store::Store, args: OutboxListArgs) -> anyhow::Result<ExitCode> {
+    let query = OutboxQuery {
+        state: if args.failed {
+            Some("dead".to_owned())
+        } else {
+            args.state
+        },
+        limit: args.limit,
+        ..OutboxQuery::default()
+    };
+    let deliveries = store.outbox_list(&query).await?;
+    if args.json {
+        for delivery in &deliveries {
+            println!("{}", serde_json::to_string(delivery)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let counts = store.outbox_counts().await?;
+    for count in &counts {
+        println!(
+            "{:<40} {:<10} {}",
+            count.destination, count.state, count.count
+        );
+    }
+    if !counts.is_empty() {
+        println!();
+    }
+    println!(
+        "{:>8}  {:<18} {:<10} {:>8}  {:<24} {:<30} LAST ERROR",
+        "EVENT", "TYPE", "STATE", "ATTEMPTS", "UPDATED", "DESTINATION"
+    );
+    for d in &deliveries {
+        println!(
+            "{:>8}  {:<18} {:<10} {:>8}  {:<24} {:<30} {}",
+            d.event_id,
+            d.kind,
+            d.state,
+            d.attempts,
+            d.updated_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            d.destination,
+            d.last_error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {

@@ -16,6 +16,9 @@ pub const OLDEST_UNPROCESSED_SECONDS: &str = "sinch_webhooks_oldest_unprocessed_
 pub const PROCESSING_LAG_SECONDS: &str = "sinch_webhooks_processing_lag_seconds";
 pub const PROCESSED: &str = "sinch_webhooks_processed_total";
 pub const HANDLER_FAILURES: &str = "sinch_webhooks_handler_failures_total";
+pub const FORWARD_ATTEMPTS: &str = "sinch_webhooks_forward_attempts_total";
+pub const FORWARD_ATTEMPT_SECONDS: &str = "sinch_webhooks_forward_attempt_seconds";
+pub const OUTBOX_DELIVERIES: &str = "sinch_webhooks_outbox_deliveries";
 pub const BUILD_INFO: &str = "sinch_webhooks_build_info";
 
 /// Latency buckets from 100 µs to 10 s: acks are sub-millisecond to a few ms, processing lag
@@ -92,6 +95,20 @@ fn describe() {
     describe_counter!(
         HANDLER_FAILURES,
         "Failed processing attempts (retried), by trigger."
+    );
+    describe_counter!(
+        FORWARD_ATTEMPTS,
+        "Forwarding attempts, by destination and result (delivered, retry, dead)."
+    );
+    describe_histogram!(
+        FORWARD_ATTEMPT_SECONDS,
+        Unit::Seconds,
+        "Time one forwarding attempt took, by destination."
+    );
+    describe_gauge!(
+        OUTBOX_DELIVERIES,
+        Unit::Count,
+        "Forwarded events by destination and state (pending, delivered, dead)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
 }

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::{ApiError, AppState};
-use crate::metrics::{BACKLOG, OLDEST_UNPROCESSED_SECONDS};
+use crate::metrics::{BACKLOG, OLDEST_UNPROCESSED_SECONDS, OUTBOX_DELIVERIES};
 
 pub async fn render(State(state): State<AppState>) -> Response {
     let Some(handle) = &state.metrics else {
@@ -23,6 +23,15 @@ pub async fn render(State(state): State<AppState>) -> Response {
             ::metrics::gauge!(OLDEST_UNPROCESSED_SECONDS).set(age);
         }
         Err(error) => tracing::warn!(%error, "metrics: could not read the backlog"),
+    }
+    match state.store.outbox_counts().await {
+        Ok(counts) => {
+            for count in counts {
+                ::metrics::gauge!(OUTBOX_DELIVERIES, "destination" => count.destination, "state" => count.state)
+                    .set(count.count as f64);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "metrics: could not read the outbox"),
     }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

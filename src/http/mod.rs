@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod inspector;
 mod metrics;
+mod outbox;
 mod params;
 pub mod pressure;
 pub mod server;
@@ -82,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rejections", get(inspector::rejections))
         .route("/api/callbacks/{id}/replay", post(inspector::replay))
         .route("/api/samples", get(inspector::samples))
+        .route("/api/outbox", get(outbox::list))
+        .route("/api/outbox/{event_id}/retry", post(outbox::retry))
         .route("/api/send", post(inspector::send))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

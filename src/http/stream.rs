@@ -15,7 +15,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -125,14 +124,7 @@ impl Reader {
 }
 
 fn sse_event(record: EventRecord) -> Event {
-    let payload: Value = serde_json::from_str(&record.payload).unwrap_or(Value::Null);
-    let data = json!({
-        "id": record.id,
-        "type": record.kind,
-        "callback_id": record.callback_id,
-        "created_at": record.created_at,
-        "data": payload,
-    });
+    let data = record.to_json();
     Event::default()
         .id(record.id.to_string())
         .event(record.kind)

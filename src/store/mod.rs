@@ -6,6 +6,7 @@
 //! again) or "processed with its effects", never half of it.
 
 mod domain;
+pub mod outbox;
 mod postgres;
 mod queries;
 mod records;
@@ -24,6 +25,9 @@ use crate::callback::payload::{
 };
 use crate::callback::{Api, Trigger};
 
+pub use outbox::{
+    DeliveryOutcome, DeliveryRecord, DueDelivery, Outbox, OutboxCount, OutboxQuery, Redrive,
+};
 pub use postgres::PostgresStore;
 pub use queries::{CallbackQuery, MessageQuery, Queries, ReplayQuery};
 pub use records::*;
@@ -351,7 +355,7 @@ impl StoreOptions {
 }
 
 #[async_trait]
-pub trait Store: Queries + Send + Sync + 'static {
+pub trait Store: Queries + Outbox + Send + Sync + 'static {
     /// Durably stores a batch of callbacks in one commit, skipping those whose dedupe key is
     /// already stored. Returns one outcome per input, in order. Either the whole batch is
     /// committed or none of it is.

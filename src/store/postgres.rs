@@ -119,6 +119,15 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    /// A pooled connection; PostgreSQL needs no gate for concurrent writers.
+    async fn write_connection(
+        &self,
+    ) -> Result<((), sqlx::pool::PoolConnection<sqlx::Postgres>), sqlx::Error> {
+        Ok(((), self.pool.acquire().await?))
+    }
+}
+
 #[async_trait]
 impl Store for PostgresStore {
     fn journal_concurrency(&self) -> usize {
@@ -248,6 +257,14 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
 super::queries::store_queries! {
     store: PostgresStore,
     bind_time: pg_time,
+}
+
+super::outbox::outbox_sql! {
+    store: PostgresStore,
+    bind_time: pg_time,
+    begin: "BEGIN",
+    lock_cursor: " FOR UPDATE",
+    skip_locked: " FOR UPDATE SKIP LOCKED",
 }
 
 super::domain::domain_writes! {

@@ -157,6 +157,21 @@ pub struct SmsDeliveryRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+impl EventRecord {
+    /// The event as the live stream and forwarding carry it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let data: serde_json::Value =
+            serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null);
+        serde_json::json!({
+            "id": self.id,
+            "type": self.kind,
+            "callback_id": self.callback_id,
+            "created_at": self.created_at,
+            "data": data,
+        })
+    }
+}
+
 /// One state change from the events outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct EventRecord {

@@ -91,6 +91,20 @@ impl SqliteStore {
 use super::BatchOutcome;
 
 impl SqliteStore {
+    /// The writer connection, with the write gate held for as long as the guard lives.
+    async fn write_connection(
+        &self,
+    ) -> Result<
+        (
+            tokio::sync::MutexGuard<'_, ()>,
+            sqlx::pool::PoolConnection<sqlx::Sqlite>,
+        ),
+        sqlx::Error,
+    > {
+        let gate = self.write_gate.lock().await;
+        Ok((gate, self.pool.acquire().await?))
+    }
+
     /// One processing transaction on the writer connection (the caller holds the gate).
     async fn process_in_transaction(
         &self,
@@ -206,6 +220,14 @@ impl Store for SqliteStore {
 super::queries::store_queries! {
     store: SqliteStore,
     bind_time: ts,
+}
+
+super::outbox::outbox_sql! {
+    store: SqliteStore,
+    bind_time: ts,
+    begin: "BEGIN IMMEDIATE",
+    lock_cursor: "",
+    skip_locked: "",
 }
 
 super::domain::domain_writes! {

@@ -301,3 +301,20 @@ pub fn fixture(name: &str) -> String {
     );
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
+
+/// Runs async clean-up from a `Drop`, which has no runtime to await in: on a helper thread
+/// with a small runtime of its own, waiting for it to finish.
+pub fn clean_up_on_a_thread<F>(clean_up: impl FnOnce() -> F + Send + 'static)
+where
+    F: std::future::Future<Output = ()>,
+{
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(runtime) = runtime {
+            runtime.block_on(clean_up());
+        }
+    })
+    .join();
+}

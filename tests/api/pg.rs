@@ -55,23 +55,14 @@ impl Schema {
 
 impl Drop for Schema {
     fn drop(&mut self) {
-        // Drop needs no runtime: a short blocking connection on a helper thread.
         let (url, name) = (self.base_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            if let Ok(runtime) = runtime {
-                runtime.block_on(async {
-                    if let Ok(mut conn) = PgConnection::connect(&url).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                            .execute(&mut conn)
-                            .await;
-                    }
-                });
+        crate::helpers::clean_up_on_a_thread(move || async move {
+            if let Ok(mut conn) = PgConnection::connect(&url).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&mut conn)
+                    .await;
             }
-        })
-        .join();
+        });
     }
 }
 
