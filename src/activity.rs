@@ -77,22 +77,33 @@ impl ActivityItem {
 pub struct ActivityFeed {
     items: Mutex<VecDeque<ActivityItem>>,
     latest: watch::Sender<u64>,
+    /// Positions start here: the process's start time in microseconds, so a client
+    /// resuming with a position from an earlier process is behind every current item
+    /// (and gets the recent ones) instead of ahead of them (and getting nothing).
+    base: u64,
 }
 
 impl Default for ActivityFeed {
     fn default() -> Self {
-        Self {
-            items: Mutex::new(VecDeque::with_capacity(FEED_CAPACITY)),
-            latest: watch::Sender::new(0),
-        }
+        let base = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
+        Self::starting_after(base)
     }
 }
 
 impl ActivityFeed {
+    /// A feed whose first item is `base + 1`.
+    pub fn starting_after(base: u64) -> Self {
+        Self {
+            items: Mutex::new(VecDeque::with_capacity(FEED_CAPACITY)),
+            latest: watch::Sender::new(base),
+            base,
+        }
+    }
+
     pub fn record(&self, mut item: ActivityItem) {
         let seq = {
             let mut items = lock(&self.items);
-            let seq = items.back().map_or(1, |last| last.seq + 1);
+            let seq = items.back().map_or(self.base + 1, |last| last.seq + 1);
             item.seq = seq;
             if items.len() == FEED_CAPACITY {
                 items.pop_front();
@@ -103,9 +114,12 @@ impl ActivityFeed {
         self.latest.send_replace(seq);
     }
 
-    /// Items after `seq`, oldest first, at most `limit` of them (the newest ones).
+    /// Items after `seq`, oldest first, at most `limit` of them (the newest ones). A
+    /// position this feed never gave out (ahead of its newest item) counts as none.
     pub fn after(&self, seq: u64, limit: usize) -> Vec<ActivityItem> {
         let items = lock(&self.items);
+        let newest = items.back().map_or(self.base, |last| last.seq);
+        let seq = if seq > newest { 0 } else { seq };
         let newer = items.iter().rev().take_while(|item| item.seq > seq).count();
         items
             .iter()
@@ -195,7 +209,7 @@ mod tests {
 
     #[test]
     fn feed_numbers_items_and_returns_what_came_after_a_position() {
-        let feed = ActivityFeed::default();
+        let feed = ActivityFeed::starting_after(0);
         for id in 1..=5 {
             feed.record(item(id));
         }
@@ -208,8 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn a_position_from_an_earlier_process_is_behind_and_one_from_nowhere_is_reset() {
+        let earlier = ActivityFeed::default();
+        earlier.record(item(1));
+        let old_position = earlier.after(0, 1)[0].seq;
+        let feed = ActivityFeed::starting_after(old_position + 1_000_000);
+        feed.record(item(2));
+        feed.record(item(3));
+        let resumed: Vec<_> = feed
+            .after(old_position, 100)
+            .iter()
+            .map(|i| i.callback_id)
+            .collect();
+        assert_eq!(resumed, [Some(2), Some(3)]);
+        let from_nowhere = feed.after(u64::MAX, 100);
+        assert_eq!(from_nowhere.len(), 2);
+    }
+
+    #[test]
     fn feed_keeps_only_the_newest_items() {
-        let feed = ActivityFeed::default();
+        let feed = ActivityFeed::starting_after(0);
         for id in 0..(FEED_CAPACITY as i64 + 10) {
             feed.record(item(id));
         }

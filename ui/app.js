@@ -164,7 +164,8 @@
   }
 
   async function api(path, { method = 'GET', body, signal } = {}) {
-    const headers = { Accept: 'application/json', Authorization: `Bearer ${token}` };
+    const sent = token;
+    const headers = { Accept: 'application/json', Authorization: `Bearer ${sent}` };
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     let response;
     try {
@@ -189,7 +190,8 @@
     }
     if (response.status === 401) {
       const reason = reasonOf(data, 401);
-      signOut(reason);
+      // Only the token in use decides; an answer to an older one is stale.
+      if (token === sent) signOut(reason);
       throw new ApiError(401, data?.error || 'unauthorized', reason);
     }
     if (!response.ok) {
@@ -228,7 +230,10 @@
     const current = effectiveTheme();
     const other = current === 'dark' ? 'light' : 'dark';
     const button = $('theme-toggle');
-    button.textContent = `${current === 'dark' ? 'Dark' : 'Light'}${mode === 'auto' ? ' · auto' : ''}`;
+    button.replaceChildren(
+      el('span', { class: 'theme-name', text: current === 'dark' ? 'Dark' : 'Light' }),
+      mode === 'auto' ? el('span', { class: 'theme-auto', text: ' · auto' }) : null,
+    );
     button.setAttribute(
       'aria-label',
       `Theme: ${current}${mode === 'auto' ? ', following the system' : ''}. Switch to ${other}`,
@@ -290,6 +295,10 @@
       case 'lookup':
         showView('lookup');
         break;
+      case 'batch':
+        showView('lookup');
+        if (arg) lookup.openBatch(arg);
+        break;
       case 'actions':
         showView('actions');
         actions.load();
@@ -302,7 +311,7 @@
 
   function titleOf(head) {
     return (
-      { rejected: 'Rejected attempts', message: 'Messages', callback: 'Callback', lookup: 'Lookup', actions: 'Send & replay' }[head] ||
+      { rejected: 'Rejected attempts', message: 'Messages', callback: 'Callback', lookup: 'Lookup', batch: 'SMS batch', actions: 'Send & replay' }[head] ||
       'Live feed'
     );
   }
@@ -481,7 +490,7 @@
         });
         if (response.status === 401) {
           const data = await response.json().catch(() => null);
-          signOut(reasonOf(data, 401));
+          if (this.controller === controller) signOut(reasonOf(data, 401));
           return;
         }
         if (!response.ok || !response.body) {
@@ -498,7 +507,11 @@
           this.watch(controller);
           parser.push(value);
         }
-        throw new Error('the stream ended');
+        // The receiver ended the stream itself: it is stopping, and its positions end with
+        // it (a restarted receiver numbers from 1 again). Start afresh: the recent items
+        // it sends first are merged into the rows already shown, not repeated.
+        this.lastEventId = null;
+        throw new Error('the receiver closed the stream');
       } catch (error) {
         if (this.controller !== controller) return; // stopped on purpose
         this.retry(controller.signal.aborted ? 'no heartbeat from the receiver' : error.message);
@@ -587,7 +600,9 @@
     keyOf(item) {
       const separate = item.outcome === 'duplicate' || item.outcome === 'rejected';
       if (!separate && item.callback_id !== null && item.callback_id !== undefined) return `cb:${item.callback_id}`;
-      return `seq:${item.seq}`;
+      // Positions restart with the receiver: with the time, an item is told apart from
+      // another at the same position, and one sent again on a resume is not shown twice.
+      return `seq:${item.seq}@${item.at}`;
     },
 
     receive(item) {
@@ -627,6 +642,9 @@
           this.pending.push(fresh);
         }
       }
+      // The position of the last item handled: lets a test (or a curious user) see how far
+      // the page has read.
+      if (items.length) this.list.dataset.lastSeq = String(items[items.length - 1].seq);
       this.flushIfPossible();
       this.updatePill();
       if (rejected) rejections.refreshSoon();
@@ -695,12 +713,12 @@
       li.dataset.outcome = entry.outcome || '';
       if (entry.callback_id !== undefined) li.dataset.callbackId = entry.callback_id;
       if (entry.message_id) li.dataset.messageId = entry.message_id;
-      let href = '#rejected';
-      if (entry.message_id) href = `#message/${enc(entry.message_id)}`;
-      else if (entry.callback_id !== undefined && entry.callback_id !== null) href = `#callback/${enc(entry.callback_id)}`;
+      const href = rejected ? '#rejected' : linkOf(entry);
       const ids = el('span', { class: 'c-ids' });
       if (rejected) ids.append(el('span', { text: entry.reason || 'rejected' }));
-      else ids.append(el('span', { text: entry.message_id || entry.app_id || dash }));
+      else if (entry.message_id) ids.append(el('span', { text: entry.message_id }));
+      else if (entry.app_id) ids.append(el('span', { class: 'app', text: 'app' }), el('span', { text: entry.app_id }));
+      else ids.append(el('span', { text: dash }));
       if (entry.callback_id !== undefined && entry.callback_id !== null) {
         ids.append(el('span', { class: 'cb', text: `#${entry.callback_id}` }));
       }
@@ -709,7 +727,7 @@
         'a',
         { class: 'row', href, title: title || null },
         el('span', { class: 'c-time' }, entry.at ? el('time', { datetime: entry.at, text: fmtClock(entry.at) }) : dash),
-        el('span', { class: 'c-trigger', text: rejected ? 'signature check' : entry.trigger || dash }),
+        el('span', { class: 'c-trigger', title: entry.trigger || null, text: rejected ? 'signature check' : entry.trigger || dash }),
         ids,
         el('span', { class: 'c-status' }, statusEl(entry.status)),
         el('span', { class: 'c-outcome' }, badge(entry.outcome || 'unknown', entry.outcome || '?', entry.error || null)),
@@ -861,6 +879,19 @@
       this.flushIfPossible();
     },
   };
+
+  /** Conversation message callbacks open the message; SMS delivery reports their batch. */
+  const MESSAGE_TRIGGERS = new Set(['MESSAGE_DELIVERY', 'MESSAGE_INBOUND', 'MESSAGE_SUBMIT']);
+  const BATCH_TRIGGERS = /^(recipient_)?delivery_report_(sms|mms)$/;
+
+  function linkOf(entry) {
+    const hasCallback = entry.callback_id !== undefined && entry.callback_id !== null;
+    if (entry.message_id && MESSAGE_TRIGGERS.has(entry.trigger)) return `#message/${enc(entry.message_id)}`;
+    if (entry.message_id && BATCH_TRIGGERS.test(entry.trigger || '')) return `#batch/${enc(entry.message_id)}`;
+    if (hasCallback) return `#callback/${enc(entry.callback_id)}`;
+    if (entry.message_id) return `#message/${enc(entry.message_id)}`;
+    return '#feed';
+  }
 
   function addOption(select, known, value) {
     if (!value || known.has(value)) return;
@@ -1117,12 +1148,12 @@
           ['Status time', message.status_at ? timeEl(message.status_at) : dash],
           ['Channel', message.channel],
           ['Identity', message.identity ? mono(message.identity) : dash],
-          ['Conversation', message.conversation_id ? mono(message.conversation_id) : dash],
+          ['Conversation', message.conversation_id ? mono(message.conversation_id) : undefined],
           [
             'Contact',
             message.contact_id
               ? el('a', { href: '#lookup', class: 'mono', text: message.contact_id, onclick: () => lookup.prefillContact(message.contact_id) })
-              : dash,
+              : undefined,
           ],
           ['Reason', message.reason_code ? `${message.reason_code}${message.reason_description ? `: ${message.reason_description}` : ''}` : undefined],
           ['Text', message.text ?? undefined],
@@ -1279,7 +1310,7 @@
     return n + (s[(v - 20) % 10] || s[v] || s[0]);
   }
 
-  /** The raw callback body, pretty-printed, with a replay button. */
+  /** The raw callback body, pretty-printed (folded unless `open`), and a replay button. */
   function rawBody(callback, open) {
     const out = el('span', { class: 'out', role: 'status' });
     const button = el('button', {
@@ -1289,13 +1320,15 @@
       title: `Run callback #${callback.id} through the handlers again`,
       onclick: () => replay(callback.id, button, out),
     });
-    return el(
-      'details',
-      { class: 'raw', open: open || null, dataset: { callbackId: String(callback.id) } },
-      el('summary', { text: `Raw callback #${callback.id} (${callback.trigger}, ${fmtBytes(new Blob([callback.body || '']).size)})` }),
-      el('pre', { class: 'json', tabindex: '0', 'aria-label': `Body of callback ${callback.id}`, text: prettyJson(callback.body ?? '') }),
+    return [
+      el(
+        'details',
+        { class: 'raw', open: open || null, dataset: { callbackId: String(callback.id) } },
+        el('summary', { text: `Raw callback #${callback.id} (${callback.trigger}, ${fmtBytes(new Blob([callback.body || '']).size)})` }),
+        el('pre', { class: 'json', tabindex: '0', 'aria-label': `Body of callback ${callback.id}`, text: prettyJson(callback.body ?? '') }),
+      ),
       el('div', { class: 'actions-row' }, button, out),
-    );
+    ];
   }
 
   async function replay(id, button, out) {
@@ -1354,6 +1387,11 @@
           if (!signal.aborted) showError($(errorId), error);
         }
       });
+    },
+
+    openBatch(id) {
+      $('batch-id').value = id;
+      $('batch-form').requestSubmit();
     },
 
     prefillContact(id) {
@@ -1542,9 +1580,9 @@
       this.samples = Array.isArray(data?.samples) ? data.samples : [];
       const select = clear($('send-sample'));
       for (const s of this.samples) select.append(el('option', { value: s.name, text: `${s.name} (${s.trigger})` }));
-      const statuses = clear($('send-status'));
-      statuses.append(el('option', { value: '', text: 'default' }));
-      for (const status of Array.isArray(data?.statuses) ? data.statuses : []) statuses.append(el('option', { value: status, text: status }));
+      // Suggestions, not a closed list: SMS reports take their own statuses (Delivered, Failed…).
+      const statuses = clear($('send-statuses'));
+      for (const status of Array.isArray(data?.statuses) ? data.statuses : []) statuses.append(el('option', { value: status }));
       this.describe();
     },
 
@@ -1558,7 +1596,7 @@
       const out = clear($('send-result'));
       const request = { sample: $('send-sample').value };
       const messageId = $('send-message-id').value.trim();
-      const status = $('send-status').value;
+      const status = $('send-status').value.trim();
       if (messageId) request.message_id = messageId;
       if (status) request.status = status;
       button.disabled = true;

@@ -25,6 +25,8 @@ pub struct Classification {
     pub app_id: Option<String>,
     pub project_id: Option<String>,
     pub message_id: Option<String>,
+    /// The status a delivery report reports (Conversation or SMS), as sent.
+    pub status: Option<String>,
 }
 
 /// Why a body cannot be a Sinch callback.
@@ -48,9 +50,21 @@ pub fn classify(body: &[u8]) -> Result<Classification, ClassifyError> {
         Err(error) => return classify_unreadable(body, text, error),
     };
     let (api, trigger, payload) = identify(&top);
-    let natural = match payload {
-        Some(raw) => natural_key(trigger, raw, &top),
-        None => sms_natural_key(trigger, &top),
+    let inner: Option<Inner<'_>> = payload.and_then(|raw| serde_json::from_str(raw.get()).ok());
+    let status = match trigger {
+        Trigger::MessageDelivery | Trigger::EventDelivery => inner
+            .as_ref()
+            .and_then(|inner| inner.status.as_ref())
+            .map(|status| status.0.to_string()),
+        Trigger::SmsRecipientDeliveryReport | Trigger::MmsRecipientDeliveryReport => {
+            top.text("status")
+        }
+        _ => None,
+    };
+    let natural = match (payload, inner) {
+        (Some(_), Some(inner)) => natural_key(trigger, inner, &top),
+        (Some(_), None) => None,
+        (None, _) => sms_natural_key(trigger, &top),
     };
     let dedupe_key = match natural {
         Some(parts) => format!("{}:{}", trigger.as_str(), json_array(&parts)),
@@ -63,6 +77,7 @@ pub fn classify(body: &[u8]) -> Result<Classification, ClassifyError> {
         app_id: top.text("app_id"),
         project_id: top.text("project_id"),
         message_id: message_id(trigger, payload, &top),
+        status,
     })
 }
 
@@ -87,6 +102,7 @@ fn classify_unreadable(
         app_id: None,
         project_id: None,
         message_id: None,
+        status: None,
     })
 }
 
@@ -113,9 +129,8 @@ fn identify<'a>(top: &TopLevel<'a>) -> (Api, Trigger, Option<&'a RawValue>) {
 
 /// The natural idempotency key of each trigger (protocol notes, section 2.5). `None` falls
 /// back to the SHA-256 of the body, which still catches byte-identical redeliveries.
-fn natural_key(trigger: Trigger, payload: &RawValue, top: &TopLevel<'_>) -> Option<Vec<String>> {
+fn natural_key(trigger: Trigger, inner: Inner<'_>, top: &TopLevel<'_>) -> Option<Vec<String>> {
     use Trigger::*;
-    let inner: Inner<'_> = serde_json::from_str(payload.get()).ok()?;
     let accepted = || top.text("accepted_time");
     let channel = inner.channel();
     match trigger {

@@ -21,6 +21,19 @@ mod tests {
     }
 
     #[test]
+    fn delivery_reports_say_which_status_they_report() {
+        let status = |name| classify(&fixture(name)).ok().and_then(|c| c.status);
+        assert_eq!(status("message_delivery.json").as_deref(), Some("FAILED"));
+        assert_eq!(status("event_delivery.json").as_deref(), Some("DELIVERED"));
+        assert_eq!(
+            status("sms_recipient_delivery_report.json").as_deref(),
+            Some("Delivered")
+        );
+        assert_eq!(status("message_inbound.json"), None);
+        assert_eq!(status("opt_in.json"), None);
+    }
+
+    #[test]
     fn every_fixture_classifies_to_its_trigger() {
         let expected = [
             ("capability.json", Trigger::Capability),

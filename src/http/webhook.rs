@@ -60,6 +60,7 @@ pub async fn receive(
             }
         };
     let classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
+    let status = classification.status.clone();
     let callback = new_callback(classification, &bytes, verified, now)?;
     let (trigger, app_id, message_id) = (
         callback.trigger,
@@ -86,6 +87,7 @@ pub async fn receive(
         trigger: Some(trigger.as_str()),
         message_id: message_id.clone(),
         app_id: app_id.clone(),
+        status,
         latency_ms: Some(latency.as_secs_f64() * 1000.0),
         ..ActivityItem::new(match ack {
             Ack::Accepted { .. } => Outcome::Accepted,

@@ -48,6 +48,10 @@ async fn the_feed_shows_a_callback_accepted_then_processed_with_its_status() {
     assert_eq!(accepted.data["callback_id"], callback_id);
     assert_eq!(accepted.data["trigger"], "MESSAGE_DELIVERY");
     assert_eq!(accepted.data["message_id"], id);
+    assert_eq!(
+        accepted.data["status"], "READ",
+        "known from the moment it is accepted"
+    );
     assert!(accepted.data["latency_ms"].as_f64().unwrap() > 0.0);
     assert_eq!(accepted.id, accepted.data["seq"].to_string());
 
@@ -86,7 +90,8 @@ async fn a_new_feed_client_first_gets_what_happened_and_can_resume() {
         .iter()
         .map(|e| e.data["seq"].as_i64().unwrap())
         .collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + 6).collect::<Vec<_>>(), "consecutive");
     let accepted = seen
         .iter()
         .filter(|e| e.data["outcome"] == "accepted")
@@ -94,9 +99,10 @@ async fn a_new_feed_client_first_gets_what_happened_and_can_resume() {
     assert_eq!(accepted, 3);
     drop(feed);
 
-    let mut resumed = SseClient::open(&app.address, "/api/activity", Some("4")).await;
-    assert_eq!(resumed.next().await.data["seq"], 5);
-    assert_eq!(resumed.next().await.data["seq"], 6);
+    let fourth = (first + 3).to_string();
+    let mut resumed = SseClient::open(&app.address, "/api/activity", Some(&fourth)).await;
+    assert_eq!(resumed.next().await.data["seq"], first + 4);
+    assert_eq!(resumed.next().await.data["seq"], first + 5);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bench;
+mod browser;
 #[macro_use]
 mod contract;
 mod crash;
