@@ -103,6 +103,7 @@ pub async fn run(
         feed,
         rejections: Arc::new(RejectionLog::default()),
         webhook_url: Some(own_webhook_url(address)),
+        api_actions: settings.api_actions,
     };
     if let Some(handle) = state.metrics.clone() {
         tokio::spawn(metrics_upkeep(handle, shutdown.clone()));

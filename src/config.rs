@@ -55,6 +55,9 @@ pub struct Settings {
     /// `API_TOKEN`: bearer token for the query API and the live stream; without it they
     /// are off (404).
     pub api_token: Option<SecretString>,
+    /// `API_ACTIONS`: whether the API may change things (replay, send a signed test
+    /// callback, redrive dead letters) besides reading them.
+    pub api_actions: bool,
     /// `METRICS_ADDR`: serve `/metrics` on this address instead of the main port.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `MAX_QUEUED_CALLBACKS`: callbacks waiting for a journal commit before the webhook
@@ -169,11 +172,7 @@ impl Settings {
                 "json" => Ok(Some(LogFormat::Json)),
                 _ => Err("expected pretty or json".into()),
             })?,
-            auto_migrate: parse(&lookup, "AUTO_MIGRATE", true, |v| match v {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                _ => Err("expected true or false".into()),
-            })?,
+            auto_migrate: parse(&lookup, "AUTO_MIGRATE", true, boolean)?,
             database_pool_size: parse(&lookup, "DATABASE_POOL_SIZE", 10, |v| {
                 number_in(v, 1, 1000, "connections")
             })?,
@@ -193,6 +192,7 @@ impl Settings {
                 number_in(v, 1, 3600, "seconds")
             })?,
             api_token: secret(&lookup, "API_TOKEN")?,
+            api_actions: parse(&lookup, "API_ACTIONS", true, boolean)?,
             max_queued_callbacks: parse(&lookup, "MAX_QUEUED_CALLBACKS", 2048, |v| {
                 number_in(v, 1, 1_000_000, "callbacks")
             })?,
@@ -261,7 +261,14 @@ impl Settings {
 fn forward_settings(
     lookup: &impl Fn(&str) -> Option<String>,
 ) -> Result<ForwardSettings, ConfigError> {
-    let urls = parse(lookup, "FORWARD_URL", Vec::new(), forward_urls)?;
+    // Not through `parse`: its errors repeat the value, and URLs may hold credentials.
+    let urls = match lookup("FORWARD_URL") {
+        None => Vec::new(),
+        Some(value) => forward_urls(&value).map_err(|reason| ConfigError::InvalidSecret {
+            var: "FORWARD_URL",
+            reason,
+        })?,
+    };
     let signing_key = match secret(lookup, "FORWARD_SECRET")? {
         Some(secret) => Some(SigningKey::parse(secret.expose_secret()).map_err(|reason| {
             ConfigError::InvalidSecret {
@@ -306,10 +313,12 @@ fn forward_settings(
 fn forward_urls(value: &str) -> Result<Vec<reqwest::Url>, String> {
     let mut urls = Vec::new();
     for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let url = reqwest::Url::parse(part).map_err(|e| format!("{part:?} is not a URL: {e}"))?;
+        let url = reqwest::Url::parse(part)
+            .map_err(|e| format!("{:?} is not a URL: {e}", without_secrets(part)))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!(
-                "{part:?}: only http and https URLs can be forwarded to"
+                "{:?}: only http and https URLs can be forwarded to",
+                without_secrets(part)
             ));
         }
         // Destinations are known by their URL without credentials and query.
@@ -326,6 +335,22 @@ fn forward_urls(value: &str) -> Result<Vec<reqwest::Url>, String> {
         return Err("expected one or more comma-separated URLs".into());
     }
     Ok(urls)
+}
+
+/// A URL as written, without what may be secret in it (user info, query), for messages.
+fn without_secrets(url: &str) -> String {
+    let (before_query, query) = match url.split_once('?') {
+        Some((before, _)) => (before, "?…"),
+        None => (url, ""),
+    };
+    match (before_query.find("://"), before_query.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => format!(
+            "{}://…@{}{query}",
+            &before_query[..scheme_end],
+            &before_query[at + 1..]
+        ),
+        _ => format!("{before_query}{query}"),
+    }
 }
 
 /// NATS names: no white space, no wildcards, no separators.
@@ -370,6 +395,14 @@ fn parse<T>(
         Some(value) => {
             read(value.trim()).map_err(|reason| ConfigError::Invalid { var, value, reason })
         }
+    }
+}
+
+fn boolean(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err("expected true or false".into()),
     }
 }
 
@@ -461,6 +494,33 @@ mod tests {
     }
 
     #[test]
+    fn bad_forward_urls_are_named_without_their_secrets() {
+        let base = ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret");
+        for (value, shown) in [
+            (
+                "ftp://user:pw@example.com/x?token=s3cret",
+                "ftp://…@example.com/x?…",
+            ),
+            ("not a url?token=s3cret", "not a url?…"),
+            (" , ", "comma-separated"),
+            (
+                "http://a.example/h?t=s3cret, http://a.example/h?t=other",
+                "listed twice",
+            ),
+        ] {
+            let error = settings(&[base, ("FORWARD_URL", value)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("FORWARD_URL is invalid"), "{error}");
+            assert!(error.contains(shown), "{error}");
+            assert!(
+                !error.contains("s3cret") && !error.contains("pw@"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn invalid_values_name_the_variable_and_the_value() {
         let cases = [
             ("PORT", "http"),
@@ -474,9 +534,6 @@ mod tests {
             ("DATABASE_POOL_SIZE", "0"),
             ("DATABASE_STATEMENT_TIMEOUT_MS", "ten"),
             ("DISPATCH_LEASE_SECS", "0"),
-            ("FORWARD_URL", "ftp://example.com/"),
-            ("FORWARD_URL", "not a url"),
-            ("FORWARD_URL", " , "),
             ("FORWARD_TIMEOUT_SECS", "0"),
             ("FORWARD_RETRY_WINDOW_SECS", "forever"),
             ("NATS_STREAM", "a.b"),

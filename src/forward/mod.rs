@@ -38,6 +38,9 @@ const STORE_FAILURE_PAUSE: Duration = Duration::from_secs(1);
 /// Added to the attempt timeout for a claim's lease: another replica takes a delivery over
 /// only once the attempt that claimed it has certainly ended.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+/// The shortest wait after a round that attempted nothing, so that no arithmetic on due
+/// times can turn the worker into a busy loop.
+const MIN_IDLE: Duration = Duration::from_millis(100);
 
 /// Somewhere events are delivered.
 #[async_trait::async_trait]
@@ -121,10 +124,12 @@ impl Worker {
         let mut signal = self.store.events_signal();
         while !shutdown.is_cancelled() {
             signal.borrow_and_update();
-            let round = tokio::select! {
-                round = self.round() => round,
-                () = shutdown.cancelled() => break,
-            };
+            // A round under way is finished even during shutdown, so attempts already made
+            // are recorded (not made again after the restart); each attempt has its timeout
+            // and the lease bounds the whole.
+            let round = tokio::time::timeout(self.lease, self.round())
+                .await
+                .unwrap_or(Err(StoreError::TimedOut(self.lease)));
             match round {
                 Ok(0) => {
                     let pause = self.idle_pause().await;
@@ -162,7 +167,10 @@ impl Worker {
         if due.is_empty() {
             return Ok(0);
         }
-        let attempts = due.iter().map(|delivery| self.attempt(delivery));
+        let attempts = due.iter().map(|delivery| async {
+            let (event_id, outcome) = self.attempt(delivery).await;
+            (event_id, delivery.attempts, outcome)
+        });
         let outcomes = futures_util::future::join_all(attempts).await;
         self.store
             .outbox_record(name, &outcomes, Utc::now())
@@ -215,7 +223,7 @@ impl Worker {
             Ok(Some(due)) => (due - Utc::now())
                 .to_std()
                 .unwrap_or_default()
-                .min(IDLE_POLL),
+                .clamp(MIN_IDLE, IDLE_POLL),
             _ => IDLE_POLL,
         }
     }

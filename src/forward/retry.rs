@@ -64,7 +64,7 @@ impl RetryPolicy {
             };
         }
         let delay = retry_after
-            .map(|asked| asked.min(MAX_RETRY_AFTER))
+            .map(|asked| asked.clamp(FIRST_RETRY, MAX_RETRY_AFTER))
             .unwrap_or_else(|| backoff(attempts, event_id));
         let at = (now + to_chrono(delay)).min(window_ends);
         DeliveryOutcome::Retry { at, status, error }
@@ -135,6 +135,8 @@ mod tests {
         assert_eq!(retry_delay(asked, now), 7_000);
         let absurd = DAY.decide(failed(Some(Duration::from_secs(999_999))), 1, 0, now, now);
         assert_eq!(retry_delay(absurd, now), 3_600_000);
+        let at_once = DAY.decide(failed(Some(Duration::ZERO)), 1, 0, now, now);
+        assert_eq!(retry_delay(at_once, now), 1_000, "never a retry loop");
     }
 
     #[test]

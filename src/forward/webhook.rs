@@ -79,12 +79,13 @@ impl Destination for WebhookDestination {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
+                let error = error.without_url();
                 let error = if error.is_timeout() {
                     "timed out (FORWARD_TIMEOUT_SECS)".to_owned()
                 } else if error.is_connect() {
-                    "could not connect".to_owned()
+                    format!("could not connect: {}", causes(&error))
                 } else {
-                    error.to_string()
+                    causes(&error)
                 };
                 return Attempt::Failed {
                     status: None,
@@ -115,6 +116,18 @@ impl Destination for WebhookDestination {
             retry_after,
         }
     }
+}
+
+/// An error and its causes, for `last_error`. Never the URL: its query may hold a secret.
+fn causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The start of an error answer, without waiting for (or storing) a large body.

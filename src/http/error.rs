@@ -68,6 +68,8 @@ pub enum ApiError {
     SendUnavailable {
         reason: String,
     },
+    /// The API is read-only here (`API_ACTIONS=false`).
+    ActionsDisabled,
 }
 
 impl From<StoreError> for ApiError {
@@ -94,6 +96,7 @@ impl ApiError {
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::ReplayFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::SendUnavailable { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::ActionsDisabled => StatusCode::FORBIDDEN,
         }
     }
 
@@ -118,6 +121,7 @@ impl ApiError {
             ApiError::BadParameter { .. } => "bad_parameter",
             ApiError::ReplayFailed { .. } => "replay_failed",
             ApiError::SendUnavailable { .. } => "send_failed",
+            ApiError::ActionsDisabled => "actions_disabled",
         }
     }
 
@@ -153,6 +157,9 @@ impl ApiError {
             ),
             ApiError::SendUnavailable { reason } => {
                 format!("the test callback could not be sent to this receiver: {reason}")
+            }
+            ApiError::ActionsDisabled => {
+                "this receiver's API is read-only (API_ACTIONS=false)".to_owned()
             }
         }
     }
@@ -222,6 +229,9 @@ impl ApiError {
             }
             ApiError::SendUnavailable { reason } => {
                 tracing::warn!(reason = code, error = %reason, "test callback not sent");
+            }
+            ApiError::ActionsDisabled => {
+                tracing::warn!(reason = code, "API action refused: API_ACTIONS=false");
             }
         }
     }

@@ -96,12 +96,15 @@ impl FeedReader {
                     () = self.shutdown.cancelled() => return None,
                 }
             }
+            // A new client gets the recent past; a resuming one everything still kept.
+            let limit = if self.position == 0 {
+                BACKLOG_ON_CONNECT
+            } else {
+                crate::activity::FEED_CAPACITY
+            };
             self.first = false;
             self.signal.mark_unchanged();
-            self.pending = self
-                .feed
-                .after(self.position, BACKLOG_ON_CONNECT)
-                .into_iter();
+            self.pending = self.feed.after(self.position, limit).into_iter();
         }
     }
 }
@@ -131,6 +134,9 @@ pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    if !state.api_actions {
+        return Err(ApiError::ActionsDisabled);
+    }
     let callback_id = id.parse::<i64>().map_err(|_| ApiError::BadParameter {
         name: "id".into(),
         reason: "expected a callback id (an integer)".into(),
@@ -194,6 +200,9 @@ pub async fn send(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    if !state.api_actions {
+        return Err(ApiError::ActionsDisabled);
+    }
     let request: SendRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::BadParameter {
             name: "body".into(),

@@ -26,9 +26,20 @@ pub async fn render(State(state): State<AppState>) -> Response {
     }
     match state.store.outbox_counts().await {
         Ok(counts) => {
-            for count in counts {
-                ::metrics::gauge!(OUTBOX_DELIVERIES, "destination" => count.destination, "state" => count.state)
-                    .set(count.count as f64);
+            // Every state of every destination, zero included: a gauge only set when it has
+            // rows would keep its last value (a dead-letter alert would never clear).
+            let mut destinations: Vec<&str> =
+                counts.iter().map(|c| c.destination.as_str()).collect();
+            destinations.dedup();
+            for destination in destinations {
+                for state in ["pending", "delivered", "dead"] {
+                    let count = counts
+                        .iter()
+                        .find(|c| c.destination == destination && c.state == state)
+                        .map_or(0, |c| c.count);
+                    ::metrics::gauge!(OUTBOX_DELIVERIES, "destination" => destination.to_owned(), "state" => state)
+                        .set(count as f64);
+                }
             }
         }
         Err(error) => tracing::warn!(%error, "metrics: could not read the outbox"),

@@ -67,6 +67,8 @@ pub struct AppState {
     pub rejections: Arc<RejectionLog>,
     /// This server's own webhook URL (over loopback), for `POST /api/send`.
     pub webhook_url: Option<String>,
+    /// Whether the API's actions (replay, send, redrive) are allowed.
+    pub api_actions: bool,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -112,11 +112,13 @@ pub trait Outbox: Send + Sync {
         limit: u32,
     ) -> Result<Vec<DueDelivery>, StoreError>;
 
-    /// Records what the attempts did.
+    /// Records what the attempts did: `(event id, attempts as claimed, outcome)`. An outcome
+    /// is dropped if the delivery was claimed again since (this worker's lease ran out and
+    /// another took over): the newer attempt decides.
     async fn outbox_record(
         &self,
         destination: &str,
-        outcomes: &[(i64, DeliveryOutcome)],
+        outcomes: &[(i64, i64, DeliveryOutcome)],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
@@ -248,6 +250,7 @@ macro_rules! outbox_sql {
                 let mut tx = sqlx::Connection::begin_with(&mut *conn, $begin).await?;
                 let claimed: Vec<(i64, i64, DateTime<Utc>)> = sqlx::query_as(concat!(
                     "UPDATE deliveries SET next_attempt_at = $1, attempts = attempts + 1, \
+                     window_started_at = CASE WHEN attempts = 0 THEN $2 ELSE window_started_at END, \
                      updated_at = $2 WHERE destination = $3 AND event_id IN ( \
                        SELECT d.event_id FROM deliveries d \
                        WHERE d.destination = $3 AND d.state = 'pending' \
@@ -297,7 +300,7 @@ macro_rules! outbox_sql {
             async fn outbox_record(
                 &self,
                 destination: &str,
-                outcomes: &[(i64, $crate::store::DeliveryOutcome)],
+                outcomes: &[(i64, i64, $crate::store::DeliveryOutcome)],
                 now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
                 use $crate::store::DeliveryOutcome;
@@ -306,7 +309,7 @@ macro_rules! outbox_sql {
                 }
                 let (_gate, mut conn) = self.write_connection().await?;
                 let mut tx = sqlx::Connection::begin_with(&mut *conn, $begin).await?;
-                for (event_id, outcome) in outcomes {
+                for (event_id, claimed_attempts, outcome) in outcomes {
                     let (state, next, status, error, delivered) = match outcome {
                         DeliveryOutcome::Delivered { status } => {
                             ("delivered", now, *status, None, Some(now))
@@ -321,7 +324,8 @@ macro_rules! outbox_sql {
                     sqlx::query(
                         "UPDATE deliveries SET state = $1, next_attempt_at = $2, \
                          last_status = $3, last_error = $4, delivered_at = $5, updated_at = $6 \
-                         WHERE destination = $7 AND event_id = $8",
+                         WHERE destination = $7 AND event_id = $8 \
+                           AND state = 'pending' AND attempts = $9",
                     )
                     .bind(state)
                     .bind($time(&next))
@@ -331,6 +335,7 @@ macro_rules! outbox_sql {
                     .bind($time(&now))
                     .bind(destination)
                     .bind(event_id)
+                    .bind(claimed_attempts)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -342,9 +347,14 @@ macro_rules! outbox_sql {
                 &self,
                 destination: &str,
             ) -> Result<Option<DateTime<Utc>>, StoreError> {
+                // Only deliveries first in line: one waiting behind an earlier delivery for
+                // the same subject is not due, however old its own time.
                 let next: Option<DateTime<Utc>> = sqlx::query_scalar(
-                    "SELECT MIN(next_attempt_at) FROM deliveries \
-                     WHERE destination = $1 AND state = 'pending'",
+                    "SELECT MIN(d.next_attempt_at) FROM deliveries d \
+                     WHERE d.destination = $1 AND d.state = 'pending' \
+                       AND NOT EXISTS (SELECT 1 FROM deliveries e \
+                         WHERE e.destination = d.destination AND e.state = 'pending' \
+                           AND e.ordering_key = d.ordering_key AND e.event_id < d.event_id)",
                 )
                 .bind(destination)
                 .fetch_one(&self.read_pool)

@@ -266,6 +266,93 @@ async fn events_are_forwarded_signed_and_in_order_through_failures_on_postgres()
 }
 
 #[tokio::test]
+async fn two_replicas_share_the_forwarding_without_repeats_or_reordering() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let app =
+        FakeApplication::start(&[Answer::Fail(500), Answer::TooMany, Answer::Fail(502)]).await;
+    let replicas = [
+        server_on(&schema.url(), forward_env(&app.url)).await,
+        server_on(&schema.url(), forward_env(&app.url)).await,
+    ];
+    // Each status through the other replica, each processed before the next is posted.
+    let statuses = [(1, "QUEUED_ON_CHANNEL"), (2, "DELIVERED"), (3, "READ")];
+    for message in 0..8 {
+        let id = format!("01HFWD-REPLICA-{message}");
+        for (n, (second, status)) in statuses.iter().enumerate() {
+            let replica = &replicas[(message + n) % 2];
+            post(&replica.address, &report_at(&id, status, *second)).await;
+            wait_for_status(&replica.address, &id, status).await;
+        }
+    }
+    let delivered = app.wait_for_deliveries(24).await;
+    let received = app.received();
+    let successes = received.iter().filter(|r| r.succeeded).count();
+    assert_eq!(successes, 24, "no event delivered twice: {received:#?}");
+    assert!(delivered.iter().all(|r| r.verified));
+    for message in 0..8 {
+        let id = format!("01HFWD-REPLICA-{message}");
+        let sent: Vec<&str> = delivered
+            .iter()
+            .filter(|r| r.body["data"]["message_id"] == id.as_str())
+            .map(|r| r.body["data"]["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(sent, ["QUEUED_ON_CHANNEL", "DELIVERED", "READ"], "{id}");
+    }
+    for replica in replicas {
+        replica.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_waiting_behind_a_failing_one_does_not_make_the_worker_spin() {
+    let app = FakeApplication::start(&[]).await;
+    app.answer(Answer::Fail(500));
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    let server = server_on(&database_url, forward_env(&app.url)).await;
+    for (second, status) in [(1, "DELIVERED"), (2, "READ")] {
+        post(
+            &server.address,
+            &report_at("01HFWD-BLOCKED", status, second),
+        )
+        .await;
+        wait_for_status(&server.address, "01HFWD-BLOCKED", status).await;
+    }
+    // The first failed and waits for its retry; the second, though its own time has come,
+    // waits behind it: nothing is due before the first's retry.
+    let store = sinch_webhooks::store::open(&sinch_webhooks::store::StoreOptions::new(
+        database_url.clone(),
+    ))
+    .await
+    .unwrap();
+    for _ in 0..100 {
+        let (_, pending) = get_api(&server.address, "/api/outbox?state=pending").await;
+        let pending = pending["deliveries"].as_array().unwrap();
+        let retrying = pending.iter().any(|d| d["last_status"] == 500);
+        if retrying && pending.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let next = store.outbox_next_due(&app.url).await.unwrap().unwrap();
+    assert!(
+        next > chrono::Utc::now(),
+        "next due {next} is in the past: a busy loop"
+    );
+    let attempts = app.received();
+    assert!(
+        attempts
+            .iter()
+            .all(|r| r.body["data"]["status"] == "DELIVERED"),
+        "READ waits"
+    );
+    store.close().await;
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn after_the_retry_window_an_event_is_dead_lettered_and_can_be_redriven() {
     let app = FakeApplication::start(&[]).await;
     app.answer(Answer::Fail(503));
@@ -354,14 +441,19 @@ async fn deliveries_pending_at_a_sigkill_are_made_after_the_restart() {
         assert_eq!(response.status(), 200);
     }
     // Every event was tried (and failed) before the kill.
+    let mut tried = std::collections::HashSet::new();
     for _ in 0..200 {
-        let tried: std::collections::HashSet<_> =
-            app.received().into_iter().map(|r| r.webhook_id).collect();
+        tried = app.received().into_iter().map(|r| r.webhook_id).collect();
         if tried.len() == 5 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        tried.len(),
+        5,
+        "every event pending, after a failed attempt"
+    );
     service.kill().await;
     app.answer(Answer::Ok);
 

@@ -311,6 +311,40 @@ async fn the_page_is_served_with_a_strict_policy_only_when_the_api_is_on() {
 }
 
 #[tokio::test]
+async fn with_api_actions_off_the_api_only_reads() {
+    let app = spawn_app_with(&[("API_TOKEN", TOKEN), ("API_ACTIONS", "false")]).await;
+    let ack = json(
+        app.post_signed(&delivery_report(
+            "01HREADONLY",
+            "READ",
+            "2025-03-04T12:00:00Z",
+        ))
+        .await,
+    )
+    .await;
+    let callback_id = ack["callback_id"].as_i64().unwrap();
+    for (path, body) in [
+        (
+            "/api/send".to_owned(),
+            Some(json!({"sample": "message_delivery"})),
+        ),
+        (format!("/api/callbacks/{callback_id}/replay"), None),
+        ("/api/outbox/1/retry".to_owned(), None),
+    ] {
+        let (status, answer) = app.api_post(&path, body).await;
+        assert_eq!(status, 403, "{path}");
+        assert_eq!(answer["error"], "actions_disabled");
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM callbacks").await,
+        1,
+        "nothing sent"
+    );
+    let (status, _) = app.api_get("/api/samples").await;
+    assert_eq!(status, 200, "reading still works");
+}
+
+#[tokio::test]
 async fn the_inspector_endpoints_need_the_token() {
     let app = spawn_with_api().await;
     for (method, path) in [
