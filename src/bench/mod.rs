@@ -11,6 +11,7 @@ mod floor;
 mod load;
 mod mix;
 mod monitor;
+mod restart;
 mod spawn;
 mod stats;
 
@@ -69,7 +70,10 @@ and the backlog drained; 1 otherwise (the report is printed either way).";
 
 /// Options of `sinch-webhooks bench`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(
+    after_help = AFTER_HELP,
+    group(clap::ArgGroup::new("spawned").args(["spawn", "restart_drain"]).multiple(true))
+)]
 pub struct BenchArgs {
     /// The receiver's webhook URL (plain http); ignored with --spawn
     #[arg(long, default_value = "http://127.0.0.1:3000/api/sinch/webhook")]
@@ -125,7 +129,7 @@ pub struct BenchArgs {
     pub floor: bool,
     /// An environment variable for the spawned receiver, e.g. RUST_LOG=warn (repeatable;
     /// a RUST_LOG keeps the receiver's startup lines, which the bench reads for the port)
-    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, requires = "spawn")]
+    #[arg(long, value_name = "KEY=VALUE", value_parser = key_value, requires = "spawned")]
     pub child_env: Vec<(String, String)>,
     /// Seconds to wait for the backlog to drain after the load stops
     #[arg(long, value_name = "SECS", default_value_t = 120.0, value_parser = positive_secs)]
@@ -134,6 +138,11 @@ pub struct BenchArgs {
     /// stays on standard error)
     #[arg(long)]
     pub json: bool,
+    /// Instead of a load: journal N callbacks of the mix unprocessed, as if a receiver had
+    /// acknowledged them and died, then start a receiver on that database and time how
+    /// fast it drains them (on a temporary SQLite database, or --database-url)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with_all = ["floor", "rate", "duration", "requests"])]
+    pub restart_drain: Option<u64>,
 }
 
 fn positive_secs(text: &str) -> Result<f64, String> {
@@ -176,13 +185,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.duplicates + args.bad_signatures > 1.0 {
         anyhow::bail!("--duplicates and --bad-signatures add up to more than 1");
     }
-    let secret = match (&args.secret, args.spawn) {
+    let secret = match (&args.secret, args.spawn || args.restart_drain.is_some()) {
         (Some(secret), _) => secret.clone(),
         (None, true) => BENCH_SECRET.to_owned(),
         (None, false) => anyhow::bail!(
             "no secret: pass --secret or set SINCH_WEBHOOK_SECRET (the receiver's), or use --spawn"
         ),
     };
+    if let Some(count) = args.restart_drain {
+        return restart::run(
+            count,
+            &args.mix,
+            &secret,
+            args.database_url.as_deref(),
+            &args.child_env,
+            Duration::from_secs_f64(args.drain_timeout),
+            args.json,
+        )
+        .await;
+    }
     let plan = Plan::new(&args, secret);
     let spawned = if args.spawn {
         let database_url = args.database_url.as_deref();
@@ -533,6 +554,12 @@ mod tests {
         assert!(
             parse(&["--child-env", "RUST_LOG=warn"]).is_err(),
             "needs --spawn"
+        );
+        assert!(parse(&["--restart-drain", "10", "--child-env", "RUST_LOG=warn"]).is_ok());
+        assert!(parse(&["--restart-drain", "0"]).is_err());
+        assert!(
+            parse(&["--restart-drain", "10", "--floor"]).is_err(),
+            "no load to compare"
         );
         let args = parse(&[
             "--spawn",

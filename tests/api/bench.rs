@@ -126,3 +126,49 @@ fn bench_help_explains_itself() {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
 }
+
+#[test]
+fn restart_drain_journals_unprocessed_callbacks_and_times_a_receiver_draining_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("restart.db");
+    let database_url = format!("sqlite://{}", database.display());
+    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
+        .args([
+            "bench",
+            "--restart-drain",
+            "400",
+            "--database-url",
+            &database_url,
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .env_remove("SINCH_WEBHOOK_SECRET")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["callbacks"], 400);
+    assert_eq!(report["drained"], true);
+    assert!(number(&report["callbacks_per_sec"]) > 0.0);
+    assert!(number(&report["drain_secs"]) > 0.0);
+
+    // The callbacks really were journaled, and really were processed by the receiver.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (all, processed): (i64, i64) = runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&database_url).await.unwrap();
+        sqlx::query_as("SELECT COUNT(*), COUNT(processed_at) FROM callbacks")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        all, 400,
+        "every generated callback journaled (ids are unique)"
+    );
+    assert_eq!(processed, 400, "every journaled callback processed");
+}
