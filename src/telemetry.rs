@@ -1,6 +1,8 @@
 //! Log output: pretty on a terminal, JSON lines otherwise; `RUST_LOG` filters.
 
 use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
@@ -25,6 +27,66 @@ pub fn init(format: Option<LogFormat>) {
     };
 }
 
+/// Lets through at most `per_window` log lines per window and counts the rest, so a flood
+/// of bad requests cannot fill the disk with log lines (counters and the inspector's ring
+/// still see every one).
+#[derive(Debug)]
+pub struct LogLimit {
+    per_window: u32,
+    window: Duration,
+    state: Mutex<LimitState>,
+}
+
+#[derive(Debug)]
+struct LimitState {
+    started: Option<Instant>,
+    logged: u32,
+    suppressed: u64,
+}
+
+/// Whether to log this one, and how many were left out before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogDecision {
+    Log { suppressed_before: u64 },
+    Skip,
+}
+
+impl LogLimit {
+    pub const fn new(per_window: u32, window: Duration) -> Self {
+        Self {
+            per_window,
+            window,
+            state: Mutex::new(LimitState {
+                started: None,
+                logged: 0,
+                suppressed: 0,
+            }),
+        }
+    }
+
+    pub fn check(&self, now: Instant) -> LogDecision {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let expired = state
+            .started
+            .is_none_or(|started| now.duration_since(started) >= self.window);
+        if expired {
+            state.started = Some(now);
+            state.logged = 0;
+        }
+        if state.logged < self.per_window {
+            state.logged += 1;
+            let suppressed_before = std::mem::take(&mut state.suppressed);
+            LogDecision::Log { suppressed_before }
+        } else {
+            state.suppressed += 1;
+            LogDecision::Skip
+        }
+    }
+}
+
 /// Displays text that came from a request with control characters escaped, so a crafted
 /// id cannot forge log lines in the pretty format (the JSON format escapes by itself).
 pub struct Untrusted<'a>(pub &'a str);
@@ -46,6 +108,42 @@ impl std::fmt::Display for Untrusted<'_> {
 #[cfg(test)]
 mod tests {
     use super::Untrusted;
+
+    #[test]
+    fn the_log_limit_lets_a_few_through_per_window_and_counts_the_rest() {
+        use super::{LogDecision, LogLimit};
+        let limit = LogLimit::new(2, std::time::Duration::from_secs(1));
+        let start = std::time::Instant::now();
+        let decisions: Vec<_> = (0..5).map(|_| limit.check(start)).collect();
+        assert_eq!(
+            decisions,
+            [
+                LogDecision::Log {
+                    suppressed_before: 0
+                },
+                LogDecision::Log {
+                    suppressed_before: 0
+                },
+                LogDecision::Skip,
+                LogDecision::Skip,
+                LogDecision::Skip
+            ]
+        );
+        let later = start + std::time::Duration::from_millis(1500);
+        assert_eq!(
+            limit.check(later),
+            LogDecision::Log {
+                suppressed_before: 3
+            }
+        );
+        assert_eq!(
+            limit.check(later),
+            LogDecision::Log {
+                suppressed_before: 0
+            }
+        );
+        assert_eq!(limit.check(later), LogDecision::Skip);
+    }
 
     #[test]
     fn control_characters_are_escaped() {

@@ -16,6 +16,7 @@ use crate::callback::ClassifyError;
 use crate::journal::JournalError;
 use crate::signature::Failure;
 use crate::store::StoreError;
+use crate::telemetry::{LogDecision, LogLimit};
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -78,7 +79,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Log lines for refused webhook requests, at most this many a second: a flood of forged or
+/// broken requests must not fill the disk with logs.
+const REFUSED_LOGS_PER_SECOND: u32 = 10;
+static REFUSED_CALLBACK_LOGS: LogLimit =
+    LogLimit::new(REFUSED_LOGS_PER_SECOND, std::time::Duration::from_secs(1));
+
 impl ApiError {
+    /// A webhook request refused for what it is (its signature, size or body), as opposed to
+    /// the receiver's own condition.
+    fn is_refused_callback(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Unauthorized { .. }
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::InvalidBody(_)
+        )
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -166,6 +184,21 @@ impl ApiError {
 
     fn log(&self) {
         let code = self.code();
+        if self.is_refused_callback() {
+            match REFUSED_CALLBACK_LOGS.check(std::time::Instant::now()) {
+                LogDecision::Skip => {
+                    ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
+                    return;
+                }
+                LogDecision::Log { suppressed_before } if suppressed_before > 0 => {
+                    tracing::warn!(
+                        suppressed = suppressed_before,
+                        "{suppressed_before} more refused callbacks were not logged (at most {REFUSED_LOGS_PER_SECOND} a second); sinch_webhooks_rejected_total counts every one, GET /api/rejections shows the last ones"
+                    );
+                }
+                LogDecision::Log { .. } => {}
+            }
+        }
         if matches!(
             self,
             ApiError::PayloadTooLarge { .. }
