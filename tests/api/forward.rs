@@ -353,14 +353,26 @@ async fn a_delivery_waiting_behind_a_failing_one_does_not_make_the_worker_spin()
 }
 
 #[tokio::test]
-async fn after_the_retry_window_an_event_is_dead_lettered_and_can_be_redriven() {
-    let app = FakeApplication::start(&[]).await;
-    app.answer(Answer::Fail(503));
+async fn after_the_retry_window_an_event_is_dead_lettered_and_can_be_redriven_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    dead_letter_and_redrive(&database_url).await;
+}
+
+#[tokio::test]
+async fn after_the_retry_window_an_event_is_dead_lettered_and_can_be_redriven_on_postgres() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    dead_letter_and_redrive(&schema.url()).await;
+}
+
+async fn dead_letter_and_redrive(database_url: &str) {
+    let app = FakeApplication::start(&[]).await;
+    app.answer(Answer::Fail(503));
     let mut env = forward_env(&app.url);
     env.push(("FORWARD_RETRY_WINDOW_SECS".into(), "2".into()));
-    let server = server_on(&database_url, env).await;
+    let server = server_on(database_url, env).await;
     post(&server.address, &report_at("01HFWD-DEAD", "READ", 1)).await;
 
     let dead = wait_for_state(&server.address, "dead", 1).await;
