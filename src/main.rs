@@ -412,7 +412,7 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
             };
             let redriven = store.outbox_redrive(&which, chrono::Utc::now()).await;
             redriven.map_err(anyhow::Error::from).map(|count| {
-                println!("{count} dead letters redriven; a running receiver delivers them now");
+                println!("{count} dead letters redriven; a running receiver sends them within 5 s");
                 if count == 0 && args.id.is_some() {
                     ExitCode::FAILURE
                 } else {
