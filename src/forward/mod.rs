@@ -42,6 +42,27 @@ const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// times can turn the worker into a busy loop.
 const MIN_IDLE: Duration = Duration::from_millis(100);
 
+/// The ids events are forwarded under (`webhook-id`, `Nats-Msg-Id`): the same for every
+/// attempt of an event, never the same for two events, even across databases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventIds {
+    installation: String,
+}
+
+impl EventIds {
+    /// `installation`: the database's random id ([`crate::store::Outbox::installation_id`]).
+    pub fn new(installation: impl Into<String>) -> Self {
+        Self {
+            installation: installation.into(),
+        }
+    }
+
+    /// `evt_<installation>_<event id>`.
+    pub fn of(&self, event_id: i64) -> String {
+        format!("evt_{}_{event_id}", self.installation)
+    }
+}
+
 /// Somewhere events are delivered.
 #[async_trait::async_trait]
 pub trait Destination: Send + Sync {
@@ -53,7 +74,10 @@ pub trait Destination: Send + Sync {
 }
 
 /// The destinations `settings` configure.
-pub fn destinations(settings: &ForwardSettings) -> anyhow::Result<Vec<Arc<dyn Destination>>> {
+pub fn destinations(
+    settings: &ForwardSettings,
+    ids: &EventIds,
+) -> anyhow::Result<Vec<Arc<dyn Destination>>> {
     let timeout = Duration::from_secs(settings.timeout_secs);
     let mut destinations: Vec<Arc<dyn Destination>> = Vec::new();
     if let Some(key) = &settings.signing_key {
@@ -61,6 +85,7 @@ pub fn destinations(settings: &ForwardSettings) -> anyhow::Result<Vec<Arc<dyn De
             destinations.push(Arc::new(WebhookDestination::new(
                 url.clone(),
                 key.clone(),
+                ids.clone(),
                 timeout,
             )?));
         }
@@ -70,6 +95,7 @@ pub fn destinations(settings: &ForwardSettings) -> anyhow::Result<Vec<Arc<dyn De
             url,
             &settings.nats_stream,
             &settings.nats_subject_prefix,
+            ids.clone(),
             timeout,
         )));
     }
@@ -90,7 +116,11 @@ pub async fn start(
         window: Duration::from_secs(settings.retry_window_secs),
     };
     let timeout = Duration::from_secs(settings.timeout_secs);
-    let destinations = destinations(settings)?;
+    if !settings.is_enabled() {
+        return Ok(Vec::new());
+    }
+    let ids = EventIds::new(store.installation_id().await?);
+    let destinations = destinations(settings, &ids)?;
     for destination in &destinations {
         // Feeding nothing records where a new destination starts.
         store.outbox_feed(destination.name(), Utc::now(), 0).await?;

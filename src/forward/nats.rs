@@ -7,9 +7,8 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use tokio::sync::OnceCell;
 
-use super::Destination;
 use super::retry::Attempt;
-use super::webhook::webhook_id;
+use super::{Destination, EventIds};
 use crate::store::EventRecord;
 
 /// How long JetStream remembers message ids, for streams this receiver creates: longer than
@@ -21,18 +20,26 @@ pub struct NatsDestination {
     url: String,
     stream: String,
     subject_prefix: String,
+    ids: EventIds,
     timeout: Duration,
     /// Connected, and the stream exists. Set once; until then each attempt tries again.
     context: OnceCell<jetstream::Context>,
 }
 
 impl NatsDestination {
-    pub fn new(url: &str, stream: &str, subject_prefix: &str, timeout: Duration) -> Self {
+    pub fn new(
+        url: &str,
+        stream: &str,
+        subject_prefix: &str,
+        ids: EventIds,
+        timeout: Duration,
+    ) -> Self {
         Self {
             name: format!("nats:{stream}"),
             url: url.to_owned(),
             stream: stream.to_owned(),
             subject_prefix: subject_prefix.to_owned(),
+            ids,
             timeout,
             context: OnceCell::new(),
         }
@@ -82,7 +89,7 @@ impl Destination for NatsDestination {
         let published = tokio::time::timeout(self.timeout, async {
             let context = self.context().await?;
             let message = PublishMessage::build()
-                .message_id(webhook_id(event.id))
+                .message_id(self.ids.of(event.id))
                 .payload(event.to_json().to_string().into());
             let ack = context
                 .send_publish(self.subject(&event.kind), message)

@@ -5,9 +5,9 @@ use std::time::Duration;
 use chrono::Utc;
 use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 
-use super::Destination;
 use super::retry::{Attempt, parse_retry_after};
 use super::signing::SigningKey;
+use super::{Destination, EventIds};
 use crate::store::EventRecord;
 
 /// Most of an error answer's body kept in `last_error`, to show what the application said.
@@ -19,11 +19,17 @@ pub struct WebhookDestination {
     /// metrics and the API, which must not hold its secrets.
     label: String,
     key: SigningKey,
+    ids: EventIds,
     client: reqwest::Client,
 }
 
 impl WebhookDestination {
-    pub fn new(url: reqwest::Url, key: SigningKey, timeout: Duration) -> reqwest::Result<Self> {
+    pub fn new(
+        url: reqwest::Url,
+        key: SigningKey,
+        ids: EventIds,
+        timeout: Duration,
+    ) -> reqwest::Result<Self> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -35,14 +41,10 @@ impl WebhookDestination {
             label: label(&url),
             url,
             key,
+            ids,
             client,
         })
     }
-}
-
-/// The id the application deduplicates on: the same for every attempt of an event.
-pub fn webhook_id(event_id: i64) -> String {
-    format!("evt_{event_id}")
 }
 
 /// `scheme://host[:port]/path`: what identifies the destination without its secrets.
@@ -63,7 +65,7 @@ impl Destination for WebhookDestination {
 
     async fn deliver(&self, event: &EventRecord) -> Attempt {
         let body = event.to_json().to_string();
-        let id = webhook_id(event.id);
+        let id = self.ids.of(event.id);
         let timestamp = Utc::now().timestamp();
         let signature = self.key.sign(&id, timestamp, body.as_bytes());
         let sent = self

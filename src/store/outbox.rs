@@ -133,6 +133,10 @@ pub trait Outbox: Send + Sync {
     async fn outbox_redrive(&self, which: &Redrive, now: DateTime<Utc>) -> Result<u64, StoreError>;
 
     async fn outbox_counts(&self) -> Result<Vec<OutboxCount>, StoreError>;
+
+    /// This database's random id, made once by its migrations: part of every forwarded
+    /// event's id.
+    async fn installation_id(&self) -> Result<String, StoreError>;
 }
 
 /// What an event is about: deliveries with the same key keep their order.
@@ -409,6 +413,12 @@ macro_rules! outbox_sql {
                 .execute(&mut *conn)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn installation_id(&self) -> Result<String, StoreError> {
+                Ok(sqlx::query_scalar("SELECT id FROM installation LIMIT 1")
+                    .fetch_one(&self.read_pool)
+                    .await?)
             }
 
             async fn outbox_counts(

@@ -201,7 +201,14 @@ async fn events_arrive_signed_in_order_despite_failures(database_url: &str) {
     assert_eq!(statuses_a, ["QUEUED_ON_CHANNEL", "DELIVERED", "READ"]);
     for r in &delivered {
         assert_eq!(r.body["type"], "message.status");
-        assert_eq!(r.webhook_id, format!("evt_{}", r.body["id"]));
+        // evt_<this database's installation id>_<event id>
+        let (installation, event) = r
+            .webhook_id
+            .strip_prefix("evt_")
+            .and_then(|rest| rest.rsplit_once('_'))
+            .unwrap_or_else(|| panic!("webhook-id {}", r.webhook_id));
+        assert_eq!(installation.len(), 12, "{}", r.webhook_id);
+        assert_eq!(event, r.body["id"].to_string());
     }
     // Order per message: once an attempt of a later event arrived, no earlier one did.
     let mut latest_attempted: HashMap<String, i64> = HashMap::new();
@@ -532,4 +539,26 @@ async fn the_command_line_lists_and_redrives_dead_letters() {
     let server = server_on(&database_url, env).await;
     app.wait_for_deliveries(2).await;
     server.stop().await;
+}
+
+#[tokio::test]
+async fn two_databases_never_forward_under_the_same_ids() {
+    let app = FakeApplication::start(&[]).await;
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let server = server_on(&database_url, forward_env(&app.url)).await;
+        post(
+            &server.address,
+            &report_at(&ulid::Ulid::new().to_string(), "READ", 1),
+        )
+        .await;
+        let delivered = app.wait_for_deliveries(ids.len() + 1).await;
+        ids.push(delivered.last().unwrap().webhook_id.clone());
+        server.stop().await;
+    }
+    // Both are event 1 of a fresh database, yet the application can tell them apart.
+    assert!(ids.iter().all(|id| id.ends_with("_1")), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
 }
