@@ -32,10 +32,13 @@ RUN mkdir src \
     && cargo build --release --locked \
     && rm -rf src
 
-# 2. The real sources. migrations/ must be present before this build because
-#    `sqlx::migrate!("./migrations/sqlite")` embeds the SQL files at compile time.
+# 2. The real sources. migrations/ and ui/ must be present before this build because
+#    `sqlx::migrate!("./migrations/sqlite")` embeds the SQL files and the inspector page's
+#    files are compiled in with `include_str!`; build.rs rebuilds when migrations change.
 #    (tests/ is not needed for a release build.)
+COPY build.rs ./
 COPY migrations ./migrations
+COPY ui ./ui
 COPY src ./src
 # COPY keeps the files' original modification times, which can be older than the stub
 # build above; cargo decides freshness by mtime, so without this touch it could keep the
