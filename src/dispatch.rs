@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::{ActivityFeed, ActivityItem, Outcome};
+use crate::backoff::Backoff;
 use crate::handlers;
 use crate::metrics;
 use crate::store::{Effect, Plan, Processed, Store, StoreError, Work};
@@ -23,9 +24,11 @@ const BATCH: u32 = 256;
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// Pause after the database itself failed, before trying again.
 const STORE_FAILURE_PAUSE: Duration = Duration::from_secs(1);
-/// Retry delays double from the first to the cap.
-const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(300);
+/// Retry delays double from 1 s to 5 min.
+const RETRY: Backoff = Backoff {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(300),
+};
 
 /// Runs until `shutdown` is cancelled. Work not finished by then stays journaled. A batch
 /// taking longer than `batch_timeout` is abandoned (its transaction rolls back with the
@@ -187,13 +190,9 @@ async fn wait_for_work(store: &dyn Store, wake: &Notify, shutdown: &Cancellation
     }
 }
 
-/// Exponential backoff with a cap, plus up to 20% jitter derived from the callback id so
-/// that callbacks failing together do not all retry at the same instant.
+/// When a callback whose `attempt`-th processing failed is tried again.
 fn retry_at(now: DateTime<Utc>, attempt: i64, callback_id: i64) -> DateTime<Utc> {
-    let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
-    let base = FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY);
-    let jitter_permille = u64::try_from(callback_id.rem_euclid(200)).unwrap_or(0);
-    let delay = base + base.mul_f64(jitter_permille as f64 / 1000.0);
+    let delay = RETRY.delay(attempt, callback_id);
     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
 }
 

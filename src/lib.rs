@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod app;
+pub mod backoff;
 pub mod bench;
 pub mod callback;
 pub mod client;

@@ -4,10 +4,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::backoff::Backoff;
 use crate::store::DeliveryOutcome;
 
 const FIRST_RETRY: Duration = Duration::from_secs(1);
-const MAX_RETRY: Duration = Duration::from_secs(600);
+const BACKOFF: Backoff = Backoff {
+    first: FIRST_RETRY,
+    max: Duration::from_secs(600),
+};
 /// A `Retry-After` longer than this is not believed.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -65,17 +69,10 @@ impl RetryPolicy {
         }
         let delay = retry_after
             .map(|asked| asked.clamp(FIRST_RETRY, MAX_RETRY_AFTER))
-            .unwrap_or_else(|| backoff(attempts, event_id));
+            .unwrap_or_else(|| BACKOFF.delay(attempts, event_id));
         let at = (now + to_chrono(delay)).min(window_ends);
         DeliveryOutcome::Retry { at, status, error }
     }
-}
-
-fn backoff(attempts: i64, event_id: i64) -> Duration {
-    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
-    let base = FIRST_RETRY.saturating_mul(1 << doublings).min(MAX_RETRY);
-    let jitter_permille = u64::try_from(event_id.rem_euclid(200)).unwrap_or(0);
-    base + base.mul_f64(jitter_permille as f64 / 1000.0)
 }
 
 fn to_chrono(duration: Duration) -> chrono::Duration {
