@@ -144,17 +144,14 @@ async fn fill(url: &str, count: u64, mix: &Mix, secret: &str) -> anyhow::Result<
 
 fn new_callback(body: &[u8]) -> Option<NewCallback> {
     let classified = classify(body).ok()?;
+    let body = String::from_utf8(body.to_vec()).ok()?;
     let now = Utc::now();
-    Some(NewCallback {
-        received_at: now,
-        api: classified.api,
-        trigger: classified.trigger,
-        dedupe_key: classified.dedupe_key,
-        app_id: classified.app_id,
-        project_id: classified.project_id,
-        message_id: classified.message_id,
-        body: String::from_utf8(body.to_vec()).ok()?,
-        nonce: ulid::Ulid::new().to_string(),
-        signature_timestamp: now.timestamp(),
-    })
+    let nonce = ulid::Ulid::new().to_string();
+    Some(NewCallback::new(
+        classified,
+        body,
+        nonce,
+        now.timestamp(),
+        now,
+    ))
 }

@@ -202,18 +202,13 @@ fn new_callback(
             })
         })?
         .to_owned();
-    Ok(NewCallback {
-        received_at,
-        api: classification.api,
-        trigger: classification.trigger,
-        dedupe_key: classification.dedupe_key,
-        app_id: classification.app_id,
-        project_id: classification.project_id,
-        message_id: classification.message_id,
+    Ok(NewCallback::new(
+        classification,
         body,
-        nonce: verified.nonce,
-        signature_timestamp: verified.timestamp,
-    })
+        verified.nonce,
+        verified.timestamp,
+        received_at,
+    ))
 }
 
 /// Reads the whole body up to `limit` bytes. A declared `Content-Length` over the limit is

@@ -49,6 +49,30 @@ pub struct NewCallback {
     pub signature_timestamp: i64,
 }
 
+impl NewCallback {
+    /// The journal entry for a classified body, signed with `nonce` at `signature_timestamp`.
+    pub fn new(
+        classification: crate::callback::Classification,
+        body: String,
+        nonce: String,
+        signature_timestamp: i64,
+        received_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            received_at,
+            api: classification.api,
+            trigger: classification.trigger,
+            dedupe_key: classification.dedupe_key,
+            app_id: classification.app_id,
+            project_id: classification.project_id,
+            message_id: classification.message_id,
+            body,
+            nonce,
+            signature_timestamp,
+        }
+    }
+}
+
 /// What journaling did with one callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JournalOutcome {

@@ -64,19 +64,14 @@ contract!(unprocessable_payloads_are_set_aside);
 contract!(inbound_messages_are_stored);
 
 pub fn entry(body: &str) -> NewCallback {
-    let c = classify(body.as_bytes()).unwrap();
-    NewCallback {
-        received_at: Utc::now(),
-        api: c.api,
-        trigger: c.trigger,
-        dedupe_key: c.dedupe_key,
-        app_id: c.app_id,
-        project_id: c.project_id,
-        message_id: c.message_id,
-        body: body.to_owned(),
-        nonce: ulid::Ulid::new().to_string(),
-        signature_timestamp: Utc::now().timestamp(),
-    }
+    let now = Utc::now();
+    NewCallback::new(
+        classify(body.as_bytes()).unwrap(),
+        body.to_owned(),
+        ulid::Ulid::new().to_string(),
+        now.timestamp(),
+        now,
+    )
 }
 
 async fn drain(store: &dyn Store) {
