@@ -34,6 +34,19 @@ pub async fn require_token(
     }
 }
 
+/// The API's actions (replay, send, redrive) answer 403 when `API_ACTIONS=false`.
+pub async fn require_actions(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if state.api_actions {
+        Ok(next.run(request).await)
+    } else {
+        Err(ApiError::ActionsDisabled)
+    }
+}
+
 /// Compares digests rather than the tokens, so neither the content nor the length of the
 /// expected token leaks through timing.
 fn tokens_match(given: &str, expected: &str) -> bool {

@@ -134,9 +134,6 @@ pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !state.api_actions {
-        return Err(ApiError::ActionsDisabled);
-    }
     let callback_id = id.parse::<i64>().map_err(|_| ApiError::BadParameter {
         name: "id".into(),
         reason: "expected a callback id (an integer)".into(),
@@ -200,9 +197,6 @@ pub async fn send(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    if !state.api_actions {
-        return Err(ApiError::ActionsDisabled);
-    }
     let request: SendRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::BadParameter {
             name: "body".into(),

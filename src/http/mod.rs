@@ -72,6 +72,15 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    // What changes things: refused with `API_ACTIONS=false` (after the token check).
+    let actions = Router::new()
+        .route("/api/callbacks/{id}/replay", post(inspector::replay))
+        .route("/api/outbox/{event_id}/retry", post(outbox::retry))
+        .route("/api/send", post(inspector::send))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_actions,
+        ));
     let api = Router::new()
         .route("/api/messages", get(api::messages))
         .route("/api/messages/{id}", get(api::message))
@@ -83,11 +92,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stream", get(stream::events))
         .route("/api/activity", get(inspector::activity))
         .route("/api/rejections", get(inspector::rejections))
-        .route("/api/callbacks/{id}/replay", post(inspector::replay))
         .route("/api/samples", get(inspector::samples))
         .route("/api/outbox", get(outbox::list))
-        .route("/api/outbox/{event_id}/retry", post(outbox::retry))
-        .route("/api/send", post(inspector::send))
+        .merge(actions)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

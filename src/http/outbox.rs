@@ -67,9 +67,6 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if !state.api_actions {
-        return Err(ApiError::ActionsDisabled);
-    }
     let id = event_id
         .parse::<i64>()
         .map_err(|_| ApiError::BadParameter {
