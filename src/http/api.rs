@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::params::{Params, encode_cursor};
+use super::params::{Params, encode_cursor, path_id};
 use super::{ApiError, AppState};
 use crate::store::{CallbackQuery, MessageQuery};
 
@@ -112,12 +112,7 @@ pub async fn callbacks(State(state): State<AppState>, RawQuery(query): RawQuery)
 
 /// `GET /api/callbacks/{id}`: one journaled callback with its processing state.
 pub async fn callback(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let Ok(number) = id.parse::<i64>() else {
-        return Err(ApiError::BadParameter {
-            name: "id".into(),
-            reason: "expected a callback id (a number)".into(),
-        });
-    };
+    let number = path_id("id", &id, "a callback id")?;
     match state.store.callback(number).await? {
         Some(callback) => Ok(Json(json!({ "callback": callback }))),
         None => Err(ApiError::NoSuch {

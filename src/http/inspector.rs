@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::params::path_id;
 use super::{ApiError, AppState};
 use crate::activity::{ActivityFeed, ActivityItem};
 use crate::replay::{ReplaySelection, ReplaySummary};
@@ -134,10 +135,7 @@ pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let callback_id = id.parse::<i64>().map_err(|_| ApiError::BadParameter {
-        name: "id".into(),
-        reason: "expected a callback id (an integer)".into(),
-    })?;
+    let callback_id = path_id("id", &id, "a callback id")?;
     let selection = ReplaySelection {
         id: Some(callback_id),
         ..ReplaySelection::default()

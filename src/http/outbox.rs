@@ -7,7 +7,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::params::{Params, encode_cursor};
+use super::params::{Params, encode_cursor, path_id};
 use super::{ApiError, AppState};
 use crate::store::{OutboxQuery, Redrive};
 
@@ -67,12 +67,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Path(event_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = event_id
-        .parse::<i64>()
-        .map_err(|_| ApiError::BadParameter {
-            name: "event_id".into(),
-            reason: "expected an event id (an integer)".into(),
-        })?;
+    let id = path_id("event_id", &event_id, "an event id")?;
     let redriven = state
         .store
         .outbox_redrive(&Redrive::Event(id), Utc::now())

@@ -15,6 +15,14 @@ use super::ApiError;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
+/// A numeric id from the path (`/api/callbacks/{id}`, ...), or 400 naming the segment.
+pub fn path_id(name: &'static str, text: &str, what: &str) -> Result<i64, ApiError> {
+    text.parse::<i64>().map_err(|_| ApiError::BadParameter {
+        name: name.into(),
+        reason: format!("expected {what} (an integer)"),
+    })
+}
+
 pub struct Params {
     values: HashMap<String, String>,
 }
