@@ -163,6 +163,19 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
     }
 }
 
+/// The condition on a pending delivery `d` that makes it first in line: no earlier delivery
+/// about the same subject is pending. Claiming and the next due time both use it: if they
+/// disagreed, a worker would wait for deliveries it cannot claim (a busy loop).
+macro_rules! first_in_line {
+    () => {
+        " AND NOT EXISTS (SELECT 1 FROM deliveries e \
+           WHERE e.destination = d.destination AND e.state = 'pending' \
+             AND e.ordering_key = d.ordering_key AND e.event_id < d.event_id) "
+    };
+}
+
+pub(crate) use first_in_line;
+
 /// Expands to the [`Outbox`] implementation for one backend. The store provides
 /// `write_connection()` (with its write gate held, where it has one).
 macro_rules! outbox_sql {
@@ -258,11 +271,9 @@ macro_rules! outbox_sql {
                      updated_at = $2 WHERE destination = $3 AND event_id IN ( \
                        SELECT d.event_id FROM deliveries d \
                        WHERE d.destination = $3 AND d.state = 'pending' \
-                         AND d.next_attempt_at <= $2 \
-                         AND NOT EXISTS (SELECT 1 FROM deliveries e \
-                           WHERE e.destination = d.destination AND e.state = 'pending' \
-                             AND e.ordering_key = d.ordering_key AND e.event_id < d.event_id) \
-                       ORDER BY d.event_id LIMIT $4",
+                         AND d.next_attempt_at <= $2",
+                    $crate::store::outbox::first_in_line!(),
+                    "ORDER BY d.event_id LIMIT $4",
                     $skip_locked,
                     ") RETURNING event_id, attempts, window_started_at"
                 ))
@@ -353,13 +364,11 @@ macro_rules! outbox_sql {
             ) -> Result<Option<DateTime<Utc>>, StoreError> {
                 // Only deliveries first in line: one waiting behind an earlier delivery for
                 // the same subject is not due, however old its own time.
-                let next: Option<DateTime<Utc>> = sqlx::query_scalar(
+                let next: Option<DateTime<Utc>> = sqlx::query_scalar(concat!(
                     "SELECT MIN(d.next_attempt_at) FROM deliveries d \
-                     WHERE d.destination = $1 AND d.state = 'pending' \
-                       AND NOT EXISTS (SELECT 1 FROM deliveries e \
-                         WHERE e.destination = d.destination AND e.state = 'pending' \
-                           AND e.ordering_key = d.ordering_key AND e.event_id < d.event_id)",
-                )
+                     WHERE d.destination = $1 AND d.state = 'pending'",
+                    $crate::store::outbox::first_in_line!()
+                ))
                 .bind(destination)
                 .fetch_one(&self.read_pool)
                 .await?;
