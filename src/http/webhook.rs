@@ -59,8 +59,8 @@ pub async fn receive(
                 return answer;
             }
         };
-    let classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
-    let status = classification.status.clone();
+    let mut classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
+    let status = classification.status.take();
     let callback = new_callback(classification, &bytes, verified, now)?;
     let (trigger, app_id, message_id) = (
         callback.trigger,
@@ -81,19 +81,6 @@ pub async fn receive(
     ::metrics::counter!(metrics::CALLBACKS, "trigger" => trigger.as_str(), "outcome" => outcome_name(&ack))
         .increment(1);
     ::metrics::histogram!(metrics::ACK_SECONDS).record(latency.as_secs_f64());
-    state.feed.record(ActivityItem {
-        at: received_at,
-        callback_id,
-        trigger: Some(trigger.as_str()),
-        message_id: message_id.clone(),
-        app_id: app_id.clone(),
-        status,
-        latency_ms: Some(latency.as_secs_f64() * 1000.0),
-        ..ActivityItem::new(match ack {
-            Ack::Accepted { .. } => Outcome::Accepted,
-            Ack::Duplicate => Outcome::Duplicate,
-        })
-    });
     tracing::info!(
         callback_id,
         trigger = trigger.as_str(),
@@ -109,6 +96,20 @@ pub async fn receive(
         latency_us = latency.as_micros() as u64,
         "callback"
     );
+    // Last, so the ids move into it instead of being copied.
+    state.feed.record(ActivityItem {
+        at: received_at,
+        callback_id,
+        trigger: Some(trigger.as_str()),
+        message_id,
+        app_id,
+        status,
+        latency_ms: Some(latency.as_secs_f64() * 1000.0),
+        ..ActivityItem::new(match ack {
+            Ack::Accepted { .. } => Outcome::Accepted,
+            Ack::Duplicate => Outcome::Duplicate,
+        })
+    });
     Ok(Json(ack))
 }
 
