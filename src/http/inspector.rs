@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::params::path_id;
+use super::stream::{HEARTBEAT, take_place};
 use super::{ApiError, AppState};
 use crate::activity::{ActivityFeed, ActivityItem};
 use crate::replay::{ReplaySelection, ReplaySummary};
@@ -32,8 +33,6 @@ const DELIVERY_STATUSES: [&str; 5] = [
     "FAILED",
     "SWITCHING_CHANNEL",
 ];
-/// Comment lines that keep proxies from closing an idle stream.
-const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// `GET /api/activity`: callbacks as they are accepted, deduplicated, rejected and
 /// processed, as Server-Sent Events; resumable with `Last-Event-ID` while the items are
@@ -42,11 +41,7 @@ pub async fn activity(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let place = state
-        .streams
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyStreams)?;
+    let place = take_place(&state)?;
     let position = match headers.get("last-event-id") {
         None => 0,
         Some(value) => value

@@ -27,7 +27,7 @@ const PAGE: u32 = 200;
 /// Looks at the table at least this often even without a wake-up.
 const POLL: Duration = Duration::from_secs(5);
 /// Comment lines that keep proxies from closing an idle stream.
-const HEARTBEAT: Duration = Duration::from_secs(15);
+pub(super) const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Pause after a failed read before trying again (the stream stays open).
 const READ_RETRY: Duration = Duration::from_secs(1);
 
@@ -37,11 +37,7 @@ pub async fn events(
     RawQuery(query): RawQuery,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let params = Params::parse(query.as_deref(), &["after"])?;
-    let place = state
-        .streams
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| ApiError::TooManyStreams)?;
+    let place = take_place(&state)?;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -71,6 +67,16 @@ pub async fn events(
         Some((Ok(event), reader))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+}
+
+/// One of the `MAX_STREAMS` places for a long-lived client (this stream, the activity
+/// feed), held while it is connected.
+pub(super) fn take_place(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    state
+        .streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::TooManyStreams)
 }
 
 struct Reader {
