@@ -102,8 +102,8 @@ pub fn destinations(
     Ok(destinations)
 }
 
-/// Starts one worker per destination; they stop when `shutdown` is cancelled (an attempt
-/// under way is abandoned and, its lease over, made again).
+/// Starts one worker per destination; they stop when `shutdown` is cancelled, after
+/// recording the round under way.
 ///
 /// Call before anything is processed: a destination seen for the first time gets every
 /// event committed from this call on.
@@ -112,13 +112,13 @@ pub async fn start(
     settings: &ForwardSettings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    if !settings.is_enabled() {
+        return Ok(Vec::new());
+    }
     let policy = RetryPolicy {
         window: Duration::from_secs(settings.retry_window_secs),
     };
     let timeout = Duration::from_secs(settings.timeout_secs);
-    if !settings.is_enabled() {
-        return Ok(Vec::new());
-    }
     let ids = EventIds::new(store.installation_id().await?);
     let destinations = destinations(settings, &ids)?;
     for destination in &destinations {
@@ -197,18 +197,16 @@ impl Worker {
         if due.is_empty() {
             return Ok(0);
         }
-        let attempts = due.iter().map(|delivery| async {
-            let (event_id, outcome) = self.attempt(delivery).await;
-            (event_id, delivery.attempts, outcome)
-        });
-        let outcomes = futures_util::future::join_all(attempts).await;
+        let outcomes =
+            futures_util::future::join_all(due.iter().map(|delivery| self.attempt(delivery))).await;
         self.store
             .outbox_record(name, &outcomes, Utc::now())
             .await?;
         Ok(outcomes.len())
     }
 
-    async fn attempt(&self, delivery: &DueDelivery) -> (i64, DeliveryOutcome) {
+    /// One attempt, as `outbox_record` takes it: (event id, attempts as claimed, outcome).
+    async fn attempt(&self, delivery: &DueDelivery) -> (i64, i64, DeliveryOutcome) {
         let name = self.destination.name();
         let event = &delivery.event;
         let started = Instant::now();
@@ -245,7 +243,7 @@ impl Worker {
                 "forwarding given up; dead-lettered (redrive with `sinch-webhooks outbox retry`)"
             ),
         }
-        (event.id, outcome)
+        (event.id, delivery.attempts, outcome)
     }
 
     async fn idle_pause(&self) -> Duration {
