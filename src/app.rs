@@ -215,10 +215,5 @@ fn own_webhook_url(mut address: SocketAddr) -> String {
 
 /// Database URLs may carry a password; logs get the scheme and location only.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
+    crate::telemetry::mask_user_info(url, "***")
 }

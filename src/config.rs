@@ -343,14 +343,10 @@ fn without_secrets(url: &str) -> String {
         Some((before, _)) => (before, "?…"),
         None => (url, ""),
     };
-    match (before_query.find("://"), before_query.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => format!(
-            "{}://…@{}{query}",
-            &before_query[..scheme_end],
-            &before_query[at + 1..]
-        ),
-        _ => format!("{before_query}{query}"),
-    }
+    format!(
+        "{}{query}",
+        crate::telemetry::mask_user_info(before_query, "…")
+    )
 }
 
 /// NATS names: no white space, no wildcards, no separators.

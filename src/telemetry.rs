@@ -27,6 +27,16 @@ pub fn init(format: Option<LogFormat>) {
     };
 }
 
+/// A URL with its user info (`user:password@`) replaced by `mask`, for logs and messages.
+pub fn mask_user_info(url: &str, mask: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://{mask}@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Lets through at most `per_window` log lines per window and counts the rest, so a flood
 /// of bad requests cannot fill the disk with log lines (counters and the inspector's ring
 /// still see every one).
