@@ -5,7 +5,7 @@
 //! They need `/usr/bin/chromium`, Node and `npm ci --prefix tests/browser`. Without them the
 //! test is skipped loudly, unless `REQUIRE_BROWSER_TESTS=1` (CI) makes that a failure.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -92,10 +92,9 @@ fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 /// Written straight to the process's stderr, past the test harness's output capture: a
 /// skipped browser suite must not look like a passing one.
 fn warn_skipped(what: &str) {
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n*** SKIPPED: the browser tests need {what}; they did not run \
+    crate::helpers::say_skipped(&format!(
+        "the browser tests need {what}; they did not run \
          (run: apt-get install -y chromium && npm ci --prefix tests/browser; \
-         REQUIRE_BROWSER_TESTS=1 makes this a failure) ***\n"
-    );
+         REQUIRE_BROWSER_TESTS=1 makes this a failure)"
+    ));
 }

@@ -2,7 +2,6 @@
 //! stream and subjects of each test's own.
 
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
 use std::sync::Once;
 use std::time::Duration;
 
@@ -108,10 +107,9 @@ impl Drop for TestStream {
 fn warn_skipped() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED: NATS JetStream tests: TEST_NATS_URL is not set \
-             (e.g. TEST_NATS_URL=nats://127.0.0.1:4222; .ci/run sets it) ***\n"
+        say_skipped(
+            "NATS JetStream tests: TEST_NATS_URL is not set \
+             (e.g. TEST_NATS_URL=nats://127.0.0.1:4222; .ci/run sets it)",
         );
     });
 }

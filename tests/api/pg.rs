@@ -1,6 +1,5 @@
 //! A private PostgreSQL schema per test, on the server `TEST_POSTGRES_URL` names.
 
-use std::io::Write;
 use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -71,10 +70,9 @@ impl Drop for Schema {
 fn warn_skipped() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED: TEST_POSTGRES_URL is not set, so the PostgreSQL tests did not run \
-             (.ci/run sets it; e.g. TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test) ***\n"
+        crate::helpers::say_skipped(
+            "TEST_POSTGRES_URL is not set, so the PostgreSQL tests did not run \
+             (.ci/run sets it; e.g. TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test)",
         );
     });
 }
