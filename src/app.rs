@@ -67,21 +67,20 @@ pub async fn run(
             .clone()
             .watch_backlog(store.clone(), shutdown.clone()),
     );
-    // As many dispatchers as the store can write in parallel: one for SQLite's single
-    // writer, several for PostgreSQL (their claims never overlap).
     let forwarders = forward::start(store.clone(), &settings.forward, shutdown.clone())
         .await
         .context("cannot set up forwarding (FORWARD_URL, NATS_URL)")?;
     let feed = Arc::new(ActivityFeed::default());
-    let dispatchers: Vec<_> = (0..store.journal_concurrency())
+    let dispatchers: Vec<_> = (0..store.dispatchers())
         .map(|_| {
-            tokio::spawn(dispatch::run(
+            let run = dispatch::run(
                 store.clone(),
                 committed.clone(),
                 shutdown.clone(),
                 database_timeout,
                 feed.clone(),
-            ))
+            );
+            on_a_thread_of_its_own("dispatcher", run)
         })
         .collect();
     let state = AppState {
@@ -216,4 +215,40 @@ fn own_webhook_url(mut address: SocketAddr) -> String {
 /// Database URLs may carry a password; logs get the scheme and location only.
 pub fn redact_url(url: &str) -> String {
     crate::telemetry::mask_user_info(url, "***")
+}
+
+/// Runs `work` on a thread with a runtime of its own, so that under load the HTTP tasks do
+/// not stand between each of its database statements and the next. The returned handle
+/// finishes when `work` does. Should this runtime go away first (a test dropping the app),
+/// `work` is dropped too rather than left running.
+fn on_a_thread_of_its_own(
+    name: &str,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let (done, finished) = tokio::sync::oneshot::channel::<()>();
+    let (alive, runtime_gone) = tokio::sync::oneshot::channel::<()>();
+    let started = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(async {
+                    tokio::select! {
+                        () = work => {}
+                        _ = runtime_gone => {}
+                    }
+                }),
+                Err(error) => tracing::error!(%error, "cannot start a runtime for a worker thread"),
+            }
+            let _ = done.send(());
+        });
+    if let Err(error) = started {
+        tracing::error!(%error, name, "cannot start a worker thread");
+    }
+    tokio::spawn(async move {
+        let _alive = alive;
+        let _ = finished.await;
+    })
 }

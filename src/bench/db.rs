@@ -17,6 +17,13 @@ use super::stats::Latency;
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 const COUNT_PENDING: &str = "SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL";
 const MAX_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM callbacks";
+/// SQLite: callbacks still in the spool count too (the spool is attached as `spool`). A
+/// spooled callback already moved into `callbacks` is counted there only.
+const SQLITE_COUNT_PENDING: &str = "SELECT \
+    (SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL) + \
+    (SELECT COUNT(*) FROM spool.spool WHERE id NOT IN (SELECT id FROM main.callbacks))";
+const SQLITE_MAX_ID: &str = "SELECT MAX( \
+    (SELECT COALESCE(MAX(id), 0) FROM callbacks), (SELECT COALESCE(MAX(id), 0) FROM spool.spool))";
 
 /// A connection pool on the receiver's database. Cloning shares the pool.
 #[derive(Debug, Clone)]
@@ -56,8 +63,20 @@ impl Db {
             .with_context(what)?
             .read_only(true)
             .busy_timeout(Duration::from_secs(5));
+        let spool = crate::store::spool_path(options.get_filename());
+        let attach = format!(
+            "ATTACH DATABASE '{}' AS spool",
+            spool.display().to_string().replace('\'', "''")
+        );
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
+            .after_connect(move |conn, _| {
+                let attach = attach.clone();
+                Box::pin(async move {
+                    sqlx::query(&attach).execute(&mut *conn).await?;
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .with_context(what)?;
@@ -73,16 +92,22 @@ impl Db {
 
     /// The highest callback id so far: callbacks journaled later have higher ids.
     pub async fn max_id(&self) -> anyhow::Result<i64> {
-        self.scalar(MAX_ID)
-            .await
-            .context("reading the last callback id")
+        self.scalar(match self {
+            Db::Sqlite(_) => SQLITE_MAX_ID,
+            Db::Postgres(_) => MAX_ID,
+        })
+        .await
+        .context("reading the last callback id")
     }
 
     /// Callbacks journaled and not processed yet.
     pub async fn pending(&self) -> anyhow::Result<i64> {
-        self.scalar(COUNT_PENDING)
-            .await
-            .context("counting pending callbacks")
+        self.scalar(match self {
+            Db::Sqlite(_) => SQLITE_COUNT_PENDING,
+            Db::Postgres(_) => COUNT_PENDING,
+        })
+        .await
+        .context("counting pending callbacks")
     }
 
     async fn scalar(&self, sql: &str) -> Result<i64, sqlx::Error> {

@@ -67,6 +67,7 @@ mod tests {
             trigger,
             body: body.to_owned(),
             attempts: 0,
+            spooled: None,
         })
     }
 

@@ -30,38 +30,6 @@ macro_rules! domain_writes {
         };
         use $crate::store::{Effect, NewEvent, PendingCallback, Plan, Processed, Work};
 
-        /// Journals a batch with one statement (one implicit transaction: the whole batch
-        /// shares one commit). Dedupe is the unique constraint, checked in the same statement:
-        /// a concurrent insert of the same key (another replica) waits for ours, then skips.
-        async fn insert_callbacks(
-            conn: &mut $Conn,
-            batch: &[$crate::store::NewCallback],
-        ) -> Result<Vec<$crate::store::JournalOutcome>, sqlx::Error> {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO callbacks (received_at, next_attempt_at, api, trigger, dedupe_key, \
-                 app_id, project_id, message_id, body, nonce, signature_timestamp) ",
-            );
-            insert.push_values(batch, |mut row, cb| {
-                row.push_bind($time(&cb.received_at))
-                    .push_bind($time(&cb.received_at))
-                    .push_bind(cb.api.as_str())
-                    .push_bind(cb.trigger.as_str())
-                    .push_bind(&cb.dedupe_key)
-                    .push_bind(&cb.app_id)
-                    .push_bind(&cb.project_id)
-                    .push_bind(&cb.message_id)
-                    .push_bind(&cb.body)
-                    .push_bind(&cb.nonce)
-                    .push_bind(cb.signature_timestamp);
-            });
-            insert.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
-            let inserted = insert
-                .build_query_as::<(i64, String)>()
-                .fetch_all(&mut *conn)
-                .await?;
-            Ok($crate::store::journal_outcomes(batch, inserted))
-        }
-
         /// Whether a callback with this dedupe key is journaled.
         async fn journaled(conn: &mut $Conn, dedupe_key: &str) -> Result<bool, sqlx::Error> {
             let found = sqlx::query("SELECT 1 FROM callbacks WHERE dedupe_key = $1")

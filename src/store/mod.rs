@@ -10,6 +10,7 @@ pub mod outbox;
 mod postgres;
 mod queries;
 mod records;
+mod spool;
 mod sqlite;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use outbox::{
 pub use postgres::PostgresStore;
 pub use queries::{CallbackQuery, MessageQuery, Queries, ReplayQuery};
 pub use records::*;
+pub use spool::path_for as spool_path;
 pub use sqlite::SqliteStore;
 
 /// A verified, classified callback ready to be journaled.
@@ -91,6 +93,21 @@ pub struct PendingCallback {
     pub body: String,
     /// Processing attempts made so far.
     pub attempts: i64,
+    /// SQLite: the callback is still in the spool (acknowledged, never processed); processing
+    /// writes its row into `callbacks` from these columns.
+    pub spooled: Option<Box<SpooledColumns>>,
+}
+
+/// The journal columns of a spooled callback that `PendingCallback` does not carry.
+#[derive(Debug, Clone)]
+pub struct SpooledColumns {
+    pub api: Api,
+    pub dedupe_key: String,
+    pub app_id: Option<String>,
+    pub project_id: Option<String>,
+    pub message_id: Option<String>,
+    pub nonce: String,
+    pub signature_timestamp: i64,
 }
 
 /// A change to the domain tables, decided by a handler and applied by the store. Each is
@@ -214,12 +231,22 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Config(String),
+    #[error("spool error: {0}")]
+    Spool(String),
+    #[error("the store is closed")]
+    Closed,
     #[error("the database did not answer within {0:?}")]
     TimedOut(Duration),
     #[error(
         "the database schema is not up to date (missing migration {missing}); run `sinch-webhooks migrate` or set AUTO_MIGRATE=true"
     )]
     SchemaOutdated { missing: i64 },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Spool(error.to_string())
+    }
 }
 
 impl StoreError {
@@ -388,9 +415,14 @@ pub trait Store: Queries + Outbox + Send + Sync + 'static {
     /// Whether a callback with this dedupe key is already journaled.
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError>;
 
-    /// How many transactions may write at once (journal batches, and dispatchers): SQLite
-    /// has one writer, PostgreSQL commits concurrent transactions in parallel.
+    /// How many journal batches may be in flight at once. PostgreSQL commits concurrent
+    /// transactions in parallel; SQLite's spool writer merges the batches queued while it
+    /// commits into its next commit, so a few in flight keep it from waiting between commits.
     fn journal_concurrency(&self) -> usize;
+
+    /// How many dispatchers may process at once: one for SQLite's single writer, several
+    /// for PostgreSQL (their claims never overlap).
+    fn dispatchers(&self) -> usize;
 
     /// Claims unprocessed callbacks whose next attempt is due, oldest first. A claim keeps
     /// other workers (replicas) off those callbacks until it is processed or its lease ends.

@@ -120,6 +120,20 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
+    /// PostgreSQL journals straight into `callbacks`: nothing is ever spooled.
+    async fn spooled_record(&self, _id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(None)
+    }
+
+    /// How many callbacks wait for processing, and since when the oldest.
+    async fn pending_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
+        )
+        .fetch_one(&self.read_pool)
+        .await?)
+    }
+
     /// A pooled connection; PostgreSQL needs no gate for concurrent writers.
     async fn write_connection(
         &self,
@@ -131,6 +145,10 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     fn journal_concurrency(&self) -> usize {
+        JOURNAL_CONCURRENCY
+    }
+
+    fn dispatchers(&self) -> usize {
         JOURNAL_CONCURRENCY
     }
 
@@ -244,6 +262,38 @@ async fn listen_for_events(pool: PgPool, signal: watch::Sender<u64>) {
     }
 }
 
+/// Journals a batch with one statement (one implicit transaction: the whole batch
+/// shares one commit). Dedupe is the unique constraint, checked in the same statement:
+/// a concurrent insert of the same key (another replica) waits for ours, then skips.
+async fn insert_callbacks(
+    conn: &mut sqlx::PgConnection,
+    batch: &[crate::store::NewCallback],
+) -> Result<Vec<crate::store::JournalOutcome>, sqlx::Error> {
+    let mut insert = sqlx::QueryBuilder::new(
+        "INSERT INTO callbacks (received_at, next_attempt_at, api, trigger, dedupe_key, \
+         app_id, project_id, message_id, body, nonce, signature_timestamp) ",
+    );
+    insert.push_values(batch, |mut row, cb| {
+        row.push_bind(pg_time(&cb.received_at))
+            .push_bind(pg_time(&cb.received_at))
+            .push_bind(cb.api.as_str())
+            .push_bind(cb.trigger.as_str())
+            .push_bind(&cb.dedupe_key)
+            .push_bind(&cb.app_id)
+            .push_bind(&cb.project_id)
+            .push_bind(&cb.message_id)
+            .push_bind(&cb.body)
+            .push_bind(&cb.nonce)
+            .push_bind(cb.signature_timestamp);
+    });
+    insert.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
+    let inserted = insert
+        .build_query_as::<(i64, String)>()
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(crate::store::journal_outcomes(batch, inserted))
+}
+
 fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
     Ok(PendingCallback {
         id: row.try_get("id")?,
@@ -251,6 +301,7 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
         trigger: Trigger::parse(row.try_get("trigger")?),
         body: row.try_get("body")?,
         attempts: row.try_get("attempts")?,
+        spooled: None,
     })
 }
 

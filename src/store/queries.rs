@@ -102,10 +102,14 @@ macro_rules! store_queries {
         #[async_trait::async_trait]
         impl $crate::store::Queries for $Store {
             async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM callbacks WHERE id = $1")
+                let journaled = sqlx::query_as("SELECT * FROM callbacks WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.read_pool)
-                    .await?)
+                    .await?;
+                match journaled {
+                    Some(record) => Ok(Some(record)),
+                    None => self.spooled_record(id).await,
+                }
             }
 
             async fn callbacks(
@@ -327,11 +331,7 @@ macro_rules! store_queries {
             async fn backlog(
                 &self,
             ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
-                )
-                .fetch_one(&self.read_pool)
-                .await?)
+                self.pending_backlog().await
             }
 
             async fn latest_event_id(&self) -> Result<i64, StoreError> {

@@ -1,11 +1,17 @@
-//! The embedded default: one SQLite file in WAL mode with `synchronous=FULL`, so a commit
-//! is on disk before it returns.
+//! The embedded default: SQLite files in WAL mode with `synchronous=FULL`, so a commit is on
+//! disk before it returns.
 //!
-//! SQLite has one writer at a time. Within this process, writes take an async gate first,
-//! so the journal and the dispatcher queue fairly instead of spinning in SQLite's busy
+//! Acknowledged callbacks go to the spool (`spool.rs`, a file and a writer thread of their
+//! own); processing moves them into `callbacks` in the main file together with their
+//! effects. So the ack path never waits for a processing transaction, and the two writers
+//! use both cores.
+//!
+//! Within this process, writes to the main file take an async gate first, so the dispatcher,
+//! the forwarding workers and replays queue fairly instead of spinning in SQLite's busy
 //! handler (which sleeps in whole milliseconds); `busy_timeout` still covers other processes.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -17,8 +23,9 @@ use sqlx::{Row, SqliteConnection};
 use tokio::sync::{Mutex, watch};
 
 use super::records::*;
-use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
-use crate::callback::Trigger;
+use super::spool::Spool;
+use super::{JournalOutcome, NewCallback, SpooledColumns, Store, StoreError, StoreOptions};
+use crate::callback::{Api, Trigger};
 
 /// One connection for ingestion and dispatch: they take turns at the write gate anyway,
 /// and a single writer keeps its page cache warm (with two, each commit by one made the
@@ -29,7 +36,11 @@ const WRITE_CONNECTIONS: u32 = 1;
 const READ_CONNECTIONS: u32 = 4;
 /// Pages before the WAL is checkpointed into the database. Larger than SQLite's 1000 so
 /// checkpoints interrupt the journal less often (measured: p99 ~7 ms down to ~4-5 ms).
-const WAL_AUTOCHECKPOINT_PAGES: &str = "10000";
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// Journal batches handed to the spool writer at once.
+const JOURNAL_BATCHES_IN_FLIGHT: usize = 4;
+/// Spooled callbacks written to `callbacks` by one statement (12 values each).
+const MOVE_CHUNK: usize = 64;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -37,6 +48,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     read_pool: SqlitePool,
     write_gate: Mutex<()>,
+    spool: Spool,
+    spool_reads: SqlitePool,
+    /// Every spooled callback up to this id was moved into `callbacks` by this process.
+    moved_through: AtomicI64,
     /// Bumped after each commit that recorded state changes: the live stream's wake-up.
     events_signal: watch::Sender<u64>,
 }
@@ -52,8 +67,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(options.busy_timeout)
-            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES);
-        let path = connect.get_filename();
+            .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string());
+        let path = connect.get_filename().to_path_buf();
         if path.as_os_str().is_empty()
             || options.url.contains(":memory:")
             || options.url.contains("mode=memory")
@@ -77,12 +92,24 @@ impl SqliteStore {
         super::migrate(&MIGRATOR, &pool, options.auto_migrate).await?;
         let read_pool = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
-            .connect_with(connect.read_only(true))
+            .connect_with(connect.clone().read_only(true))
+            .await?;
+        let spool = Spool::open(&path, options.busy_timeout, WAL_AUTOCHECKPOINT_PAGES)?;
+        let spool_reads = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(
+                connect
+                    .filename(super::spool::path_for(&path))
+                    .read_only(true),
+            )
             .await?;
         Ok(SqliteStore {
             pool,
             read_pool,
             write_gate: Mutex::new(()),
+            spool,
+            spool_reads,
+            moved_through: AtomicI64::new(0),
             events_signal: watch::Sender::new(0),
         })
     }
@@ -116,6 +143,7 @@ impl SqliteStore {
         let mut conn = self.pool.acquire().await?;
         let outcome = async {
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            move_spooled(&mut tx, work).await?;
             let (results, events) = process_batch(&mut tx, work, order, now, together).await?;
             insert_events(&mut tx, &events, now).await?;
             tx.commit().await?;
@@ -131,9 +159,83 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// How many callbacks wait for processing (spooled or due for a retry), and since when
+    /// the oldest.
+    async fn pending_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        type Backlog = (i64, Option<DateTime<Utc>>);
+        let (journaled, journaled_oldest): Backlog = sqlx::query_as(
+            "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
+        )
+        .fetch_one(&self.read_pool)
+        .await?;
+        let (spooled, spooled_oldest): Backlog =
+            sqlx::query_as("SELECT COUNT(*), MIN(received_at) FROM spool WHERE id > ?")
+                .bind(self.moved_through.load(Ordering::Acquire))
+                .fetch_one(&self.spool_reads)
+                .await?;
+        let oldest = match (journaled_oldest, spooled_oldest) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok((journaled + spooled, oldest))
+    }
+
+    /// A callback acknowledged and not processed yet, as the query API shows it.
+    async fn spooled_record(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, message_id, \
+             body, nonce, signature_timestamp, NULL AS processed_at, 0 AS attempts, \
+             NULL AS last_error, received_at AS next_attempt_at FROM spool WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.spool_reads)
+        .await?)
+    }
+
+    /// Spooled callbacks not moved yet, oldest first.
+    async fn spooled(&self, limit: u32) -> Result<Vec<PendingCallback>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, message_id, \
+             body, nonce, signature_timestamp FROM spool WHERE id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(self.moved_through.load(Ordering::Acquire))
+        .bind(limit)
+        .fetch_all(&self.spool_reads)
+        .await?;
+        rows.iter().map(spooled_callback).collect()
+    }
+
+    /// Whether the spool holds callbacks this process has not moved yet.
+    async fn has_spooled(&self) -> Result<bool, sqlx::Error> {
+        let found = sqlx::query("SELECT 1 FROM spool WHERE id > ? LIMIT 1")
+            .bind(self.moved_through.load(Ordering::Acquire))
+            .fetch_optional(&self.spool_reads)
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// After the move of `work` committed: those spooled callbacks can leave the spool.
+    fn forget_moved(&self, work: &[Work]) {
+        let moved = work
+            .iter()
+            .filter(|item| item.callback.spooled.is_some())
+            .map(|item| item.callback.id)
+            .max();
+        if let Some(through) = moved {
+            self.moved_through.fetch_max(through, Ordering::AcqRel);
+            self.spool.forget(through);
+        }
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn journal_concurrency(&self) -> usize {
+        JOURNAL_BATCHES_IN_FLIGHT
+    }
+
+    fn dispatchers(&self) -> usize {
         1
     }
 
@@ -141,13 +243,18 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let _gate = self.write_gate.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        Ok(insert_callbacks(&mut conn, batch).await?)
+        self.spool.append(batch.to_vec()).await
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let spooled = sqlx::query("SELECT 1 FROM spool WHERE dedupe_key = ?")
+            .bind(dedupe_key)
+            .fetch_optional(&self.spool_reads)
+            .await?;
+        if spooled.is_some() {
+            return Ok(true);
+        }
+        let mut conn = self.read_pool.acquire().await?;
         Ok(journaled(&mut conn, dedupe_key).await?)
     }
 
@@ -164,10 +271,16 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let mut due = rows
             .iter()
             .map(pending_callback)
-            .collect::<Result<Vec<_>, _>>()?)
+            .collect::<Result<Vec<_>, _>>()?;
+        // Oldest first across both; the spooled ones taken are then always the spool's
+        // oldest, which `forget_moved` relies on.
+        due.extend(self.spooled(limit).await?);
+        due.sort_unstable_by_key(|c| c.id);
+        due.truncate(limit as usize);
+        Ok(due)
     }
 
     async fn process(
@@ -181,6 +294,8 @@ impl Store for SqliteStore {
             self.process_in_transaction(work, &order, now, together)
         })
         .await?;
+        drop(_gate);
+        self.forget_moved(work);
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);
         }
@@ -188,6 +303,9 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if self.has_spooled().await? {
+            return Ok(Some(Utc::now()));
+        }
         let next: Option<String> = sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM callbacks WHERE processed_at IS NULL",
         )
@@ -197,13 +315,21 @@ impl Store for SqliteStore {
     }
 
     async fn make_pending_due(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let _gate = self.write_gate.lock().await;
-        let mut conn = self.pool.acquire().await?;
-        Ok(make_all_pending_due(&mut conn, now).await?)
+        let journaled = {
+            let _gate = self.write_gate.lock().await;
+            let mut conn = self.pool.acquire().await?;
+            make_all_pending_due(&mut conn, now).await?
+        };
+        let spooled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spool WHERE id > ?")
+            .bind(self.moved_through.load(Ordering::Acquire))
+            .fetch_one(&self.spool_reads)
+            .await?;
+        Ok(journaled + u64::try_from(spooled).unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.spool_reads).await?;
         Ok(())
     }
 
@@ -212,6 +338,8 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        self.spool.close().await;
+        self.spool_reads.close().await;
         self.read_pool.close().await;
         self.pool.close().await;
     }
@@ -251,7 +379,69 @@ fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
         trigger: Trigger::parse(row.try_get("trigger")?),
         body: row.try_get("body")?,
         attempts: row.try_get("attempts")?,
+        spooled: None,
     })
+}
+
+fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
+    let api: String = row.try_get("api")?;
+    let received_at: String = row.try_get("received_at")?;
+    let decode = |what: String| sqlx::Error::Decode(what.into());
+    Ok(PendingCallback {
+        id: row.try_get("id")?,
+        received_at: parse_ts(&received_at)
+            .ok_or_else(|| decode(format!("spool.received_at is not a time: {received_at:?}")))?,
+        trigger: Trigger::parse(row.try_get("trigger")?),
+        body: row.try_get("body")?,
+        attempts: 0,
+        spooled: Some(Box::new(SpooledColumns {
+            api: Api::parse(&api)
+                .ok_or_else(|| decode(format!("spool.api is unknown: {api:?}")))?,
+            dedupe_key: row.try_get("dedupe_key")?,
+            app_id: row.try_get("app_id")?,
+            project_id: row.try_get("project_id")?,
+            message_id: row.try_get("message_id")?,
+            nonce: row.try_get("nonce")?,
+            signature_timestamp: row.try_get("signature_timestamp")?,
+        })),
+    })
+}
+
+/// Writes the rows of the spooled callbacks in `work` into `callbacks`, unprocessed, under
+/// their spool ids. One already there (moved before a crash kept the spool from forgetting
+/// it) is left alone, and processing then finds it processed.
+async fn move_spooled(conn: &mut SqliteConnection, work: &[Work]) -> Result<(), sqlx::Error> {
+    let spooled: Vec<(&PendingCallback, &SpooledColumns)> = work
+        .iter()
+        .filter_map(|item| {
+            let columns = item.callback.spooled.as_deref()?;
+            Some((&item.callback, columns))
+        })
+        .collect();
+    for chunk in spooled.chunks(MOVE_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT INTO callbacks (id, received_at, next_attempt_at, api, trigger, dedupe_key, \
+             app_id, project_id, message_id, body, nonce, signature_timestamp) ",
+        );
+        insert.push_values(chunk, |mut row, (callback, columns)| {
+            row.push_bind(callback.id)
+                .push_bind(ts(&callback.received_at))
+                .push_bind(ts(&callback.received_at))
+                .push_bind(columns.api.as_str())
+                .push_bind(callback.trigger.as_str())
+                .push_bind(&columns.dedupe_key)
+                .push_bind(&columns.app_id)
+                .push_bind(&columns.project_id)
+                .push_bind(&columns.message_id)
+                .push_bind(&callback.body)
+                .push_bind(&columns.nonce)
+                .push_bind(columns.signature_timestamp);
+        });
+        insert.push(" ON CONFLICT DO NOTHING");
+        // One text per chunk length: caching them all would only hold memory.
+        insert.build().persistent(false).execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 fn read_ts(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
@@ -262,7 +452,7 @@ fn read_ts(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx:
 }
 
 /// The stored form of a time: fixed-width UTC with microseconds, so text order is time order.
-fn ts(time: &DateTime<Utc>) -> String {
+pub(super) fn ts(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 

@@ -64,10 +64,10 @@ async fn every_acknowledged_callback_survives_repeated_sigkills_and_is_processed
         }
     }
     let service = Service::start(&url, &[]).await;
-    let db = SqlitePool::connect(&url).await.unwrap();
+    let db = inspection_pool(&url).await;
     wait_for_zero(
         &db,
-        "SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL",
+        "SELECT COUNT(*) FROM journal WHERE processed_at IS NULL",
     )
     .await;
     service.stop().await;
@@ -77,7 +77,7 @@ async fn every_acknowledged_callback_survives_repeated_sigkills_and_is_processed
         acknowledged.len() > rounds * 10,
         "the load was too light to mean much"
     );
-    let keys: HashSet<String> = sqlx::query_scalar("SELECT dedupe_key FROM callbacks")
+    let keys: HashSet<String> = sqlx::query_scalar("SELECT dedupe_key FROM journal")
         .fetch_all(&db)
         .await
         .unwrap()
@@ -96,14 +96,14 @@ async fn every_acknowledged_callback_survives_repeated_sigkills_and_is_processed
                 .unwrap()
         }
     };
-    let journaled = count("SELECT COUNT(*) FROM callbacks").await;
+    let journaled = count("SELECT COUNT(*) FROM journal").await;
     assert_eq!(
         count("SELECT COUNT(*) FROM message_status_history").await,
         journaled,
         "each effect once"
     );
     assert_eq!(
-        count("SELECT MAX(attempts) FROM callbacks").await,
+        count("SELECT MAX(attempts) FROM journal").await,
         1,
         "each callback processed once"
     );
@@ -172,10 +172,10 @@ async fn a_full_disk_answers_503_without_corruption_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "writes succeed again once space returns");
-    let db = SqlitePool::connect(&url).await.unwrap();
+    let db = inspection_pool(&url).await;
     wait_for_zero(
         &db,
-        "SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL",
+        "SELECT COUNT(*) FROM journal WHERE processed_at IS NULL",
     )
     .await;
     let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
@@ -183,7 +183,7 @@ async fn a_full_disk_answers_503_without_corruption_and_recovers() {
         .await
         .unwrap();
     assert_eq!(integrity, "ok");
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM callbacks")
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal")
         .fetch_one(&db)
         .await
         .unwrap();

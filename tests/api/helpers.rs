@@ -10,7 +10,7 @@ use serde_json::Value;
 use sinch_webhooks::config::Settings;
 use sinch_webhooks::signature::sign;
 use sqlx::SqlitePool;
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use tempfile::TempDir;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -113,16 +113,41 @@ pub async fn start_server(env: HashMap<String, String>) -> Server {
     }
 }
 
-async fn inspection_pool(url: &str) -> SqlitePool {
+/// A pool on an app's SQLite database for inspection and sabotage. Its connections also see
+/// the spool, and a `journal` view of every acknowledged callback: moved into `callbacks`
+/// (processed, or waiting for a retry) or still spooled.
+pub async fn inspection_pool(url: &str) -> SqlitePool {
     let options: SqliteConnectOptions = url
         .parse::<SqliteConnectOptions>()
         .expect("url")
         .create_if_missing(true)
         .busy_timeout(Duration::from_secs(10));
-    SqlitePool::connect_with(options)
+    let spool = sinch_webhooks::store::spool_path(options.get_filename());
+    let attach = format!(
+        "ATTACH DATABASE '{}' AS spool",
+        spool.display().to_string().replace('\'', "''")
+    );
+    SqlitePoolOptions::new()
+        .after_connect(move |conn, _| {
+            let attach = attach.clone();
+            Box::pin(async move {
+                sqlx::query(&attach).execute(&mut *conn).await?;
+                sqlx::query(JOURNAL_VIEW).execute(&mut *conn).await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
         .await
         .expect("inspection pool")
 }
+
+const JOURNAL_VIEW: &str = "CREATE TEMP VIEW journal AS \
+    SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, message_id, body, \
+           nonce, signature_timestamp, processed_at, attempts, last_error FROM main.callbacks \
+    UNION ALL \
+    SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, message_id, body, \
+           nonce, signature_timestamp, NULL, 0, NULL FROM spool.spool \
+    WHERE id NOT IN (SELECT id FROM main.callbacks)";
 
 fn maybe_init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -198,7 +223,7 @@ impl TestApp {
     }
 
     pub async fn unprocessed(&self) -> i64 {
-        self.count("SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL")
+        self.count("SELECT COUNT(*) FROM journal WHERE processed_at IS NULL")
             .await
     }
 

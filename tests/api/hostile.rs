@@ -131,11 +131,11 @@ async fn past_the_backlog_bound_callbacks_get_429_and_service_resumes() {
         .await
         .unwrap();
     assert_eq!(ready["checks"]["backlog"]["status"], "overloaded");
-    let before = app.count("SELECT COUNT(*) FROM callbacks").await;
+    let before = app.count("SELECT COUNT(*) FROM journal").await;
     let refused = delivery_report("bp-refused", "DELIVERED", "2025-03-04T12:00:00Z");
     assert_eq!(app.post_signed(&refused).await.status(), 429);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM callbacks").await,
+        app.count("SELECT COUNT(*) FROM journal").await,
         before,
         "nothing half-stored"
     );

@@ -156,7 +156,7 @@ async fn rejected_attempts_are_kept_with_their_reason_but_never_the_signature() 
     let text = log.to_string();
     assert!(!text.contains(&signature), "the signature must not be kept");
     assert!(!text.contains("01HREJECT"), "the body must not be kept");
-    assert_eq!(app.count("SELECT COUNT(*) FROM callbacks").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM journal").await, 0);
 }
 
 #[tokio::test]
@@ -336,7 +336,7 @@ async fn with_api_actions_off_the_api_only_reads() {
         assert_eq!(answer["error"], "actions_disabled");
     }
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM callbacks").await,
+        app.count("SELECT COUNT(*) FROM journal").await,
         1,
         "nothing sent"
     );

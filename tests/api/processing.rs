@@ -135,12 +135,12 @@ async fn a_failing_handler_is_retried_without_blocking_other_callbacks() {
     .await;
     wait_for(
         &app,
-        "SELECT COUNT(*) FROM callbacks WHERE attempts >= 1 AND processed_at IS NULL",
+        "SELECT COUNT(*) FROM journal WHERE attempts >= 1 AND processed_at IS NULL",
         1,
     )
     .await;
     let (attempts, error): (i64, String) =
-        sqlx::query_as("SELECT attempts, last_error FROM callbacks WHERE message_id = 'poisoned'")
+        sqlx::query_as("SELECT attempts, last_error FROM journal WHERE message_id = 'poisoned'")
             .fetch_one(&app.db)
             .await
             .unwrap();
@@ -174,7 +174,7 @@ async fn an_uninterpretable_payload_is_set_aside_with_its_reason() {
         "acknowledged: Sinch must not retry it"
     );
     app.drain().await;
-    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM callbacks")
+    let error: Option<String> = sqlx::query_scalar("SELECT last_error FROM journal")
         .fetch_one(&app.db)
         .await
         .unwrap();
@@ -213,7 +213,7 @@ async fn callbacks_journaled_before_a_crash_are_processed_at_the_next_start() {
     );
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 2);
     assert_eq!(
-        app.count("SELECT SUM(attempts) FROM callbacks").await,
+        app.count("SELECT SUM(attempts) FROM journal").await,
         3,
         "each processed once"
     );
@@ -232,13 +232,13 @@ async fn a_graceful_restart_keeps_everything_and_processes_nothing_twice() {
     }
     let app = app.restart().await;
     app.drain().await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM callbacks").await, 20);
+    assert_eq!(app.count("SELECT COUNT(*) FROM journal").await, 20);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM message_status_history")
             .await,
         20
     );
-    assert_eq!(app.count("SELECT MAX(attempts) FROM callbacks").await, 1);
+    assert_eq!(app.count("SELECT MAX(attempts) FROM journal").await, 1);
 }
 
 async fn wait_for(app: &TestApp, sql: &str, expected: i64) {

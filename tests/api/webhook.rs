@@ -16,7 +16,7 @@ async fn a_signed_callback_is_journaled_before_it_is_acknowledged() {
     let id = answer["callback_id"].as_i64().expect("callback_id");
     // The row is there as soon as the answer is: it was committed before.
     let row: (String, String, String, String, Option<String>, i64) = sqlx::query_as(
-        "SELECT api, trigger, body, nonce, message_id, signature_timestamp FROM callbacks WHERE id = ?",
+        "SELECT api, trigger, body, nonce, message_id, signature_timestamp FROM journal WHERE id = ?",
     )
     .bind(id)
     .fetch_one(&app.db)
@@ -47,7 +47,7 @@ async fn the_body_is_verified_byte_for_byte_including_a_trailing_newline() {
     assert_eq!(refused.status(), 401);
     let accepted = app.post_signed(body).await;
     assert_eq!(accepted.status(), 200);
-    let stored: String = sqlx::query_scalar("SELECT body FROM callbacks")
+    let stored: String = sqlx::query_scalar("SELECT body FROM journal")
         .fetch_one(&app.db)
         .await
         .unwrap();
@@ -140,7 +140,7 @@ async fn each_signature_failure_is_refused_with_its_reason() {
         );
     }
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM callbacks").await,
+        app.count("SELECT COUNT(*) FROM journal").await,
         0,
         "nothing refused is stored"
     );
@@ -202,7 +202,7 @@ async fn a_redelivery_is_acknowledged_as_duplicate_whatever_its_nonce() {
         "duplicate"
     );
     app.drain().await;
-    assert_eq!(app.count("SELECT COUNT(*) FROM callbacks").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM journal").await, 1);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM message_status_history")
             .await,
@@ -253,7 +253,7 @@ async fn signed_bodies_that_are_not_json_objects_are_refused_with_400() {
         assert_eq!(response.status(), 400, "{reason}");
         assert_eq!(json(response).await["error"], reason);
     }
-    assert_eq!(app.count("SELECT COUNT(*) FROM callbacks").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM journal").await, 0);
 }
 
 #[tokio::test]
@@ -290,7 +290,7 @@ async fn an_unknown_trigger_is_stored_and_acknowledged() {
     assert_eq!(response.status(), 200);
     app.drain().await;
     let (trigger, api, error): (String, String, Option<String>) =
-        sqlx::query_as("SELECT trigger, api, last_error FROM callbacks")
+        sqlx::query_as("SELECT trigger, api, last_error FROM journal")
             .fetch_one(&app.db)
             .await
             .unwrap();
@@ -307,7 +307,7 @@ async fn sms_callbacks_are_told_apart_by_type() {
         .post_signed(&fixture("sms_recipient_delivery_report.json"))
         .await;
     assert_eq!(response.status(), 200);
-    let (api, trigger): (String, String) = sqlx::query_as("SELECT api, trigger FROM callbacks")
+    let (api, trigger): (String, String) = sqlx::query_as("SELECT api, trigger FROM journal")
         .fetch_one(&app.db)
         .await
         .unwrap();
@@ -321,7 +321,7 @@ async fn sms_callbacks_are_told_apart_by_type() {
 async fn a_storage_failure_is_answered_503_and_nothing_is_lost() {
     let app = spawn_app().await;
     sqlx::query(
-        "CREATE TRIGGER refuse_inserts BEFORE INSERT ON callbacks \
+        "CREATE TRIGGER spool.refuse_inserts BEFORE INSERT ON spool \
          BEGIN SELECT RAISE(ABORT, 'disk on fire'); END",
     )
     .execute(&app.db)
@@ -336,10 +336,10 @@ async fn a_storage_failure_is_answered_503_and_nothing_is_lost() {
         !answer.to_string().contains("disk on fire"),
         "internal causes are not leaked"
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM callbacks").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM journal").await, 0);
     assert_eq!(app.get("/readyz").await, 200, "reads still work");
 
-    sqlx::query("DROP TRIGGER refuse_inserts")
+    sqlx::query("DROP TRIGGER spool.refuse_inserts")
         .execute(&app.db)
         .await
         .unwrap();
@@ -393,7 +393,7 @@ async fn concurrent_signed_posts_are_each_journaled_exactly_once() {
         }
     }
     assert_eq!(accepted, 200);
-    assert_eq!(app.count("SELECT COUNT(*) FROM callbacks").await, 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM journal").await, 200);
     app.drain().await;
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 200);
     assert_eq!(
@@ -406,7 +406,8 @@ async fn concurrent_signed_posts_are_each_journaled_exactly_once() {
 #[tokio::test]
 async fn a_database_locked_by_another_process_is_answered_503_then_recovers() {
     let app = spawn_app().await;
-    // Another writer holds SQLite's write lock for longer than the busy timeout.
+    // Another writer holds the write locks (of the database and, attached, its spool) for
+    // longer than the busy timeout.
     let mut locker = app.db.acquire().await.unwrap();
     sqlx::query("BEGIN EXCLUSIVE")
         .execute(&mut *locker)

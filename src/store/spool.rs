@@ -1,0 +1,393 @@
+//! SQLite's acknowledgement path: a spool file with a writer thread of its own.
+//!
+//! SQLite lets one connection write a file at a time. With the journal and processing in one
+//! file, every ack waited behind processing transactions, and both ran on one thread while
+//! the second core idled. The spool is a second SQLite file next to the database (`<file>.spool`)
+//! holding the callbacks acknowledged but not yet processed. One dedicated thread appends to
+//! it: it drains its queue and writes everything queued in one transaction with prepared
+//! statements. The flush is pipelined: the writer commits without waiting for the disk
+//! (`synchronous=NORMAL`: the WAL frames are written, not yet synced) and hands the answers
+//! to a flusher thread, which `fdatasync`s the WAL file and only then answers, for every
+//! commit made before that sync at once. So the writer prepares the next commit while the
+//! disk flushes the last, and no ack leaves before its callback is on disk. The dispatcher
+//! moves spooled callbacks into `callbacks` in the same transaction that applies their
+//! effects, and afterwards tells this thread to forget them.
+//!
+//! A callback is therefore in the spool, in `callbacks`, or briefly in both, at every moment,
+//! never in neither. Dedupe checks both: a key is a duplicate if the spool holds it (its
+//! unique index) or `callbacks` does (a read on the main file). The thread forgets a callback
+//! only after its move committed, and reads `callbacks` after forgetting, so no key can slip
+//! between the two.
+//!
+//! Ids are assigned here, continuing the main file's sequence, and kept by the move, so the
+//! id an ack returns is the callback's id for good.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::{JournalOutcome, NewCallback, StoreError};
+
+/// The spool's schema. `user_version` says which one a file has.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spool (
+    id                  INTEGER PRIMARY KEY,
+    received_at         TEXT    NOT NULL,
+    api                 TEXT    NOT NULL,
+    trigger             TEXT    NOT NULL,
+    dedupe_key          TEXT    NOT NULL UNIQUE,
+    app_id              TEXT,
+    project_id          TEXT,
+    message_id          TEXT,
+    body                TEXT    NOT NULL,
+    nonce               TEXT    NOT NULL,
+    signature_timestamp INTEGER NOT NULL
+);
+PRAGMA user_version = 1;";
+
+const INSERT: &str = "INSERT INTO spool (id, received_at, api, trigger, dedupe_key, app_id, \
+     project_id, message_id, body, nonce, signature_timestamp) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (dedupe_key) DO NOTHING";
+const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
+
+/// The spool file of the SQLite database at `database`.
+pub fn path_for(database: &Path) -> PathBuf {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".spool");
+    PathBuf::from(name)
+}
+
+type AppendReply = oneshot::Sender<Result<Vec<JournalOutcome>, StoreError>>;
+
+enum Command {
+    Append {
+        batch: Vec<NewCallback>,
+        reply: AppendReply,
+    },
+    /// Every callback up to this id was moved into `callbacks`.
+    Forget { through: i64 },
+}
+
+/// A commit's answers, released once the WAL holding it is synced.
+type Flush = Vec<(AppendReply, Vec<JournalOutcome>)>;
+
+/// The handle on the writer thread. The thread stops once the handle is dropped (or
+/// [`Spool::close`]d) and what was queued is written.
+pub struct Spool {
+    commands: std::sync::Mutex<Option<mpsc::Sender<Command>>>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool of the database at `database`, whose schema must
+    /// be migrated already, and starts its writer thread.
+    pub fn open(
+        database: &Path,
+        busy_timeout: std::time::Duration,
+        wal_autocheckpoint: u32,
+    ) -> Result<Spool, StoreError> {
+        let path = path_for(database);
+        let spool = Connection::open(&path)?;
+        spool.busy_timeout(busy_timeout)?;
+        spool.pragma_update(None, "journal_mode", "WAL")?;
+        // The flusher syncs the WAL before any ack; SQLite still syncs around checkpoints.
+        spool.pragma_update(None, "synchronous", "NORMAL")?;
+        spool.pragma_update(None, "wal_autocheckpoint", wal_autocheckpoint)?;
+        spool.execute_batch(SCHEMA)?;
+        let main = Connection::open_with_flags(
+            database,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        main.busy_timeout(busy_timeout)?;
+        let next_id = next_id(&spool, &main)?;
+        let (sender, receiver) = mpsc::channel();
+        let (flushes, to_flush) = mpsc::channel();
+        let broken = Arc::new(AtomicBool::new(false));
+        let mut writer = Writer {
+            spool,
+            main,
+            next_id,
+            broken: broken.clone(),
+        };
+        let mut wal = WalFile::new(&path);
+        let start = |name: &str, run: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(run)
+                .map_err(|e| StoreError::Config(format!("cannot start the {name} thread: {e}")))
+        };
+        let threads = vec![
+            start(
+                "spool-writer",
+                Box::new(move || writer.run(receiver, flushes)),
+            )?,
+            start(
+                "spool-flusher",
+                Box::new(move || wal.flush_loop(to_flush, &broken)),
+            )?,
+        ];
+        Ok(Spool {
+            commands: std::sync::Mutex::new(Some(sender)),
+            threads: std::sync::Mutex::new(threads),
+        })
+    }
+
+    /// Returns once the batch is durably spooled: one outcome per callback, in order.
+    pub async fn append(&self, batch: Vec<NewCallback>) -> Result<Vec<JournalOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Append { batch, reply })?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Drops the callbacks up to `through` (all moved into `callbacks`), in the thread's next
+    /// transaction.
+    pub fn forget(&self, through: i64) {
+        // Closed: the rows stay, and the next start finds them already moved.
+        let _ = self.send(Command::Forget { through });
+    }
+
+    fn send(&self, command: Command) -> Result<(), StoreError> {
+        let commands = self.commands.lock().map_err(|_| StoreError::Closed)?;
+        commands
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send(command)
+            .map_err(|_| StoreError::Closed)
+    }
+
+    /// Stops taking commands, and waits until the thread wrote what it had and closed the file.
+    pub async fn close(&self) {
+        if let Ok(mut commands) = self.commands.lock() {
+            commands.take();
+        }
+        let threads = self
+            .threads
+            .lock()
+            .map(|mut t| std::mem::take(&mut *t))
+            .unwrap_or_default();
+        let _ = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// The next id: after every id the spool or the main file ever used (`sqlite_sequence`
+/// remembers ids of deleted rows too).
+fn next_id(spool: &Connection, main: &Connection) -> Result<i64, rusqlite::Error> {
+    let spooled: i64 =
+        spool.query_row("SELECT COALESCE(MAX(id), 0) FROM spool", [], |r| r.get(0))?;
+    let journaled: i64 = main.query_row(
+        "SELECT MAX(COALESCE((SELECT MAX(id) FROM callbacks), 0), \
+         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'callbacks'), 0))",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(spooled.max(journaled) + 1)
+}
+
+struct Writer {
+    spool: Connection,
+    /// Read-only, for dedupe against what was moved already.
+    main: Connection,
+    next_id: i64,
+    /// Set by the flusher when a sync failed: after that, what the OS says it wrote cannot be
+    /// trusted, so nothing more is acknowledged until a restart (which recovers from the file).
+    broken: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(&mut self, receiver: mpsc::Receiver<Command>, flushes: mpsc::Sender<Flush>) {
+        while let Ok(first) = receiver.recv() {
+            // Everything queued meanwhile shares this commit.
+            let mut commands = vec![first];
+            commands.extend(receiver.try_iter());
+            let mut forget_through = None;
+            let mut appends = Vec::new();
+            for command in commands {
+                match command {
+                    Command::Forget { through } => {
+                        forget_through = forget_through.max(Some(through));
+                    }
+                    Command::Append { batch, reply } => appends.push((batch, reply)),
+                }
+            }
+            if self.broken.load(Ordering::Acquire) {
+                refuse(
+                    appends,
+                    "an earlier flush of the spool failed; restart the service",
+                );
+                continue;
+            }
+            let first_id = self.next_id;
+            match self.write(forget_through, &appends) {
+                Ok(outcomes) => {
+                    let flush: Flush = appends
+                        .into_iter()
+                        .map(|(_, reply)| reply)
+                        .zip(outcomes)
+                        .collect();
+                    if !flush.is_empty() {
+                        if let Err(mpsc::SendError(flush)) = flushes.send(flush) {
+                            let replies = flush.into_iter().map(|(reply, _)| reply);
+                            refuse_replies(replies, "the spool flusher stopped");
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.next_id = first_id;
+                    tracing::error!(%error, "spool commit failed; its callbacks are answered 503 and Sinch will retry them");
+                    refuse(appends, &error.to_string());
+                }
+            }
+        }
+        tracing::debug!("spool writer stopped");
+    }
+
+    /// One transaction: forget what was moved, then append every batch.
+    fn write(
+        &mut self,
+        forget_through: Option<i64>,
+        appends: &[(Vec<NewCallback>, AppendReply)],
+    ) -> Result<Vec<Vec<JournalOutcome>>, rusqlite::Error> {
+        let tx = self
+            .spool
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(through) = forget_through {
+            tx.prepare_cached("DELETE FROM spool WHERE id <= ?1")?
+                .execute([through])?;
+        }
+        let mut outcomes = Vec::with_capacity(appends.len());
+        if !appends.is_empty() {
+            // Read `callbacks` from now on: the forgotten ones are visible there.
+            self.main.execute_batch("BEGIN")?;
+            let appended = append_all(&tx, &self.main, &mut self.next_id, appends, &mut outcomes);
+            // A read transaction: ending it cannot lose anything.
+            let ended = self.main.execute_batch("COMMIT");
+            appended?;
+            ended?;
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}
+
+fn append_all(
+    tx: &rusqlite::Transaction<'_>,
+    main: &Connection,
+    next_id: &mut i64,
+    appends: &[(Vec<NewCallback>, AppendReply)],
+    outcomes: &mut Vec<Vec<JournalOutcome>>,
+) -> Result<(), rusqlite::Error> {
+    let mut insert = tx.prepare_cached(INSERT)?;
+    let mut in_callbacks = main.prepare_cached(IN_CALLBACKS)?;
+    for (batch, _) in appends {
+        let mut batch_outcomes = Vec::with_capacity(batch.len());
+        for cb in batch {
+            let moved = in_callbacks
+                .query_row([&cb.dedupe_key], |_| Ok(()))
+                .optional()?
+                .is_some();
+            let outcome = if moved {
+                JournalOutcome::Duplicate
+            } else {
+                let received_at = super::sqlite::ts(&cb.received_at);
+                let inserted = insert.execute(params![
+                    *next_id,
+                    received_at,
+                    cb.api.as_str(),
+                    cb.trigger.as_str(),
+                    cb.dedupe_key,
+                    cb.app_id,
+                    cb.project_id,
+                    cb.message_id,
+                    cb.body,
+                    cb.nonce,
+                    cb.signature_timestamp,
+                ])?;
+                if inserted == 1 {
+                    *next_id += 1;
+                    JournalOutcome::Accepted { id: *next_id - 1 }
+                } else {
+                    JournalOutcome::Duplicate
+                }
+            };
+            batch_outcomes.push(outcome);
+        }
+        outcomes.push(batch_outcomes);
+    }
+    Ok(())
+}
+
+fn refuse(appends: Vec<(Vec<NewCallback>, AppendReply)>, why: &str) {
+    refuse_replies(appends.into_iter().map(|(_, reply)| reply), why);
+}
+
+fn refuse_replies(replies: impl Iterator<Item = AppendReply>, why: &str) {
+    for reply in replies {
+        let _ = reply.send(Err(StoreError::Spool(why.to_owned())));
+    }
+}
+
+/// The spool's WAL file, synced by the flusher. SQLite writes it; an fd of our own is enough
+/// to flush it, since a sync flushes the file, whichever descriptor wrote it. (SQLite keeps
+/// no locks on the WAL file, so opening and closing one cannot drop them.)
+struct WalFile {
+    path: PathBuf,
+    open: Option<(File, u64)>,
+}
+
+impl WalFile {
+    fn new(spool: &Path) -> WalFile {
+        let mut name = spool.as_os_str().to_owned();
+        name.push("-wal");
+        WalFile {
+            path: PathBuf::from(name),
+            open: None,
+        }
+    }
+
+    /// Syncs the commits made so far; for each batch of flushes queued meanwhile, one sync.
+    fn flush_loop(&mut self, flushes: mpsc::Receiver<Flush>, broken: &AtomicBool) {
+        while let Ok(first) = flushes.recv() {
+            let mut group = vec![first];
+            group.extend(flushes.try_iter());
+            let synced = self.sync();
+            if let Err(error) = &synced {
+                broken.store(true, Ordering::Release);
+                tracing::error!(%error, path = %self.path.display(), "cannot sync the spool's WAL; refusing callbacks (503) until a restart");
+            }
+            for (reply, outcomes) in group.into_iter().flatten() {
+                let answer = match &synced {
+                    Ok(()) => Ok(outcomes),
+                    Err(error) => Err(StoreError::Spool(format!("sync failed: {error}"))),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+        tracing::debug!("spool flusher stopped");
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        let inode = std::fs::metadata(&self.path)?.ino();
+        if self.open.as_ref().is_none_or(|(_, open)| *open != inode) {
+            let file = File::open(&self.path)?;
+            // A new WAL file's name must survive a power cut too.
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                File::open(dir)?.sync_all()?;
+            }
+            self.open = Some((file, inode));
+        }
+        match &self.open {
+            Some((file, _)) => file.sync_data(),
+            None => Ok(()),
+        }
+    }
+}
