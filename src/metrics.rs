@@ -11,6 +11,10 @@ pub const REJECTED: &str = "sinch_webhooks_rejected_total";
 pub const ACK_SECONDS: &str = "sinch_webhooks_ack_seconds";
 pub const JOURNAL_BATCH_SIZE: &str = "sinch_webhooks_journal_batch_size";
 pub const JOURNAL_COMMIT_SECONDS: &str = "sinch_webhooks_journal_commit_seconds";
+pub const SPOOL_WRITE_SECONDS: &str = "sinch_webhooks_spool_write_seconds";
+pub const SPOOL_COMMIT_SECONDS: &str = "sinch_webhooks_spool_commit_seconds";
+pub const SPOOL_FLUSH_SECONDS: &str = "sinch_webhooks_spool_flush_seconds";
+pub const SPOOL_FLUSH_CALLBACKS: &str = "sinch_webhooks_spool_flush_callbacks";
 pub const BACKLOG: &str = "sinch_webhooks_unprocessed_backlog";
 pub const OLDEST_UNPROCESSED_SECONDS: &str = "sinch_webhooks_oldest_unprocessed_age_seconds";
 pub const PROCESSING_LAG_SECONDS: &str = "sinch_webhooks_processing_lag_seconds";
@@ -27,7 +31,7 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
-const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -41,6 +45,12 @@ pub fn install() -> Option<PrometheusHandle> {
                 .and_then(|b| {
                     b.set_buckets_for_metric(
                         Matcher::Full(JOURNAL_BATCH_SIZE.into()),
+                        BATCH_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(SPOOL_FLUSH_CALLBACKS.into()),
                         BATCH_BUCKETS,
                     )
                 })
@@ -75,6 +85,26 @@ fn describe() {
         JOURNAL_COMMIT_SECONDS,
         Unit::Seconds,
         "Time to commit one journal batch."
+    );
+    describe_histogram!(
+        SPOOL_WRITE_SECONDS,
+        Unit::Seconds,
+        "SQLite: time the spool writer took to commit what was queued (without the flush)."
+    );
+    describe_histogram!(
+        SPOOL_COMMIT_SECONDS,
+        Unit::Seconds,
+        "SQLite: time from the start of a spool commit until it was flushed and answered."
+    );
+    describe_histogram!(
+        SPOOL_FLUSH_SECONDS,
+        Unit::Seconds,
+        "SQLite: time one fdatasync of the spool's WAL took."
+    );
+    describe_histogram!(
+        SPOOL_FLUSH_CALLBACKS,
+        Unit::Count,
+        "SQLite: callbacks whose answers one flush of the spool released."
     );
     describe_gauge!(
         BACKLOG,

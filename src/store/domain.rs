@@ -8,6 +8,12 @@
 //!
 //! Every write is idempotent, so replaying a callback changes nothing, and every write that
 //! changes state reports it as an event for the live stream.
+//!
+//! Statements built for a batch (`QueryBuilder`) have a text that depends on the batch's
+//! size. SQLite does not keep them in its statement cache (`persist_batches: false`): with
+//! batches of up to 1024 callbacks, a hundred cached variants held tens of MiB of the
+//! receiver's memory. PostgreSQL keeps them: there they are the server's memory, and
+//! parsing and planning each anew cost the server CPU the journal needs.
 
 /// Expands to the write functions for one backend.
 macro_rules! domain_writes {
@@ -17,7 +23,8 @@ macro_rules! domain_writes {
         bind_time: $time:path,
         read_time: $read_time:path,
         lock: $lock:literal,
-        release_lease: $release_lease:literal $(,)?
+        release_lease: $release_lease:literal,
+        persist_batches: $persist_batches:literal $(,)?
     ) => {
         use $crate::callback::payload::{
             CapabilityReport, ConsentKind, ConsentReport, ContactChange, ContactEvent,
@@ -118,6 +125,7 @@ macro_rules! domain_writes {
             claim.push(") RETURNING id");
             let claimed: std::collections::HashSet<i64> = claim
                 .build_query_scalar::<i64>()
+                .persistent($persist_batches)
                 .fetch_all(&mut *conn)
                 .await?
                 .into_iter()
@@ -228,7 +236,7 @@ macro_rules! domain_writes {
                             .push_bind($time(&h.recorded_at));
                     });
                     insert.push(" ON CONFLICT (callback_id) DO NOTHING");
-                    insert.build().execute(&mut *conn).await?;
+                    insert.build().persistent($persist_batches).execute(&mut *conn).await?;
                 }
             }
             Ok(())
@@ -375,7 +383,7 @@ macro_rules! domain_writes {
                     row.push_bind($time(&now)).push_bind($time(&now));
                 });
                 ensure.push(format!(" ON CONFLICT ({}) DO NOTHING", table.key));
-                ensure.build().execute(&mut *conn).await?;
+                ensure.build().persistent($persist_batches).execute(&mut *conn).await?;
 
                 let mut select = sqlx::QueryBuilder::new(format!(
                     "SELECT {} AS id, status, status_at, status_accepted_at, reason_code, \
@@ -388,7 +396,7 @@ macro_rules! domain_writes {
                     list.push_bind(id.to_string());
                 }
                 select.push(format!(") ORDER BY {}{}", table.key, $lock));
-                for row in select.build().fetch_all(&mut *conn).await? {
+                for row in select.build().persistent($persist_batches).fetch_all(&mut *conn).await? {
                     let id: String = row.try_get("id")?;
                     rows.insert(id, StatusRow {
                         status: row.try_get("status")?,
@@ -484,7 +492,7 @@ macro_rules! domain_writes {
                      updated_at = excluded.updated_at",
                     table.key
                 ));
-                write.build().execute(&mut *conn).await?;
+                write.build().persistent($persist_batches).execute(&mut *conn).await?;
             }
             Ok(())
         }
@@ -1339,7 +1347,7 @@ macro_rules! domain_writes {
                         .push_bind(event.payload.to_string())
                         .push_bind($time(&now));
                 });
-                insert.build().execute(&mut *conn).await?;
+                insert.build().persistent($persist_batches).execute(&mut *conn).await?;
             }
             Ok(())
         }

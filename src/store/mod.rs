@@ -415,10 +415,12 @@ pub trait Store: Queries + Outbox + Send + Sync + 'static {
     /// Whether a callback with this dedupe key is already journaled.
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError>;
 
-    /// How many journal batches may be in flight at once. PostgreSQL commits concurrent
-    /// transactions in parallel; SQLite's spool writer merges the batches queued while it
-    /// commits into its next commit, so a few in flight keep it from waiting between commits.
+    /// How many journal batches may be in flight at once: PostgreSQL commits concurrent
+    /// transactions in parallel, SQLite's spool writer merges them into its next commit.
     fn journal_concurrency(&self) -> usize;
+
+    /// Callbacks one dispatcher processes in one transaction, at most.
+    fn dispatch_batch(&self) -> u32;
 
     /// How many dispatchers may process at once: one for SQLite's single writer, several
     /// for PostgreSQL (their claims never overlap).

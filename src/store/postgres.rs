@@ -148,6 +148,12 @@ impl Store for PostgresStore {
         JOURNAL_CONCURRENCY
     }
 
+    fn dispatch_batch(&self) -> u32 {
+        // Several dispatchers run at once, and each batch holds its rows' locks until it
+        // commits: smaller batches than SQLite's keep those waits short.
+        256
+    }
+
     fn dispatchers(&self) -> usize {
         JOURNAL_CONCURRENCY
     }
@@ -325,6 +331,7 @@ super::domain::domain_writes! {
     read_time: read_time,
     lock: " FOR UPDATE",
     release_lease: ", lease_owner = NULL, lease_until = NULL",
+    persist_batches: true,
 }
 
 /// PostgreSQL binds times as `TIMESTAMPTZ` directly.

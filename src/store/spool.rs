@@ -33,6 +33,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::oneshot;
 
 use super::{JournalOutcome, NewCallback, StoreError};
+use crate::metrics;
 
 /// The spool's schema. `user_version` says which one a file has.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS spool (
@@ -54,6 +55,11 @@ const INSERT: &str = "INSERT INTO spool (id, received_at, api, trigger, dedupe_k
      project_id, message_id, body, nonce, signature_timestamp) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (dedupe_key) DO NOTHING";
 const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
+/// Moved callbacks forgotten by a commit that also appends, at most: the acks waiting for a
+/// commit should not also wait for the deletion of a whole processed batch (1024).
+const FORGET_CHUNK: i64 = 128;
+/// With nothing to append for this long, the rest of what was moved is forgotten at once.
+const FORGET_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The spool file of the SQLite database at `database`.
 pub fn path_for(database: &Path) -> PathBuf {
@@ -74,7 +80,11 @@ enum Command {
 }
 
 /// A commit's answers, released once the WAL holding it is synced.
-type Flush = Vec<(AppendReply, Vec<JournalOutcome>)>;
+struct Flush {
+    /// When the commit started: the journal's commit time runs from there to the sync.
+    started: std::time::Instant,
+    answers: Vec<(AppendReply, Vec<JournalOutcome>)>,
+}
 
 /// The handle on the writer thread. The thread stops once the handle is dropped (or
 /// [`Spool::close`]d) and what was queued is written.
@@ -105,6 +115,8 @@ impl Spool {
         )?;
         main.busy_timeout(busy_timeout)?;
         let next_id = next_id(&spool, &main)?;
+        let oldest: Option<i64> = spool.query_row("SELECT MIN(id) FROM spool", [], |r| r.get(0))?;
+        let forgotten_through = oldest.unwrap_or(next_id) - 1;
         let (sender, receiver) = mpsc::channel();
         let (flushes, to_flush) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
@@ -112,6 +124,8 @@ impl Spool {
             spool,
             main,
             next_id,
+            forget_target: forgotten_through,
+            forgotten_through,
             broken: broken.clone(),
         };
         let mut wal = WalFile::new(&path);
@@ -198,6 +212,10 @@ struct Writer {
     /// Read-only, for dedupe against what was moved already.
     main: Connection,
     next_id: i64,
+    /// Every callback up to here was moved and may be forgotten...
+    forget_target: i64,
+    /// ...and up to here it was.
+    forgotten_through: i64,
     /// Set by the flusher when a sync failed: after that, what the OS says it wrote cannot be
     /// trusted, so nothing more is acknowledged until a restart (which recovers from the file).
     broken: Arc<AtomicBool>,
@@ -205,16 +223,25 @@ struct Writer {
 
 impl Writer {
     fn run(&mut self, receiver: mpsc::Receiver<Command>, flushes: mpsc::Sender<Flush>) {
-        while let Ok(first) = receiver.recv() {
+        loop {
+            let first = if self.forget_target > self.forgotten_through {
+                match receiver.recv_timeout(FORGET_WHEN_IDLE) {
+                    Ok(command) => Some(command),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match receiver.recv() {
+                    Ok(command) => Some(command),
+                    Err(mpsc::RecvError) => break,
+                }
+            };
             // Everything queued meanwhile shares this commit.
-            let mut commands = vec![first];
-            commands.extend(receiver.try_iter());
-            let mut forget_through = None;
             let mut appends = Vec::new();
-            for command in commands {
+            for command in first.into_iter().chain(receiver.try_iter()) {
                 match command {
                     Command::Forget { through } => {
-                        forget_through = forget_through.max(Some(through));
+                        self.forget_target = self.forget_target.max(through);
                     }
                     Command::Append { batch, reply } => appends.push((batch, reply)),
                 }
@@ -227,16 +254,21 @@ impl Writer {
                 continue;
             }
             let first_id = self.next_id;
-            match self.write(forget_through, &appends) {
+            let started = std::time::Instant::now();
+            let written = self.write(&appends);
+            ::metrics::histogram!(metrics::SPOOL_WRITE_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            match written {
                 Ok(outcomes) => {
-                    let flush: Flush = appends
+                    let answers: Vec<_> = appends
                         .into_iter()
                         .map(|(_, reply)| reply)
                         .zip(outcomes)
                         .collect();
-                    if !flush.is_empty() {
+                    if !answers.is_empty() {
+                        let flush = Flush { started, answers };
                         if let Err(mpsc::SendError(flush)) = flushes.send(flush) {
-                            let replies = flush.into_iter().map(|(reply, _)| reply);
+                            let replies = flush.answers.into_iter().map(|(reply, _)| reply);
                             refuse_replies(replies, "the spool flusher stopped");
                         }
                     }
@@ -251,18 +283,23 @@ impl Writer {
         tracing::debug!("spool writer stopped");
     }
 
-    /// One transaction: forget what was moved, then append every batch.
+    /// One transaction: forget (some of) what was moved, then append every batch.
     fn write(
         &mut self,
-        forget_through: Option<i64>,
         appends: &[(Vec<NewCallback>, AppendReply)],
     ) -> Result<Vec<Vec<JournalOutcome>>, rusqlite::Error> {
         let tx = self
             .spool
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(through) = forget_through {
+        let forget_through = if appends.is_empty() {
+            self.forget_target
+        } else {
+            self.forget_target
+                .min(self.forgotten_through.saturating_add(FORGET_CHUNK))
+        };
+        if forget_through > self.forgotten_through {
             tx.prepare_cached("DELETE FROM spool WHERE id <= ?1")?
-                .execute([through])?;
+                .execute([forget_through])?;
         }
         let mut outcomes = Vec::with_capacity(appends.len());
         if !appends.is_empty() {
@@ -275,6 +312,7 @@ impl Writer {
             ended?;
         }
         tx.commit()?;
+        self.forgotten_through = self.forgotten_through.max(forget_through);
         Ok(outcomes)
     }
 }
@@ -359,17 +397,30 @@ impl WalFile {
         while let Ok(first) = flushes.recv() {
             let mut group = vec![first];
             group.extend(flushes.try_iter());
+            let started = std::time::Instant::now();
             let synced = self.sync();
+            ::metrics::histogram!(metrics::SPOOL_FLUSH_SECONDS)
+                .record(started.elapsed().as_secs_f64());
+            let callbacks: usize = group
+                .iter()
+                .flat_map(|flush| &flush.answers)
+                .map(|(_, outcomes)| outcomes.len())
+                .sum();
+            ::metrics::histogram!(metrics::SPOOL_FLUSH_CALLBACKS).record(callbacks as f64);
             if let Err(error) = &synced {
                 broken.store(true, Ordering::Release);
                 tracing::error!(%error, path = %self.path.display(), "cannot sync the spool's WAL; refusing callbacks (503) until a restart");
             }
-            for (reply, outcomes) in group.into_iter().flatten() {
-                let answer = match &synced {
-                    Ok(()) => Ok(outcomes),
-                    Err(error) => Err(StoreError::Spool(format!("sync failed: {error}"))),
-                };
-                let _ = reply.send(answer);
+            for flush in group {
+                ::metrics::histogram!(metrics::SPOOL_COMMIT_SECONDS)
+                    .record(flush.started.elapsed().as_secs_f64());
+                for (reply, outcomes) in flush.answers {
+                    let answer = match &synced {
+                        Ok(()) => Ok(outcomes),
+                        Err(error) => Err(StoreError::Spool(format!("sync failed: {error}"))),
+                    };
+                    let _ = reply.send(answer);
+                }
             }
         }
         tracing::debug!("spool flusher stopped");

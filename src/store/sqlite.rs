@@ -37,7 +37,8 @@ const READ_CONNECTIONS: u32 = 4;
 /// Pages before the WAL is checkpointed into the database. Larger than SQLite's 1000 so
 /// checkpoints interrupt the journal less often (measured: p99 ~7 ms down to ~4-5 ms).
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
-/// Journal batches handed to the spool writer at once.
+/// Journal batches handed to the spool writer at once: it merges those queued while it
+/// commits into its next commit, so a few in flight keep it from idling between commits.
 const JOURNAL_BATCHES_IN_FLIGHT: usize = 4;
 /// Spooled callbacks written to `callbacks` by one statement (12 values each).
 const MOVE_CHUNK: usize = 64;
@@ -235,6 +236,12 @@ impl Store for SqliteStore {
         JOURNAL_BATCHES_IN_FLIGHT
     }
 
+    fn dispatch_batch(&self) -> u32 {
+        // Under load the fixed costs of a transaction (its claim, its fsync) dominate small
+        // batches: 1024 processed ~40% more per second than 256 (measured with `bench`).
+        1024
+    }
+
     fn dispatchers(&self) -> usize {
         1
     }
@@ -365,6 +372,7 @@ super::domain::domain_writes! {
     read_time: read_ts,
     lock: "",
     release_lease: "",
+    persist_batches: false,
 }
 
 fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {

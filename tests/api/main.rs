@@ -21,5 +21,6 @@ mod proxy;
 mod query_api;
 mod replicas;
 mod secrets;
+mod spool;
 mod stream;
 mod webhook;
