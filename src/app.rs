@@ -88,10 +88,11 @@ pub async fn run(
             if store.dispatchers() == 1 {
                 on_a_thread_of_its_own("dispatcher", run)
             } else {
-                tokio::spawn(run)
+                Ok(tokio::spawn(run))
             }
         })
-        .collect();
+        .collect::<Result<_, _>>()
+        .context("cannot start the dispatcher")?;
     let state = AppState {
         verifier: Arc::new(Verifier::new(
             settings.secret,
@@ -233,31 +234,25 @@ pub fn redact_url(url: &str) -> String {
 fn on_a_thread_of_its_own(
     name: &str,
     work: impl std::future::Future<Output = ()> + Send + 'static,
-) -> tokio::task::JoinHandle<()> {
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let (done, finished) = tokio::sync::oneshot::channel::<()>();
     let (alive, runtime_gone) = tokio::sync::oneshot::channel::<()>();
-    let started = std::thread::Builder::new()
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime.block_on(async {
-                    tokio::select! {
-                        () = work => {}
-                        _ = runtime_gone => {}
-                    }
-                }),
-                Err(error) => tracing::error!(%error, "cannot start a runtime for a worker thread"),
-            }
+            runtime.block_on(async {
+                tokio::select! {
+                    () = work => {}
+                    _ = runtime_gone => {}
+                }
+            });
             let _ = done.send(());
-        });
-    if let Err(error) = started {
-        tracing::error!(%error, name, "cannot start a worker thread");
-    }
-    tokio::spawn(async move {
+        })?;
+    Ok(tokio::spawn(async move {
         let _alive = alive;
         let _ = finished.await;
-    })
+    }))
 }

@@ -25,7 +25,7 @@
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
@@ -91,6 +91,8 @@ struct Flush {
 pub struct Spool {
     commands: std::sync::Mutex<Option<mpsc::Sender<Command>>>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    /// Every callback spooled up to this id is on disk (flushed).
+    synced_through: Arc<AtomicI64>,
 }
 
 impl Spool {
@@ -109,6 +111,11 @@ impl Spool {
         spool.pragma_update(None, "synchronous", "NORMAL")?;
         spool.pragma_update(None, "wal_autocheckpoint", wal_autocheckpoint)?;
         spool.execute_batch(SCHEMA)?;
+        let mut wal = WalFile::new(&path);
+        // What an earlier process wrote and never flushed (it died first) is flushed before
+        // anything here counts on it.
+        wal.sync()
+            .map_err(|e| StoreError::Spool(format!("cannot sync {}: {e}", wal.path.display())))?;
         let main = Connection::open_with_flags(
             database,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -120,6 +127,7 @@ impl Spool {
         let (sender, receiver) = mpsc::channel();
         let (flushes, to_flush) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
+        let synced_through = Arc::new(AtomicI64::new(next_id - 1));
         let mut writer = Writer {
             spool,
             main,
@@ -128,7 +136,11 @@ impl Spool {
             forgotten_through,
             broken: broken.clone(),
         };
-        let mut wal = WalFile::new(&path);
+        let mut flusher = Flusher {
+            wal,
+            broken,
+            synced_through: synced_through.clone(),
+        };
         let start = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -140,14 +152,12 @@ impl Spool {
                 "spool-writer",
                 Box::new(move || writer.run(receiver, flushes)),
             )?,
-            start(
-                "spool-flusher",
-                Box::new(move || wal.flush_loop(to_flush, &broken)),
-            )?,
+            start("spool-flusher", Box::new(move || flusher.run(to_flush)))?,
         ];
         Ok(Spool {
             commands: std::sync::Mutex::new(Some(sender)),
             threads: std::sync::Mutex::new(threads),
+            synced_through,
         })
     }
 
@@ -165,8 +175,16 @@ impl Spool {
         let _ = self.send(Command::Forget { through });
     }
 
+    /// Whether the callback spooled under `id` is flushed (not only written).
+    pub fn is_flushed(&self, id: i64) -> bool {
+        id <= self.synced_through.load(Ordering::Acquire)
+    }
+
     fn send(&self, command: Command) -> Result<(), StoreError> {
-        let commands = self.commands.lock().map_err(|_| StoreError::Closed)?;
+        let commands = self
+            .commands
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         commands
             .as_ref()
             .ok_or(StoreError::Closed)?
@@ -176,17 +194,22 @@ impl Spool {
 
     /// Stops taking commands, and waits until the thread wrote what it had and closed the file.
     pub async fn close(&self) {
-        if let Ok(mut commands) = self.commands.lock() {
-            commands.take();
-        }
-        let threads = self
-            .threads
+        self.commands
             .lock()
-            .map(|mut t| std::mem::take(&mut *t))
-            .unwrap_or_default();
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let threads = std::mem::take(
+            &mut *self
+                .threads
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {
-                let _ = thread.join();
+                let name = thread.thread().name().unwrap_or("spool").to_owned();
+                if thread.join().is_err() {
+                    tracing::error!(thread = name, "a spool thread panicked");
+                }
             }
         })
         .await;
@@ -246,7 +269,11 @@ impl Writer {
                     Command::Append { batch, reply } => appends.push((batch, reply)),
                 }
             }
+            // Requests that gave up (timed out, answered 503) need not be written.
+            appends.retain(|(_, reply)| !reply.is_closed());
             if self.broken.load(Ordering::Acquire) {
+                // Nothing is written any more; the next start finds the moved rows moved.
+                self.forget_target = self.forgotten_through;
                 refuse(
                     appends,
                     "an earlier flush of the spool failed; restart the service",
@@ -273,6 +300,12 @@ impl Writer {
                         }
                     }
                 }
+                Err(error) if appends.is_empty() => {
+                    // Only forgetting failed: leave it to the next start rather than retry
+                    // every few milliseconds.
+                    self.forget_target = self.forgotten_through;
+                    tracing::warn!(%error, "the spool could not forget moved callbacks; the next start will");
+                }
                 Err(error) => {
                     self.next_id = first_id;
                     tracing::error!(%error, "spool commit failed; its callbacks are answered 503 and Sinch will retry them");
@@ -291,11 +324,14 @@ impl Writer {
         let tx = self
             .spool
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let appending: usize = appends.iter().map(|(batch, _)| batch.len()).sum();
         let forget_through = if appends.is_empty() {
             self.forget_target
         } else {
+            // At least as many as are appended, so the moved rows cannot pile up under load.
+            let chunk = FORGET_CHUNK.max(i64::try_from(appending).unwrap_or(i64::MAX));
             self.forget_target
-                .min(self.forgotten_through.saturating_add(FORGET_CHUNK))
+                .min(self.forgotten_through.saturating_add(chunk))
         };
         if forget_through > self.forgotten_through {
             tx.prepare_cached("DELETE FROM spool WHERE id <= ?1")?
@@ -303,6 +339,10 @@ impl Writer {
         }
         let mut outcomes = Vec::with_capacity(appends.len());
         if !appends.is_empty() {
+            if !self.main.is_autocommit() {
+                // A read transaction left open by a failed COMMIT would pin an old snapshot.
+                self.main.execute_batch("ROLLBACK")?;
+            }
             // Read `callbacks` from now on: the forgotten ones are visible there.
             self.main.execute_batch("BEGIN")?;
             let appended = append_all(&tx, &self.main, &mut self.next_id, appends, &mut outcomes);
@@ -392,43 +432,16 @@ impl WalFile {
         }
     }
 
-    /// Syncs the commits made so far; for each batch of flushes queued meanwhile, one sync.
-    fn flush_loop(&mut self, flushes: mpsc::Receiver<Flush>, broken: &AtomicBool) {
-        while let Ok(first) = flushes.recv() {
-            let mut group = vec![first];
-            group.extend(flushes.try_iter());
-            let started = std::time::Instant::now();
-            let synced = self.sync();
-            ::metrics::histogram!(metrics::SPOOL_FLUSH_SECONDS)
-                .record(started.elapsed().as_secs_f64());
-            let callbacks: usize = group
-                .iter()
-                .flat_map(|flush| &flush.answers)
-                .map(|(_, outcomes)| outcomes.len())
-                .sum();
-            ::metrics::histogram!(metrics::SPOOL_FLUSH_CALLBACKS).record(callbacks as f64);
-            if let Err(error) = &synced {
-                broken.store(true, Ordering::Release);
-                tracing::error!(%error, path = %self.path.display(), "cannot sync the spool's WAL; refusing callbacks (503) until a restart");
-            }
-            for flush in group {
-                ::metrics::histogram!(metrics::SPOOL_COMMIT_SECONDS)
-                    .record(flush.started.elapsed().as_secs_f64());
-                for (reply, outcomes) in flush.answers {
-                    let answer = match &synced {
-                        Ok(()) => Ok(outcomes),
-                        Err(error) => Err(StoreError::Spool(format!("sync failed: {error}"))),
-                    };
-                    let _ = reply.send(answer);
-                }
-            }
-        }
-        tracing::debug!("spool flusher stopped");
-    }
-
     fn sync(&mut self) -> std::io::Result<()> {
         let inode = std::fs::metadata(&self.path)?.ino();
-        if self.open.as_ref().is_none_or(|(_, open)| *open != inode) {
+        if let Some((_, open)) = &self.open {
+            if *open != inode {
+                // SQLite still writes through the file it opened: syncing another one
+                // vouches for nothing.
+                return Err(std::io::Error::other("the WAL file was replaced"));
+            }
+        }
+        if self.open.is_none() {
             let file = File::open(&self.path)?;
             // A new WAL file's name must survive a power cut too.
             if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -440,5 +453,71 @@ impl WalFile {
             Some((file, _)) => file.sync_data(),
             None => Ok(()),
         }
+    }
+}
+
+/// Flushes the spool's WAL and releases the answers of the commits it covers.
+struct Flusher {
+    wal: WalFile,
+    /// Set for good after a failed sync: what the OS says it wrote can no longer be trusted
+    /// (a later sync may report success for data that never reached the disk).
+    broken: Arc<AtomicBool>,
+    synced_through: Arc<AtomicI64>,
+}
+
+impl Flusher {
+    /// Syncs the commits made so far; for each batch of flushes queued meanwhile, one sync.
+    fn run(&mut self, flushes: mpsc::Receiver<Flush>) {
+        while let Ok(first) = flushes.recv() {
+            let mut group = vec![first];
+            group.extend(flushes.try_iter());
+            let synced = self.sync();
+            let callbacks: usize = group
+                .iter()
+                .flat_map(|flush| &flush.answers)
+                .map(|(_, outcomes)| outcomes.len())
+                .sum();
+            ::metrics::histogram!(metrics::SPOOL_FLUSH_CALLBACKS).record(callbacks as f64);
+            if synced.is_ok() {
+                let newest = group
+                    .iter()
+                    .flat_map(|flush| &flush.answers)
+                    .flat_map(|(_, outcomes)| outcomes)
+                    .filter_map(|outcome| match outcome {
+                        JournalOutcome::Accepted { id } => Some(*id),
+                        JournalOutcome::Duplicate => None,
+                    })
+                    .max();
+                if let Some(newest) = newest {
+                    self.synced_through.fetch_max(newest, Ordering::AcqRel);
+                }
+            }
+            for flush in group {
+                ::metrics::histogram!(metrics::SPOOL_COMMIT_SECONDS)
+                    .record(flush.started.elapsed().as_secs_f64());
+                for (reply, outcomes) in flush.answers {
+                    let answer = match &synced {
+                        Ok(()) => Ok(outcomes),
+                        Err(why) => Err(StoreError::Spool(why.clone())),
+                    };
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+        tracing::debug!("spool flusher stopped");
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        if self.broken.load(Ordering::Acquire) {
+            return Err("an earlier flush of the spool failed; restart the service".into());
+        }
+        let started = std::time::Instant::now();
+        let synced = self.wal.sync();
+        ::metrics::histogram!(metrics::SPOOL_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
+        synced.map_err(|error| {
+            self.broken.store(true, Ordering::Release);
+            tracing::error!(%error, path = %self.wal.path.display(), "cannot sync the spool's WAL; refusing callbacks (503) until a restart");
+            format!("sync failed: {error}")
+        })
     }
 }

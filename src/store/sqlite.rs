@@ -254,12 +254,14 @@ impl Store for SqliteStore {
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        let spooled = sqlx::query("SELECT 1 FROM spool WHERE dedupe_key = ?")
+        let spooled: Option<i64> = sqlx::query_scalar("SELECT id FROM spool WHERE dedupe_key = ?")
             .bind(dedupe_key)
             .fetch_optional(&self.spool_reads)
             .await?;
-        if spooled.is_some() {
-            return Ok(true);
+        if let Some(id) = spooled {
+            // Written but not flushed yet: acknowledging a redelivery on its strength could
+            // lose both to a power cut.
+            return Ok(self.spool.is_flushed(id));
         }
         let mut conn = self.read_pool.acquire().await?;
         Ok(journaled(&mut conn, dedupe_key).await?)
@@ -285,7 +287,16 @@ impl Store for SqliteStore {
         // Oldest first across both; the spooled ones taken are then always the spool's
         // oldest, which `forget_moved` relies on.
         due.extend(self.spooled(limit).await?);
-        due.sort_unstable_by_key(|c| c.id);
+        due.sort_by_key(|c| c.id);
+        // A callback moved, then failed, then left in the spool by a crash is in both: one
+        // item, with the journal's attempts (its move is then a no-op, and it is forgotten).
+        due.dedup_by(|later, earlier| {
+            let same = later.id == earlier.id;
+            if same {
+                earlier.spooled = earlier.spooled.take().or(later.spooled.take());
+            }
+            same
+        });
         due.truncate(limit as usize);
         Ok(due)
     }

@@ -172,13 +172,84 @@ async fn after_a_failed_flush_nothing_more_is_acknowledged_until_a_restart() {
     let mut wal = store::spool_path(std::path::Path::new(&db)).into_os_string();
     wal.push("-wal");
     std::fs::remove_file(&wal).unwrap();
-    for message in ["m-after-1", "m-after-2"] {
-        let body = delivery_report(message, "DELIVERED", "2025-03-04T12:00:00Z");
-        let refused = app.post_signed(&body).await;
-        assert_eq!(refused.status(), 503);
-        assert_eq!(json(refused).await["error"], "storage_unavailable");
-    }
+    let body = delivery_report("m-after-1", "DELIVERED", "2025-03-04T12:00:00Z");
+    let refused = app.post_signed(&body).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(json(refused).await["error"], "storage_unavailable");
+    // Even with a file back under that name, a failed flush is not forgotten: what the OS
+    // said it wrote before can no longer be trusted.
+    std::fs::write(&wal, b"").unwrap();
+    let body = delivery_report("m-after-2", "DELIVERED", "2025-03-04T12:00:00Z");
+    let refused = app.post_signed(&body).await;
+    assert_eq!(refused.status(), 503);
+    std::fs::remove_file(&wal).unwrap();
     let app = app.restart().await;
     let body = delivery_report("m-after-restart", "DELIVERED", "2025-03-04T12:00:00Z");
     assert_eq!(app.post_signed(&body).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_failed_callback_left_in_the_spool_by_a_crash_is_taken_up_once() {
+    let files = files();
+    let store = open(&files).await;
+    let main = SqlitePool::connect(&files.url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER stall BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'stalled'); END",
+    )
+    .execute(&main)
+    .await
+    .unwrap();
+    store
+        .journal(&[entry(&delivery_report(
+            "m-retry",
+            "DELIVERED",
+            "2025-03-04T12:00:00Z",
+        ))])
+        .await
+        .unwrap();
+    let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
+    sqlx::query("CREATE TABLE saved AS SELECT * FROM spool")
+        .execute(&spool)
+        .await
+        .unwrap();
+    assert_eq!(process_due(store.as_ref()).await.unwrap(), 1);
+    let failed: (i64, Option<String>) =
+        sqlx::query_as("SELECT attempts, processed_at FROM callbacks")
+            .fetch_one(&main)
+            .await
+            .unwrap();
+    assert_eq!(failed, (1, None), "moved, failed, waiting for a retry");
+    wait_for_empty_spool(&spool).await;
+    store.close().await;
+    // The crash came between the move and the forget.
+    sqlx::query("INSERT INTO spool SELECT * FROM saved")
+        .execute(&spool)
+        .await
+        .unwrap();
+    sqlx::query("DROP TRIGGER stall")
+        .execute(&main)
+        .await
+        .unwrap();
+
+    let store = open(&files).await;
+    store.make_pending_due(chrono::Utc::now()).await.unwrap();
+    let due = store.claim_due(chrono::Utc::now(), 100).await.unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "one item, though the callback is in both files"
+    );
+    assert_eq!(due[0].attempts, 1, "with the journal's attempts");
+    drain(store.as_ref()).await;
+    let processed: (i64, bool) =
+        sqlx::query_as("SELECT attempts, processed_at IS NOT NULL FROM callbacks")
+            .fetch_one(&main)
+            .await
+            .unwrap();
+    assert_eq!(processed, (2, true));
+    assert_eq!(store.message_history("m-retry").await.unwrap().len(), 1);
+    wait_for_empty_spool(&spool).await;
+    store.close().await;
+    main.close().await;
+    spool.close().await;
 }
