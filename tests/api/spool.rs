@@ -51,6 +51,17 @@ async fn wait_for_empty_spool(spool: &SqlitePool) {
     panic!("the spool kept callbacks that were moved");
 }
 
+/// Once the store forgot what it moved, stops it and puts the saved spool rows back: as if
+/// it had died between the move's commit and the forget.
+async fn put_back_what_was_saved(spool: &SqlitePool, store: std::sync::Arc<dyn Store>) {
+    wait_for_empty_spool(spool).await;
+    store.close().await;
+    sqlx::query("INSERT INTO spool SELECT * FROM saved")
+        .execute(spool)
+        .await
+        .unwrap();
+}
+
 fn accepted_id(outcome: &JournalOutcome) -> i64 {
     match outcome {
         JournalOutcome::Accepted { id } => *id,
@@ -80,12 +91,7 @@ async fn a_callback_moved_but_not_forgotten_before_a_crash_is_not_processed_twic
         .unwrap();
     assert_eq!(saved, 3, "acknowledged callbacks wait in the spool");
     drain(store.as_ref()).await;
-    wait_for_empty_spool(&spool).await;
-    store.close().await;
-    sqlx::query("INSERT INTO spool SELECT * FROM saved")
-        .execute(&spool)
-        .await
-        .unwrap();
+    put_back_what_was_saved(&spool, store).await;
 
     let store = open(&files).await;
     let due = store.claim_due(chrono::Utc::now(), 100).await.unwrap();
@@ -219,13 +225,7 @@ async fn a_failed_callback_left_in_the_spool_by_a_crash_is_taken_up_once() {
             .await
             .unwrap();
     assert_eq!(failed, (1, None), "moved, failed, waiting for a retry");
-    wait_for_empty_spool(&spool).await;
-    store.close().await;
-    // The crash came between the move and the forget.
-    sqlx::query("INSERT INTO spool SELECT * FROM saved")
-        .execute(&spool)
-        .await
-        .unwrap();
+    put_back_what_was_saved(&spool, store).await;
     sqlx::query("DROP TRIGGER stall")
         .execute(&main)
         .await
