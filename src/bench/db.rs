@@ -63,11 +63,7 @@ impl Db {
             .with_context(what)?
             .read_only(true)
             .busy_timeout(Duration::from_secs(5));
-        let spool = crate::store::spool_path(options.get_filename());
-        let attach = format!(
-            "ATTACH DATABASE '{}' AS spool",
-            spool.display().to_string().replace('\'', "''")
-        );
+        let attach = crate::store::spool_attach_statement(options.get_filename());
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .after_connect(move |conn, _| {

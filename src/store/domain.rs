@@ -37,6 +37,34 @@ macro_rules! domain_writes {
         };
         use $crate::store::{Effect, NewEvent, PendingCallback, Plan, Processed, Work};
 
+        /// The `callbacks` columns a journaled callback fills, in the order
+        /// `push_journal_columns` binds them.
+        const JOURNAL_COLUMNS: &str = "received_at, next_attempt_at, api, trigger, dedupe_key, \
+             app_id, project_id, message_id, body, nonce, signature_timestamp";
+
+        /// Binds `cb`'s values for `JOURNAL_COLUMNS` into a row of a multi-row insert.
+        fn push_journal_columns<'args>(
+            row: &mut sqlx::query_builder::Separated<
+                '_,
+                'args,
+                <$Conn as sqlx::Connection>::Database,
+                &'static str,
+            >,
+            cb: &'args $crate::store::NewCallback,
+        ) {
+            row.push_bind($time(&cb.received_at))
+                .push_bind($time(&cb.received_at))
+                .push_bind(cb.api.as_str())
+                .push_bind(cb.trigger.as_str())
+                .push_bind(&cb.dedupe_key)
+                .push_bind(&cb.app_id)
+                .push_bind(&cb.project_id)
+                .push_bind(&cb.message_id)
+                .push_bind(&cb.body)
+                .push_bind(&cb.nonce)
+                .push_bind(cb.signature_timestamp);
+        }
+
         /// Whether a callback with this dedupe key is journaled.
         async fn journaled(conn: &mut $Conn, dedupe_key: &str) -> Result<bool, sqlx::Error> {
             let found = sqlx::query("SELECT 1 FROM callbacks WHERE dedupe_key = $1")

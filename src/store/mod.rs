@@ -32,7 +32,7 @@ pub use outbox::{
 pub use postgres::PostgresStore;
 pub use queries::{CallbackQuery, MessageQuery, Queries, ReplayQuery};
 pub use records::*;
-pub use spool::path_for as spool_path;
+pub use spool::{attach_statement as spool_attach_statement, path_for as spool_path};
 pub use sqlite::SqliteStore;
 
 /// A verified, classified callback ready to be journaled.
@@ -93,21 +93,9 @@ pub struct PendingCallback {
     pub body: String,
     /// Processing attempts made so far.
     pub attempts: i64,
-    /// SQLite: the callback is still in the spool (acknowledged, never processed); processing
-    /// writes its row into `callbacks` from these columns.
-    pub spooled: Option<Box<SpooledColumns>>,
-}
-
-/// The journal columns of a spooled callback that `PendingCallback` does not carry.
-#[derive(Debug, Clone)]
-pub struct SpooledColumns {
-    pub api: Api,
-    pub dedupe_key: String,
-    pub app_id: Option<String>,
-    pub project_id: Option<String>,
-    pub message_id: Option<String>,
-    pub nonce: String,
-    pub signature_timestamp: i64,
+    /// SQLite: the callback is still in the spool (acknowledged, never processed);
+    /// processing writes it into `callbacks` under `id`.
+    pub spooled: Option<Box<NewCallback>>,
 }
 
 /// A change to the domain tables, decided by a handler and applied by the store. Each is

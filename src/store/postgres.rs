@@ -275,23 +275,8 @@ async fn insert_callbacks(
     conn: &mut sqlx::PgConnection,
     batch: &[crate::store::NewCallback],
 ) -> Result<Vec<crate::store::JournalOutcome>, sqlx::Error> {
-    let mut insert = sqlx::QueryBuilder::new(
-        "INSERT INTO callbacks (received_at, next_attempt_at, api, trigger, dedupe_key, \
-         app_id, project_id, message_id, body, nonce, signature_timestamp) ",
-    );
-    insert.push_values(batch, |mut row, cb| {
-        row.push_bind(pg_time(&cb.received_at))
-            .push_bind(pg_time(&cb.received_at))
-            .push_bind(cb.api.as_str())
-            .push_bind(cb.trigger.as_str())
-            .push_bind(&cb.dedupe_key)
-            .push_bind(&cb.app_id)
-            .push_bind(&cb.project_id)
-            .push_bind(&cb.message_id)
-            .push_bind(&cb.body)
-            .push_bind(&cb.nonce)
-            .push_bind(cb.signature_timestamp);
-    });
+    let mut insert = sqlx::QueryBuilder::new(format!("INSERT INTO callbacks ({JOURNAL_COLUMNS}) "));
+    insert.push_values(batch, |mut row, cb| push_journal_columns(&mut row, cb));
     insert.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key");
     let inserted = insert
         .build_query_as::<(i64, String)>()

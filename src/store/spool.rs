@@ -68,6 +68,13 @@ pub fn path_for(database: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The statement that attaches the spool of the database at `database`, as schema `spool`,
+/// to a connection on that database: for readers that want both files in one query.
+pub fn attach_statement(database: &Path) -> String {
+    let spool = path_for(database).display().to_string();
+    format!("ATTACH DATABASE '{}' AS spool", spool.replace('\'', "''"))
+}
+
 type AppendReply = oneshot::Sender<Result<Vec<JournalOutcome>, StoreError>>;
 
 enum Command {
@@ -434,25 +441,21 @@ impl WalFile {
 
     fn sync(&mut self) -> std::io::Result<()> {
         let inode = std::fs::metadata(&self.path)?.ino();
-        if let Some((_, open)) = &self.open {
-            if *open != inode {
-                // SQLite still writes through the file it opened: syncing another one
-                // vouches for nothing.
-                return Err(std::io::Error::other("the WAL file was replaced"));
+        let file = match &self.open {
+            Some((file, open)) if *open == inode => file,
+            // SQLite still writes through the file it opened: syncing another one vouches
+            // for nothing.
+            Some(_) => return Err(std::io::Error::other("the WAL file was replaced")),
+            None => {
+                let file = File::open(&self.path)?;
+                // A new WAL file's name must survive a power cut too.
+                if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    File::open(dir)?.sync_all()?;
+                }
+                &self.open.insert((file, inode)).0
             }
-        }
-        if self.open.is_none() {
-            let file = File::open(&self.path)?;
-            // A new WAL file's name must survive a power cut too.
-            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)?.sync_all()?;
-            }
-            self.open = Some((file, inode));
-        }
-        match &self.open {
-            Some((file, _)) => file.sync_data(),
-            None => Ok(()),
-        }
+        };
+        file.sync_data()
     }
 }
 

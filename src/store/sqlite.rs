@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, watch};
 
 use super::records::*;
 use super::spool::Spool;
-use super::{JournalOutcome, NewCallback, SpooledColumns, Store, StoreError, StoreOptions};
+use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
 use crate::callback::{Api, Trigger};
 
 /// One connection for ingestion and dispatch: they take turns at the write gate anyway,
@@ -37,6 +37,8 @@ const READ_CONNECTIONS: u32 = 4;
 /// Pages before the WAL is checkpointed into the database. Larger than SQLite's 1000 so
 /// checkpoints interrupt the journal less often (measured: p99 ~7 ms down to ~4-5 ms).
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
+/// A count of callbacks waiting for processing, and when the oldest was received.
+type Backlog = (i64, Option<DateTime<Utc>>);
 /// Journal batches handed to the spool writer at once: it merges those queued while it
 /// commits into its next commit, so a few in flight keep it from idling between commits.
 const JOURNAL_BATCHES_IN_FLIGHT: usize = 4;
@@ -163,23 +165,26 @@ impl SqliteStore {
 impl SqliteStore {
     /// How many callbacks wait for processing (spooled or due for a retry), and since when
     /// the oldest.
-    async fn pending_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
-        type Backlog = (i64, Option<DateTime<Utc>>);
+    async fn pending_backlog(&self) -> Result<Backlog, StoreError> {
         let (journaled, journaled_oldest): Backlog = sqlx::query_as(
             "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
         )
         .fetch_one(&self.read_pool)
         .await?;
-        let (spooled, spooled_oldest): Backlog =
-            sqlx::query_as("SELECT COUNT(*), MIN(received_at) FROM spool WHERE id > ?")
-                .bind(self.moved_through.load(Ordering::Acquire))
-                .fetch_one(&self.spool_reads)
-                .await?;
+        let (spooled, spooled_oldest) = self.spool_backlog().await?;
         let oldest = match (journaled_oldest, spooled_oldest) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         Ok((journaled + spooled, oldest))
+    }
+
+    /// How many spooled callbacks this process has not moved yet, and since when the oldest.
+    async fn spool_backlog(&self) -> Result<Backlog, sqlx::Error> {
+        sqlx::query_as("SELECT COUNT(*), MIN(received_at) FROM spool WHERE id > ?")
+            .bind(self.moved_through.load(Ordering::Acquire))
+            .fetch_one(&self.spool_reads)
+            .await
     }
 
     /// A callback acknowledged and not processed yet, as the query API shows it.
@@ -307,12 +312,13 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<Processed>, StoreError> {
         let order: Vec<usize> = (0..work.len()).collect();
-        let _gate = self.write_gate.lock().await;
-        let (results, events) = super::together_or_one_by_one(work, |together| {
-            self.process_in_transaction(work, &order, now, together)
-        })
-        .await?;
-        drop(_gate);
+        let (results, events) = {
+            let _gate = self.write_gate.lock().await;
+            super::together_or_one_by_one(work, |together| {
+                self.process_in_transaction(work, &order, now, together)
+            })
+            .await?
+        };
         self.forget_moved(work);
         if !events.is_empty() {
             self.events_signal.send_modify(|n| *n += 1);
@@ -338,10 +344,7 @@ impl Store for SqliteStore {
             let mut conn = self.pool.acquire().await?;
             make_all_pending_due(&mut conn, now).await?
         };
-        let spooled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spool WHERE id > ?")
-            .bind(self.moved_through.load(Ordering::Acquire))
-            .fetch_one(&self.spool_reads)
-            .await?;
+        let (spooled, _) = self.spool_backlog().await?;
         Ok(journaled + u64::try_from(spooled).unwrap_or_default())
     }
 
@@ -406,23 +409,26 @@ fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
     let api: String = row.try_get("api")?;
     let received_at: String = row.try_get("received_at")?;
     let decode = |what: String| sqlx::Error::Decode(what.into());
-    Ok(PendingCallback {
-        id: row.try_get("id")?,
+    let spooled = NewCallback {
         received_at: parse_ts(&received_at)
             .ok_or_else(|| decode(format!("spool.received_at is not a time: {received_at:?}")))?,
+        api: Api::parse(&api).ok_or_else(|| decode(format!("spool.api is unknown: {api:?}")))?,
         trigger: Trigger::parse(row.try_get("trigger")?),
+        dedupe_key: row.try_get("dedupe_key")?,
+        app_id: row.try_get("app_id")?,
+        project_id: row.try_get("project_id")?,
+        message_id: row.try_get("message_id")?,
         body: row.try_get("body")?,
+        nonce: row.try_get("nonce")?,
+        signature_timestamp: row.try_get("signature_timestamp")?,
+    };
+    Ok(PendingCallback {
+        id: row.try_get("id")?,
+        received_at: spooled.received_at,
+        trigger: spooled.trigger,
+        body: spooled.body.clone(),
         attempts: 0,
-        spooled: Some(Box::new(SpooledColumns {
-            api: Api::parse(&api)
-                .ok_or_else(|| decode(format!("spool.api is unknown: {api:?}")))?,
-            dedupe_key: row.try_get("dedupe_key")?,
-            app_id: row.try_get("app_id")?,
-            project_id: row.try_get("project_id")?,
-            message_id: row.try_get("message_id")?,
-            nonce: row.try_get("nonce")?,
-            signature_timestamp: row.try_get("signature_timestamp")?,
-        })),
+        spooled: Some(Box::new(spooled)),
     })
 }
 
@@ -430,31 +436,16 @@ fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
 /// their spool ids. One already there (moved before a crash kept the spool from forgetting
 /// it) is left alone, and processing then finds it processed.
 async fn move_spooled(conn: &mut SqliteConnection, work: &[Work]) -> Result<(), sqlx::Error> {
-    let spooled: Vec<(&PendingCallback, &SpooledColumns)> = work
+    let spooled: Vec<(i64, &NewCallback)> = work
         .iter()
-        .filter_map(|item| {
-            let columns = item.callback.spooled.as_deref()?;
-            Some((&item.callback, columns))
-        })
+        .filter_map(|item| Some((item.callback.id, item.callback.spooled.as_deref()?)))
         .collect();
     for chunk in spooled.chunks(MOVE_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT INTO callbacks (id, received_at, next_attempt_at, api, trigger, dedupe_key, \
-             app_id, project_id, message_id, body, nonce, signature_timestamp) ",
-        );
-        insert.push_values(chunk, |mut row, (callback, columns)| {
-            row.push_bind(callback.id)
-                .push_bind(ts(&callback.received_at))
-                .push_bind(ts(&callback.received_at))
-                .push_bind(columns.api.as_str())
-                .push_bind(callback.trigger.as_str())
-                .push_bind(&columns.dedupe_key)
-                .push_bind(&columns.app_id)
-                .push_bind(&columns.project_id)
-                .push_bind(&columns.message_id)
-                .push_bind(&callback.body)
-                .push_bind(&columns.nonce)
-                .push_bind(columns.signature_timestamp);
+        let mut insert =
+            sqlx::QueryBuilder::new(format!("INSERT INTO callbacks (id, {JOURNAL_COLUMNS}) "));
+        insert.push_values(chunk, |mut row, (id, cb)| {
+            row.push_bind(*id);
+            push_journal_columns(&mut row, cb);
         });
         insert.push(" ON CONFLICT DO NOTHING");
         // One text per chunk length: caching them all would only hold memory.

@@ -122,11 +122,7 @@ pub async fn inspection_pool(url: &str) -> SqlitePool {
         .expect("url")
         .create_if_missing(true)
         .busy_timeout(Duration::from_secs(10));
-    let spool = sinch_webhooks::store::spool_path(options.get_filename());
-    let attach = format!(
-        "ATTACH DATABASE '{}' AS spool",
-        spool.display().to_string().replace('\'', "''")
-    );
+    let attach = sinch_webhooks::store::spool_attach_statement(options.get_filename());
     SqlitePoolOptions::new()
         .after_connect(move |conn, _| {
             let attach = attach.clone();
