@@ -46,14 +46,8 @@ pub async fn run(
     timeout: Duration,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let dir = tempfile::Builder::new()
-        .prefix("sinch-webhooks-restart-")
-        .tempdir()
-        .context("cannot create a temporary folder")?;
-    let url = database_url.map_or_else(
-        || format!("sqlite://{}", dir.path().join("restart.db").display()),
-        str::to_owned,
-    );
+    let (_dir, url) =
+        super::spawn::temporary_database("sinch-webhooks-restart-", "restart.db", database_url)?;
     fill(&url, count, mix, secret).await?;
 
     let db = Db::connect(&url).await?;

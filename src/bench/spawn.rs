@@ -43,14 +43,8 @@ impl Spawned {
         database_url: Option<&str>,
         env: &[(String, String)],
     ) -> anyhow::Result<Spawned> {
-        let dir = tempfile::Builder::new()
-            .prefix("sinch-webhooks-bench-")
-            .tempdir()
-            .context("cannot create a temporary folder")?;
-        let database_url = database_url.map_or_else(
-            || format!("sqlite://{}", dir.path().join("bench.db").display()),
-            str::to_owned,
-        );
+        let (dir, database_url) =
+            temporary_database("sinch-webhooks-bench-", "bench.db", database_url)?;
         let log_path = dir.path().join("receiver.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
@@ -185,6 +179,24 @@ pub fn process_cpu_secs(pid: &str) -> Option<f64> {
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some((user + system) as f64 / CLOCK_TICKS_PER_SEC)
+}
+
+/// A new temporary folder (named `prefix…`, removed when dropped) and the database to use:
+/// `given`, or else a new SQLite file `file_name` in that folder.
+pub(super) fn temporary_database(
+    prefix: &str,
+    file_name: &str,
+    given: Option<&str>,
+) -> anyhow::Result<(tempfile::TempDir, String)> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .context("cannot create a temporary folder")?;
+    let url = given.map_or_else(
+        || format!("sqlite://{}", dir.path().join(file_name).display()),
+        str::to_owned,
+    );
+    Ok((dir, url))
 }
 
 #[cfg(test)]

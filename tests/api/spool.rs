@@ -62,9 +62,15 @@ async fn put_back_what_was_saved(spool: &SqlitePool, store: std::sync::Arc<dyn S
         .unwrap();
 }
 
-fn accepted_id(outcome: &JournalOutcome) -> i64 {
+async fn journal_one(store: &dyn Store, callback: &NewCallback) -> JournalOutcome {
+    let outcomes = store.journal(std::slice::from_ref(callback)).await.unwrap();
+    assert_eq!(outcomes.len(), 1, "one outcome per callback");
+    outcomes[0]
+}
+
+fn accepted_id(outcome: JournalOutcome) -> i64 {
     match outcome {
-        JournalOutcome::Accepted { id } => *id,
+        JournalOutcome::Accepted { id } => id,
         JournalOutcome::Duplicate => panic!("expected an accepted callback"),
     }
 }
@@ -134,7 +140,7 @@ async fn duplicates_are_recognised_after_leaving_the_spool_and_ids_keep_increasi
         "DELIVERED",
         "2025-03-04T12:00:00Z",
     ));
-    let first_id = accepted_id(&store.journal(std::slice::from_ref(&first)).await.unwrap()[0]);
+    let first_id = accepted_id(journal_one(store.as_ref(), &first).await);
     let record = store.callback(first_id).await.unwrap().unwrap();
     assert_eq!(
         (record.body.as_str(), record.processed_at),
@@ -146,24 +152,24 @@ async fn duplicates_are_recognised_after_leaving_the_spool_and_ids_keep_increasi
     wait_for_empty_spool(&spool).await;
     assert!(store.is_journaled(&first.dedupe_key).await.unwrap());
     assert_eq!(
-        store.journal(std::slice::from_ref(&first)).await.unwrap(),
-        vec![JournalOutcome::Duplicate],
+        journal_one(store.as_ref(), &first).await,
+        JournalOutcome::Duplicate,
         "a retry after processing"
     );
     let second = entry(&delivery_report("m-dup", "READ", "2025-03-04T12:00:01Z"));
-    let second_id = accepted_id(&store.journal(std::slice::from_ref(&second)).await.unwrap()[0]);
+    let second_id = accepted_id(journal_one(store.as_ref(), &second).await);
     assert!(second_id > first_id);
     drain(store.as_ref()).await;
     store.close().await;
 
     let store = open(&files).await;
     assert_eq!(
-        store.journal(std::slice::from_ref(&second)).await.unwrap(),
-        vec![JournalOutcome::Duplicate],
+        journal_one(store.as_ref(), &second).await,
+        JournalOutcome::Duplicate,
         "a retry after a restart"
     );
     let third = entry(&delivery_report("m-dup-3", "READ", "2025-03-04T12:00:02Z"));
-    let third_id = accepted_id(&store.journal(std::slice::from_ref(&third)).await.unwrap()[0]);
+    let third_id = accepted_id(journal_one(store.as_ref(), &third).await);
     assert!(third_id > second_id, "ids continue across restarts");
     store.close().await;
     spool.close().await;
