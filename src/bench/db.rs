@@ -17,11 +17,21 @@ use super::stats::Latency;
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 const COUNT_PENDING: &str = "SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL";
 const MAX_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM callbacks";
-/// SQLite: callbacks still in the spool count too (the spool is attached as `spool`). A
-/// spooled callback already moved into `callbacks` is counted there only.
+/// SQLite: callbacks still in the spool count too (the spool is attached as `spool`). The
+/// receiver moves spooled callbacks into `callbacks` oldest first, so those not moved yet
+/// are the ones above every id in `callbacks` (one moved and not yet forgotten is counted
+/// there only).
 const SQLITE_COUNT_PENDING: &str = "SELECT \
     (SELECT COUNT(*) FROM callbacks WHERE processed_at IS NULL) + \
-    (SELECT COUNT(*) FROM spool.spool WHERE id NOT IN (SELECT id FROM main.callbacks))";
+    (SELECT COUNT(*) FROM spool.spool WHERE id > (SELECT COALESCE(MAX(id), 0) FROM main.callbacks))";
+/// Whether anything is pending at all: polled often while a backlog drains, so it must not
+/// count a large backlog each time (that would take CPU from the receiver it measures).
+const ANY_PENDING: &str = "SELECT CAST(CASE WHEN \
+    EXISTS (SELECT 1 FROM callbacks WHERE processed_at IS NULL) THEN 1 ELSE 0 END AS BIGINT)";
+const SQLITE_ANY_PENDING: &str = "SELECT CAST(CASE WHEN \
+    EXISTS (SELECT 1 FROM callbacks WHERE processed_at IS NULL) OR \
+    EXISTS (SELECT 1 FROM spool.spool WHERE id > (SELECT COALESCE(MAX(id), 0) FROM main.callbacks)) \
+    THEN 1 ELSE 0 END AS BIGINT)";
 const SQLITE_MAX_ID: &str = "SELECT MAX( \
     (SELECT COALESCE(MAX(id), 0) FROM callbacks), (SELECT COALESCE(MAX(id), 0) FROM spool.spool))";
 
@@ -106,6 +116,18 @@ impl Db {
         .context("counting pending callbacks")
     }
 
+    /// Whether any callback is journaled and not processed yet.
+    pub async fn any_pending(&self) -> anyhow::Result<bool> {
+        let found = self
+            .scalar(match self {
+                Db::Sqlite(_) => SQLITE_ANY_PENDING,
+                Db::Postgres(_) => ANY_PENDING,
+            })
+            .await
+            .context("looking for pending callbacks")?;
+        Ok(found != 0)
+    }
+
     async fn scalar(&self, sql: &str) -> Result<i64, sqlx::Error> {
         match self {
             Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
@@ -131,7 +153,7 @@ impl Db {
                 });
             }
             tokio::time::sleep(DRAIN_POLL).await;
-            pending = self.pending().await?;
+            pending = i64::from(self.any_pending().await?);
         }
     }
 

@@ -55,7 +55,7 @@ pub async fn run(
     let receiver = Spawned::start(secret, Some(&url), env).await?;
     let mut drained = false;
     while started.elapsed() < timeout {
-        if db.pending().await? == 0 {
+        if !db.any_pending().await? {
             drained = true;
             break;
         }

@@ -22,11 +22,12 @@
 //! Ids are assigned here, continuing the main file's sequence, and kept by the move, so the
 //! id an ack returns is the callback's id for good.
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
@@ -60,6 +61,9 @@ const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
 const FORGET_CHUNK: i64 = 128;
 /// With nothing to append for this long, the rest of what was moved is forgotten at once.
 const FORGET_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
+/// Flushed callbacks kept in memory for the dispatcher, at most (~1 KiB each): under a
+/// backlog larger than this, the dispatcher reads the rest back from the file.
+const FRESH_CAPACITY: usize = 2048;
 
 /// The spool file of the SQLite database at `database`.
 pub fn path_for(database: &Path) -> PathBuf {
@@ -91,6 +95,59 @@ struct Flush {
     /// When the commit started: the journal's commit time runs from there to the sync.
     started: std::time::Instant,
     answers: Vec<(AppendReply, Vec<JournalOutcome>)>,
+    /// The callbacks it accepted, for the dispatcher once they are flushed.
+    accepted: Vec<(i64, NewCallback)>,
+}
+
+/// What the spool held when it was opened: callbacks an earlier process acknowledged and
+/// did not process (or processed and did not forget).
+#[derive(Debug, Clone, Copy)]
+pub struct AtOpen {
+    /// Rows in the spool.
+    pub rows: i64,
+    /// Their highest id (0 if none).
+    pub newest: i64,
+    /// The first id this process gives; the ids it gives are consecutive from there.
+    pub first_new_id: i64,
+}
+
+/// Flushed callbacks, in id order, waiting for the dispatcher: they are on disk too, but
+/// reading them back would cost a read of the file for each batch. Bounded: what does not
+/// fit is read back from the file.
+#[derive(Default)]
+struct Fresh {
+    callbacks: VecDeque<(i64, NewCallback)>,
+}
+
+impl Fresh {
+    fn push(&mut self, accepted: Vec<(i64, NewCallback)>) {
+        for (id, callback) in accepted {
+            if self.callbacks.len() >= FRESH_CAPACITY {
+                // The newest stay in the file only: the dispatcher finds a gap before the
+                // next one it is given here, and reads the file until past it.
+                break;
+            }
+            self.callbacks.push_back((id, callback));
+        }
+    }
+
+    /// The callbacks from `first` on, consecutive, at most `limit`; `None` if the oldest held
+    /// here is not `first` (it is in the file only). Older ones are dropped.
+    fn take(&mut self, first: i64, limit: usize) -> Option<Vec<(i64, NewCallback)>> {
+        while self.callbacks.front().is_some_and(|(id, _)| *id < first) {
+            self.callbacks.pop_front();
+        }
+        if self.callbacks.front().is_none_or(|(id, _)| *id != first) {
+            return None;
+        }
+        let mut taken = Vec::with_capacity(limit.min(self.callbacks.len()));
+        let mut next = first;
+        while taken.len() < limit && self.callbacks.front().is_some_and(|(id, _)| *id == next) {
+            taken.extend(self.callbacks.pop_front());
+            next += 1;
+        }
+        Some(taken)
+    }
 }
 
 /// The handle on the writer thread. The thread stops once the handle is dropped (or
@@ -100,6 +157,10 @@ pub struct Spool {
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
     /// Every callback spooled up to this id is on disk (flushed).
     synced_through: Arc<AtomicI64>,
+    /// Every callback this process spooled up to this id is written (maybe not flushed).
+    written_through: Arc<AtomicI64>,
+    at_open: AtOpen,
+    fresh: Arc<Mutex<Fresh>>,
 }
 
 impl Spool {
@@ -129,16 +190,27 @@ impl Spool {
         )?;
         main.busy_timeout(busy_timeout)?;
         let next_id = next_id(&spool, &main)?;
-        let oldest: Option<i64> = spool.query_row("SELECT MIN(id) FROM spool", [], |r| r.get(0))?;
+        let (rows, oldest, newest): (i64, Option<i64>, Option<i64>) =
+            spool.query_row("SELECT COUNT(*), MIN(id), MAX(id) FROM spool", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+        let at_open = AtOpen {
+            rows,
+            newest: newest.unwrap_or(0),
+            first_new_id: next_id,
+        };
         let forgotten_through = oldest.unwrap_or(next_id) - 1;
         let (sender, receiver) = mpsc::channel();
         let (flushes, to_flush) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
         let synced_through = Arc::new(AtomicI64::new(next_id - 1));
+        let written_through = Arc::new(AtomicI64::new(next_id - 1));
+        let fresh = Arc::new(Mutex::new(Fresh::default()));
         let mut writer = Writer {
             spool,
             main,
             next_id,
+            written_through: written_through.clone(),
             forget_target: forgotten_through,
             forgotten_through,
             broken: broken.clone(),
@@ -147,6 +219,7 @@ impl Spool {
             wal,
             broken,
             synced_through: synced_through.clone(),
+            fresh: fresh.clone(),
         };
         let start = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -165,7 +238,30 @@ impl Spool {
             commands: std::sync::Mutex::new(Some(sender)),
             threads: std::sync::Mutex::new(threads),
             synced_through,
+            written_through,
+            at_open,
+            fresh,
         })
+    }
+
+    /// What the spool held when this process opened it.
+    pub fn at_open(&self) -> AtOpen {
+        self.at_open
+    }
+
+    /// Every callback this process spooled up to this id is written to the file.
+    pub fn written_through(&self) -> i64 {
+        self.written_through.load(Ordering::Acquire)
+    }
+
+    /// The flushed callbacks from id `first` on (consecutive, at most `limit`), from memory;
+    /// `None` when `first` is not there (never spooled by this process, or did not fit): the
+    /// caller reads the file instead.
+    pub fn take_fresh(&self, first: i64, limit: usize) -> Option<Vec<(i64, NewCallback)>> {
+        self.fresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(first, limit)
     }
 
     /// Returns once the batch is durably spooled: one outcome per callback, in order.
@@ -242,6 +338,7 @@ struct Writer {
     /// Read-only, for dedupe against what was moved already.
     main: Connection,
     next_id: i64,
+    written_through: Arc<AtomicI64>,
     /// Every callback up to here was moved and may be forgotten...
     forget_target: i64,
     /// ...and up to here it was.
@@ -294,13 +391,27 @@ impl Writer {
                 .record(started.elapsed().as_secs_f64());
             match written {
                 Ok(outcomes) => {
+                    self.written_through
+                        .store(self.next_id - 1, Ordering::Release);
+                    let mut accepted = Vec::new();
                     let answers: Vec<_> = appends
                         .into_iter()
-                        .map(|(_, reply)| reply)
                         .zip(outcomes)
+                        .map(|((batch, reply), outcomes)| {
+                            for (callback, outcome) in batch.into_iter().zip(&outcomes) {
+                                if let JournalOutcome::Accepted { id } = outcome {
+                                    accepted.push((*id, callback));
+                                }
+                            }
+                            (reply, outcomes)
+                        })
                         .collect();
                     if !answers.is_empty() {
-                        let flush = Flush { started, answers };
+                        let flush = Flush {
+                            started,
+                            answers,
+                            accepted,
+                        };
                         if let Err(mpsc::SendError(flush)) = flushes.send(flush) {
                             let replies = flush.answers.into_iter().map(|(reply, _)| reply);
                             refuse_replies(replies, "the spool flusher stopped");
@@ -466,6 +577,7 @@ struct Flusher {
     /// (a later sync may report success for data that never reached the disk).
     broken: Arc<AtomicBool>,
     synced_through: Arc<AtomicI64>,
+    fresh: Arc<Mutex<Fresh>>,
 }
 
 impl Flusher {
@@ -493,6 +605,13 @@ impl Flusher {
                     .max();
                 if let Some(newest) = newest {
                     self.synced_through.fetch_max(newest, Ordering::AcqRel);
+                }
+                let mut fresh = self
+                    .fresh
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                for flush in &mut group {
+                    fresh.push(std::mem::take(&mut flush.accepted));
                 }
             }
             for flush in group {
@@ -522,5 +641,84 @@ impl Flusher {
             tracing::error!(%error, path = %self.wal.path.display(), "cannot sync the spool's WAL; refusing callbacks (503) until a restart");
             format!("sync failed: {error}")
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn callback(key: &str) -> NewCallback {
+        NewCallback {
+            received_at: chrono::Utc::now(),
+            api: crate::callback::Api::Conversation,
+            trigger: crate::callback::Trigger::parse("MESSAGE_INBOUND"),
+            dedupe_key: key.into(),
+            app_id: None,
+            project_id: None,
+            message_id: None,
+            body: "{}".into(),
+            nonce: "n".into(),
+            signature_timestamp: 0,
+        }
+    }
+
+    fn fresh(ids: impl IntoIterator<Item = i64>) -> Fresh {
+        let mut fresh = Fresh::default();
+        fresh.push(
+            ids.into_iter()
+                .map(|id| (id, callback(&id.to_string())))
+                .collect(),
+        );
+        fresh
+    }
+
+    fn ids(taken: Option<Vec<(i64, NewCallback)>>) -> Option<Vec<i64>> {
+        taken.map(|callbacks| callbacks.into_iter().map(|(id, _)| id).collect())
+    }
+
+    #[test]
+    fn fresh_callbacks_are_taken_in_order_up_to_the_limit() {
+        let mut fresh = fresh(5..=9);
+        assert_eq!(ids(fresh.take(5, 3)), Some(vec![5, 6, 7]));
+        assert_eq!(ids(fresh.take(8, 10)), Some(vec![8, 9]));
+        assert_eq!(ids(fresh.take(10, 10)), None, "nothing held");
+    }
+
+    #[test]
+    fn older_ones_are_dropped_and_a_missing_first_sends_the_caller_to_the_file() {
+        let mut fresh = fresh(5..=9);
+        // 5 and 6 were read from the file meanwhile.
+        assert_eq!(ids(fresh.take(7, 10)), Some(vec![7, 8, 9]));
+        let mut fresh = self::fresh(5..=9);
+        assert_eq!(ids(fresh.take(4, 10)), None, "4 is only in the file");
+        assert_eq!(
+            ids(fresh.take(5, 1)),
+            Some(vec![5]),
+            "and nothing was dropped"
+        );
+    }
+
+    #[test]
+    fn a_take_stops_at_a_gap() {
+        let mut fresh = fresh([3, 4, 6, 7]);
+        assert_eq!(ids(fresh.take(3, 10)), Some(vec![3, 4]));
+        assert_eq!(
+            ids(fresh.take(5, 10)),
+            None,
+            "5 did not fit: read from the file"
+        );
+        assert_eq!(ids(fresh.take(6, 10)), Some(vec![6, 7]));
+    }
+
+    #[test]
+    fn what_does_not_fit_is_left_to_the_file() {
+        let capacity = i64::try_from(FRESH_CAPACITY).unwrap();
+        let mut fresh = fresh(1..=capacity + 10);
+        assert_eq!(fresh.callbacks.len(), FRESH_CAPACITY);
+        let taken = ids(fresh.take(1, usize::MAX)).unwrap();
+        assert_eq!(taken.last(), Some(&capacity));
+        fresh.push(vec![(capacity + 11, callback("late"))]);
+        assert_eq!(ids(fresh.take(capacity + 1, 10)), None);
     }
 }

@@ -55,6 +55,8 @@ pub struct SqliteStore {
     spool_reads: SqlitePool,
     /// Every spooled callback up to this id was moved into `callbacks` by this process.
     moved_through: AtomicI64,
+    /// Of the callbacks the spool held when it was opened, how many were moved since.
+    moved_from_before: AtomicI64,
     /// Bumped after each commit that recorded state changes: the live stream's wake-up.
     events_signal: watch::Sender<u64>,
 }
@@ -113,6 +115,7 @@ impl SqliteStore {
             spool,
             spool_reads,
             moved_through: AtomicI64::new(0),
+            moved_from_before: AtomicI64::new(0),
             events_signal: watch::Sender::new(0),
         })
     }
@@ -181,10 +184,27 @@ impl SqliteStore {
 
     /// How many spooled callbacks this process has not moved yet, and since when the oldest.
     async fn spool_backlog(&self) -> Result<Backlog, sqlx::Error> {
-        sqlx::query_as("SELECT COUNT(*), MIN(received_at) FROM spool WHERE id > ?")
-            .bind(self.moved_through.load(Ordering::Acquire))
-            .fetch_one(&self.spool_reads)
-            .await
+        let unmoved = self.unmoved();
+        if unmoved == 0 {
+            return Ok((0, None));
+        }
+        let oldest: Option<String> =
+            sqlx::query_scalar("SELECT received_at FROM spool WHERE id > ? ORDER BY id LIMIT 1")
+                .bind(self.moved_through.load(Ordering::Acquire))
+                .fetch_optional(&self.spool_reads)
+                .await?;
+        Ok((unmoved, oldest.as_deref().and_then(parse_ts)))
+    }
+
+    /// Spooled callbacks not moved yet, counted without reading the file (a count of a
+    /// large spool reads all of it): those found at open and not moved since, and those
+    /// spooled since (their ids are consecutive, and they are moved oldest first).
+    fn unmoved(&self) -> i64 {
+        let at_open = self.spool.at_open();
+        let from_before = at_open.rows - self.moved_from_before.load(Ordering::Acquire);
+        let moved_through = self.moved_through.load(Ordering::Acquire);
+        let since = self.spool.written_through() - moved_through.max(at_open.first_new_id - 1);
+        from_before.max(0) + since.max(0)
     }
 
     /// A callback acknowledged and not processed yet, as the query API shows it.
@@ -199,26 +219,26 @@ impl SqliteStore {
         .await?)
     }
 
-    /// Spooled callbacks not moved yet, oldest first.
+    /// Spooled callbacks not moved yet, oldest first: from memory when they are there,
+    /// else read from the file.
     async fn spooled(&self, limit: u32) -> Result<Vec<PendingCallback>, sqlx::Error> {
+        let moved_through = self.moved_through.load(Ordering::Acquire);
+        let at_open = self.spool.at_open();
+        if moved_through >= at_open.newest {
+            let first = (moved_through + 1).max(at_open.first_new_id);
+            if let Some(fresh) = self.spool.take_fresh(first, limit as usize) {
+                return Ok(fresh.into_iter().map(fresh_callback).collect());
+            }
+        }
         let rows = sqlx::query(
             "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, message_id, \
              body, nonce, signature_timestamp FROM spool WHERE id > ? ORDER BY id LIMIT ?",
         )
-        .bind(self.moved_through.load(Ordering::Acquire))
+        .bind(moved_through)
         .bind(limit)
         .fetch_all(&self.spool_reads)
         .await?;
         rows.iter().map(spooled_callback).collect()
-    }
-
-    /// Whether the spool holds callbacks this process has not moved yet.
-    async fn has_spooled(&self) -> Result<bool, sqlx::Error> {
-        let found = sqlx::query("SELECT 1 FROM spool WHERE id > ? LIMIT 1")
-            .bind(self.moved_through.load(Ordering::Acquire))
-            .fetch_optional(&self.spool_reads)
-            .await?;
-        Ok(found.is_some())
     }
 
     /// After the move of `work` committed: those spooled callbacks can leave the spool.
@@ -229,6 +249,14 @@ impl SqliteStore {
             .map(|item| item.callback.id)
             .max();
         if let Some(through) = moved {
+            let newest_from_before = self.spool.at_open().newest;
+            let from_before = work
+                .iter()
+                .filter(|item| item.callback.spooled.is_some())
+                .filter(|item| item.callback.id <= newest_from_before)
+                .count();
+            self.moved_from_before
+                .fetch_add(i64::try_from(from_before).unwrap_or(0), Ordering::AcqRel);
             self.moved_through.fetch_max(through, Ordering::AcqRel);
             self.spool.forget(through);
         }
@@ -327,7 +355,7 @@ impl Store for SqliteStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        if self.has_spooled().await? {
+        if self.unmoved() > 0 {
             return Ok(Some(Utc::now()));
         }
         let next: Option<String> = sqlx::query_scalar(
@@ -403,6 +431,17 @@ fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
         attempts: row.try_get("attempts")?,
         spooled: None,
     })
+}
+
+fn fresh_callback((id, spooled): (i64, NewCallback)) -> PendingCallback {
+    PendingCallback {
+        id,
+        received_at: spooled.received_at,
+        trigger: spooled.trigger,
+        body: spooled.body.clone(),
+        attempts: 0,
+        spooled: Some(Box::new(spooled)),
+    }
 }
 
 fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {

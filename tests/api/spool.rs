@@ -259,3 +259,76 @@ async fn a_failed_callback_left_in_the_spool_by_a_crash_is_taken_up_once() {
     main.close().await;
     spool.close().await;
 }
+
+#[tokio::test]
+async fn the_backlog_counts_spooled_callbacks_from_before_a_restart_and_since() {
+    let files = files();
+    let store = open(&files).await;
+    let reports = |prefix: &str, count: usize| -> Vec<NewCallback> {
+        (0..count)
+            .map(|i| {
+                entry(&delivery_report(
+                    &format!("{prefix}-{i}"),
+                    "DELIVERED",
+                    "2025-03-04T12:00:00Z",
+                ))
+            })
+            .collect()
+    };
+    store.journal(&reports("m-before", 5)).await.unwrap();
+    assert_eq!(store.backlog().await.unwrap().0, 5);
+    store.close().await;
+
+    let store = open(&files).await;
+    assert_eq!(store.backlog().await.unwrap().0, 5, "found at open");
+    store.journal(&reports("m-since", 3)).await.unwrap();
+    let (count, oldest) = store.backlog().await.unwrap();
+    assert_eq!(count, 8, "found at open, and spooled since");
+    assert!(oldest.is_some());
+    drain(store.as_ref()).await;
+    assert_eq!(store.backlog().await.unwrap(), (0, None));
+    let main = SqlitePool::connect(&files.url).await.unwrap();
+    let processed: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE processed_at IS NOT NULL")
+            .fetch_one(&main)
+            .await
+            .unwrap();
+    assert_eq!(processed, 8);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_backlog_larger_than_memory_holds_is_read_back_from_the_spool() {
+    let files = files();
+    let store = open(&files).await;
+    // More than the spool keeps in memory for the dispatcher (2048): the rest is read
+    // back from the file, in order, none skipped and none twice.
+    let count = 2_500;
+    let batch: Vec<NewCallback> = (0..count)
+        .map(|i| {
+            entry(&delivery_report(
+                &format!("m-many-{i}"),
+                "DELIVERED",
+                "2025-03-04T12:00:00Z",
+            ))
+        })
+        .collect();
+    store.journal(&batch).await.unwrap();
+    assert_eq!(store.backlog().await.unwrap().0, count);
+    drain(store.as_ref()).await;
+    assert_eq!(store.backlog().await.unwrap().0, 0);
+    let main = SqlitePool::connect(&files.url).await.unwrap();
+    let (moved, processed, distinct): (i64, i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(processed_at), COUNT(DISTINCT message_id) FROM callbacks",
+    )
+    .fetch_one(&main)
+    .await
+    .unwrap();
+    assert_eq!((moved, processed, distinct), (count, count, count));
+    let history: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM message_status_history")
+        .fetch_one(&main)
+        .await
+        .unwrap();
+    assert_eq!(history, count, "each report applied once");
+    store.close().await;
+}
