@@ -12,6 +12,7 @@ mod queries;
 mod records;
 mod spool;
 mod sqlite;
+mod sqlite_processing;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,6 +216,9 @@ pub enum Processed {
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// SQLite's processing connection (rusqlite); the spool's errors are `Spool`.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
@@ -259,33 +263,49 @@ impl StoreError {
 
 /// Whether an error is the database's condition rather than something about the data being
 /// written: such errors are retried for the whole batch, not held against one callback.
-pub(crate) fn is_environmental(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(error) => {
-            let code = error.code().unwrap_or_default();
-            if code.len() == 5 {
-                // PostgreSQL SQLSTATE: connection, resources, operator intervention,
-                // serialization failure, deadlock.
-                ["08", "53", "57", "58"]
-                    .iter()
-                    .any(|class| code.starts_with(class))
-                    || code == "40001"
-                    || code == "40P01"
-            } else {
-                // SQLite (extended) result code; the primary code is the low byte: BUSY,
-                // LOCKED, READONLY, IOERR, FULL, CANTOPEN.
-                code.parse::<i64>()
-                    .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 8 | 10 | 13 | 14))
+pub(crate) trait Environmental: std::fmt::Display {
+    fn is_environmental(&self) -> bool;
+}
+
+impl Environmental for sqlx::Error {
+    fn is_environmental(&self) -> bool {
+        match self {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(error) => {
+                let code = error.code().unwrap_or_default();
+                if code.len() == 5 {
+                    // PostgreSQL SQLSTATE: connection, resources, operator intervention,
+                    // serialization failure, deadlock.
+                    ["08", "53", "57", "58"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                        || code == "40001"
+                        || code == "40P01"
+                } else {
+                    code.parse::<i64>().is_ok_and(is_environmental_sqlite_code)
+                }
             }
+            _ => false,
         }
-        _ => false,
     }
+}
+
+impl Environmental for rusqlite::Error {
+    fn is_environmental(&self) -> bool {
+        self.sqlite_error()
+            .is_some_and(|error| is_environmental_sqlite_code(error.extended_code.into()))
+    }
+}
+
+/// A SQLite (extended) result code whose primary code, the low byte, is BUSY, LOCKED,
+/// READONLY, IOERR, FULL or CANTOPEN.
+fn is_environmental_sqlite_code(code: i64) -> bool {
+    matches!(code & 0xff, 5 | 6 | 8 | 10 | 13 | 14)
 }
 
 /// What a processing transaction returns: one result per callback and the state changes.
@@ -294,21 +314,52 @@ pub(crate) type BatchOutcome = (Vec<Processed>, Vec<(i64, NewEvent)>);
 /// Failures are rare: `run` the whole batch at once (`together`); only if a callback fails
 /// (and not the database), run it again one by one, so one bad callback does not hold back
 /// the others. Replays always go one by one.
-pub(crate) async fn together_or_one_by_one<F, Fut>(
+pub(crate) async fn together_or_one_by_one<F, Fut, E>(
     work: &[Work],
     run: F,
-) -> Result<BatchOutcome, sqlx::Error>
+) -> Result<BatchOutcome, E>
 where
     F: Fn(bool) -> Fut,
-    Fut: std::future::Future<Output = Result<BatchOutcome, sqlx::Error>>,
+    Fut: std::future::Future<Output = Result<BatchOutcome, E>>,
+    E: Environmental,
 {
-    let together = !work.iter().any(|item| item.replay);
-    match run(together).await {
-        Err(error) if together && !is_environmental(&error) => {
+    let together = runs_together(work);
+    let outcome = run(together).await;
+    if goes_one_by_one_after(together, &outcome) {
+        run(false).await
+    } else {
+        outcome
+    }
+}
+
+/// The same, for a `run` that blocks.
+pub(crate) fn together_or_one_by_one_blocking<E: Environmental>(
+    work: &[Work],
+    mut run: impl FnMut(bool) -> Result<BatchOutcome, E>,
+) -> Result<BatchOutcome, E> {
+    let together = runs_together(work);
+    let outcome = run(together);
+    if goes_one_by_one_after(together, &outcome) {
+        run(false)
+    } else {
+        outcome
+    }
+}
+
+fn runs_together(work: &[Work]) -> bool {
+    !work.iter().any(|item| item.replay)
+}
+
+fn goes_one_by_one_after<E: Environmental>(
+    together: bool,
+    outcome: &Result<BatchOutcome, E>,
+) -> bool {
+    match outcome {
+        Err(error) if together && !error.is_environmental() => {
             tracing::debug!(%error, "a callback failed; processing its batch one by one");
-            run(false).await
+            true
         }
-        other => other,
+        _ => false,
     }
 }
 

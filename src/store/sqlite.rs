@@ -6,6 +6,9 @@
 //! effects. So the ack path never waits for a processing transaction, and the two writers
 //! use both cores.
 //!
+//! Processing writes the main file through a rusqlite connection of its own, synchronously
+//! on the dispatcher's thread (`sqlite_processing.rs`); the sqlx pools serve everything else.
+//!
 //! Within this process, writes to the main file take an async gate first, so the dispatcher,
 //! the forwarding workers and replays queue fairly instead of spinning in SQLite's busy
 //! handler (which sleeps in whole milliseconds); `busy_timeout` still covers other processes.
@@ -20,11 +23,15 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{Row, SqliteConnection};
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Mutex, watch};
 
 use super::records::*;
 use super::spool::Spool;
-use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
+use super::sqlite_processing::Processor;
+use super::{
+    JournalOutcome, NewCallback, PendingCallback, Processed, Store, StoreError, StoreOptions, Work,
+};
 use crate::callback::{Api, Trigger};
 
 /// One connection for ingestion and dispatch: they take turns at the write gate anyway,
@@ -42,8 +49,6 @@ type Backlog = (i64, Option<DateTime<Utc>>);
 /// Journal batches handed to the spool writer at once: it merges those queued while it
 /// commits into its next commit, so a few in flight keep it from idling between commits.
 const JOURNAL_BATCHES_IN_FLIGHT: usize = 4;
-/// Spooled callbacks written to `callbacks` by one statement (12 values each).
-const MOVE_CHUNK: usize = 64;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -51,6 +56,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     read_pool: SqlitePool,
     write_gate: Mutex<()>,
+    /// Processing's connection, used with the write gate held.
+    processor: std::sync::Mutex<Processor>,
     spool: Spool,
     spool_reads: SqlitePool,
     /// Every spooled callback up to this id was moved into `callbacks` by this process.
@@ -95,6 +102,8 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await?;
         super::migrate(&MIGRATOR, &pool, options.auto_migrate).await?;
+        let processor = Processor::open(&path, options.busy_timeout, WAL_AUTOCHECKPOINT_PAGES)
+            .map_err(StoreError::Sqlite)?;
         let read_pool = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(connect.clone().read_only(true))
@@ -112,6 +121,7 @@ impl SqliteStore {
             pool,
             read_pool,
             write_gate: Mutex::new(()),
+            processor: std::sync::Mutex::new(processor),
             spool,
             spool_reads,
             moved_through: AtomicI64::new(0),
@@ -120,8 +130,6 @@ impl SqliteStore {
         })
     }
 }
-
-use super::BatchOutcome;
 
 impl SqliteStore {
     /// The writer connection, with the write gate held for as long as the guard lives.
@@ -136,32 +144,6 @@ impl SqliteStore {
     > {
         let gate = self.write_gate.lock().await;
         Ok((gate, self.pool.acquire().await?))
-    }
-
-    /// One processing transaction on the writer connection (the caller holds the gate).
-    async fn process_in_transaction(
-        &self,
-        work: &[Work],
-        order: &[usize],
-        now: DateTime<Utc>,
-        together: bool,
-    ) -> Result<BatchOutcome, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        let outcome = async {
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-            move_spooled(&mut tx, work).await?;
-            let (results, events) = process_batch(&mut tx, work, order, now, together).await?;
-            insert_events(&mut tx, &events, now).await?;
-            tx.commit().await?;
-            Ok((results, events))
-        }
-        .await;
-        if outcome.is_err() {
-            // After a failed commit (a full disk, an I/O error) the connection's idea of its
-            // transaction state cannot be trusted: replace it rather than reuse it.
-            conn.close_on_drop();
-        }
-        outcome
     }
 }
 
@@ -339,13 +321,15 @@ impl Store for SqliteStore {
         work: &[Work],
         now: DateTime<Utc>,
     ) -> Result<Vec<Processed>, StoreError> {
-        let order: Vec<usize> = (0..work.len()).collect();
         let (results, events) = {
             let _gate = self.write_gate.lock().await;
-            super::together_or_one_by_one(work, |together| {
-                self.process_in_transaction(work, &order, now, together)
+            block_on_this_thread(|| {
+                self.processor
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .process(work, now)
             })
-            .await?
+            .map_err(StoreError::Sqlite)?
         };
         self.forget_moved(work);
         if !events.is_empty() {
@@ -407,14 +391,22 @@ super::outbox::outbox_sql! {
     skip_locked: "",
 }
 
-super::domain::domain_writes! {
+super::domain::journal_upkeep! {
     conn: SqliteConnection,
-    row: SqliteRow,
     bind_time: ts,
-    read_time: read_ts,
-    lock: "",
-    release_lease: "",
-    persist_batches: false,
+}
+
+/// Runs `blocking`, which holds its thread for one SQLite transaction. A worker of a
+/// multi-thread runtime hands its other tasks to another worker first; a current-thread
+/// runtime (the dispatcher's own, a test's) just waits, as it would for the transaction.
+fn block_on_this_thread<T>(blocking: impl FnOnce() -> T) -> T {
+    let multi_thread = tokio::runtime::Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(blocking)
+    } else {
+        blocking()
+    }
 }
 
 fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
@@ -471,41 +463,12 @@ fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
     })
 }
 
-/// Writes the rows of the spooled callbacks in `work` into `callbacks`, unprocessed, under
-/// their spool ids. One already there (moved before a crash kept the spool from forgetting
-/// it) is left alone, and processing then finds it processed.
-async fn move_spooled(conn: &mut SqliteConnection, work: &[Work]) -> Result<(), sqlx::Error> {
-    let spooled: Vec<(i64, &NewCallback)> = work
-        .iter()
-        .filter_map(|item| Some((item.callback.id, item.callback.spooled.as_deref()?)))
-        .collect();
-    for chunk in spooled.chunks(MOVE_CHUNK) {
-        let mut insert =
-            sqlx::QueryBuilder::new(format!("INSERT INTO callbacks (id, {JOURNAL_COLUMNS}) "));
-        insert.push_values(chunk, |mut row, (id, cb)| {
-            row.push_bind(*id);
-            push_journal_columns(&mut row, cb);
-        });
-        insert.push(" ON CONFLICT DO NOTHING");
-        // One text per chunk length: caching them all would only hold memory.
-        insert.build().persistent(false).execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-fn read_ts(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    Ok(row
-        .try_get::<Option<String>, _>(column)?
-        .as_deref()
-        .and_then(parse_ts))
-}
-
 /// The stored form of a time: fixed-width UTC with microseconds, so text order is time order.
 pub(super) fn ts(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
