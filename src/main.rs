@@ -254,7 +254,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     settings.host = args.host.unwrap_or(settings.host);
     settings.port = args.port.unwrap_or(settings.port);
     settings.database_url = args.database_url.unwrap_or(settings.database_url);
-    telemetry::init(settings.log_format);
+    let _logs = telemetry::init(settings.log_format);
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
     }
@@ -359,7 +359,7 @@ fn database_url(flag: Option<String>) -> String {
 }
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    telemetry::init(None);
+    let _logs = telemetry::init(None);
     let store = store::open(&StoreOptions::new(database_url(args.database_url)))
         .await
         .context("cannot open the database (DATABASE_URL)")?;
@@ -395,7 +395,7 @@ async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
-    telemetry::init(None);
+    let _logs = telemetry::init(None);
     let url = match &command {
         OutboxCommand::List(args) => args.database_url.clone(),
         OutboxCommand::Retry(args) => args.database_url.clone(),
@@ -473,7 +473,7 @@ async fn outbox_list(store: &dyn store::Store, args: OutboxListArgs) -> anyhow::
 }
 
 async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
-    telemetry::init(None);
+    let _logs = telemetry::init(None);
     let url = database_url(args.database_url);
     let options = StoreOptions {
         busy_timeout: std::time::Duration::from_secs(30),

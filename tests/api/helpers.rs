@@ -146,8 +146,13 @@ const JOURNAL_VIEW: &str = "CREATE TEMP VIEW journal AS \
     WHERE id NOT IN (SELECT id FROM main.callbacks)";
 
 fn maybe_init_logs() {
+    // Once for the whole test binary; the guard lives as long as the process.
+    static LOGS: std::sync::OnceLock<sinch_webhooks::telemetry::LogGuard> =
+        std::sync::OnceLock::new();
     if std::env::var_os("TEST_LOG").is_some() {
-        sinch_webhooks::telemetry::init(Some(sinch_webhooks::config::LogFormat::Pretty));
+        LOGS.get_or_init(|| {
+            sinch_webhooks::telemetry::init(Some(sinch_webhooks::config::LogFormat::Pretty))
+        });
     }
 }
 
