@@ -269,11 +269,7 @@ impl Store for SqliteStore {
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        let spooled: Option<i64> = sqlx::query_scalar("SELECT id FROM spool WHERE dedupe_key = ?")
-            .bind(dedupe_key)
-            .fetch_optional(&self.spool_reads)
-            .await?;
-        if let Some(id) = spooled {
+        if let Some(id) = self.spool.spooled_id(dedupe_key) {
             // Written but not flushed yet: acknowledging a redelivery on its strength could
             // lose both to a power cut.
             return Ok(self.spool.is_flushed(id));

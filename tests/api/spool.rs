@@ -332,3 +332,132 @@ async fn a_backlog_larger_than_memory_holds_is_read_back_from_the_spool() {
     assert_eq!(history, count, "each report applied once");
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_callback_still_in_the_spool_is_a_duplicate_before_and_after_a_restart() {
+    // (A repeat within one commit is the contract tests' `journal_stores_once_per_dedupe_key`.)
+    let files = files();
+    let store = open(&files).await;
+    let first = entry(&delivery_report(
+        "m-spooled",
+        "DELIVERED",
+        "2025-03-04T12:00:00Z",
+    ));
+    let other = entry(&delivery_report(
+        "m-spooled",
+        "READ",
+        "2025-03-04T12:00:01Z",
+    ));
+    accepted_id(journal_one(store.as_ref(), &first).await);
+    accepted_id(journal_one(store.as_ref(), &other).await);
+    assert_eq!(
+        journal_one(store.as_ref(), &first).await,
+        JournalOutcome::Duplicate
+    );
+    assert!(store.is_journaled(&first.dedupe_key).await.unwrap());
+    store.close().await;
+
+    // Nothing was processed: both are still only in the spool.
+    let store = open(&files).await;
+    assert_eq!(
+        journal_one(store.as_ref(), &other).await,
+        JournalOutcome::Duplicate,
+        "the spooled keys are read back at open"
+    );
+    drain(store.as_ref()).await;
+    let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
+    wait_for_empty_spool(&spool).await;
+    assert_eq!(
+        journal_one(store.as_ref(), &first).await,
+        JournalOutcome::Duplicate,
+        "and once forgotten, found in callbacks"
+    );
+    assert_eq!(store.message_history("m-spooled").await.unwrap().len(), 2);
+    store.close().await;
+    spool.close().await;
+}
+
+#[tokio::test]
+async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
+    let files = files();
+    store::open(&StoreOptions::new(files.url.clone()))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    // The first schema had a unique index on dedupe_key; put a callback in a file of that
+    // schema, as an earlier version left it.
+    let callback = entry(&delivery_report(
+        "m-v1",
+        "DELIVERED",
+        "2025-03-04T12:00:00Z",
+    ));
+    let spool_file = files.spool_url.trim_start_matches("sqlite://");
+    std::fs::remove_file(spool_file).unwrap();
+    let spool = SqlitePool::connect(&format!("{}?mode=rwc", files.spool_url))
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE spool (id INTEGER PRIMARY KEY, received_at TEXT NOT NULL, \
+         api TEXT NOT NULL, trigger TEXT NOT NULL, dedupe_key TEXT NOT NULL UNIQUE, \
+         app_id TEXT, project_id TEXT, message_id TEXT, body TEXT NOT NULL, \
+         nonce TEXT NOT NULL, signature_timestamp INTEGER NOT NULL)",
+    )
+    .execute(&spool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO spool VALUES (7, '2025-03-04T12:00:00.000000Z', 'conversation', \
+         'MESSAGE_DELIVERY', ?, NULL, NULL, 'm-v1', ?, 'n', 0)",
+    )
+    .bind(&callback.dedupe_key)
+    .bind(&callback.body)
+    .execute(&spool)
+    .await
+    .unwrap();
+    sqlx::query("PRAGMA user_version = 1")
+        .execute(&spool)
+        .await
+        .unwrap();
+    spool.close().await;
+
+    let store = open(&files).await;
+    let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
+    let (version, indexes): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT user_version FROM pragma_user_version), \
+         (SELECT COUNT(*) FROM sqlite_master WHERE type = 'index')",
+    )
+    .fetch_one(&spool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (version, indexes),
+        (2, 0),
+        "upgraded, without the unique index"
+    );
+    assert_eq!(
+        journal_one(store.as_ref(), &callback).await,
+        JournalOutcome::Duplicate
+    );
+    drain(store.as_ref()).await;
+    let processed = store.callback(7).await.unwrap().unwrap();
+    assert!(
+        processed.processed_at.is_some(),
+        "the old callback was processed"
+    );
+    assert!(
+        accepted_id(
+            journal_one(
+                store.as_ref(),
+                &entry(&delivery_report(
+                    "m-v2",
+                    "DELIVERED",
+                    "2025-03-04T12:00:00Z"
+                ))
+            )
+            .await
+        ) > 7
+    );
+    store.close().await;
+    spool.close().await;
+}
