@@ -30,7 +30,9 @@ const RETRY: Backoff = Backoff {
 
 /// Runs until `shutdown` is cancelled. Work not finished by then stays journaled. A batch
 /// taking longer than `batch_timeout` is abandoned (its transaction rolls back with the
-/// dropped connection) and retried.
+/// dropped connection) and retried. SQLite's transactions are synchronous: the timeout
+/// cannot cut one short, but each of its statements waits for a lock at most
+/// `busy_timeout`.
 pub async fn run(
     store: Arc<dyn Store>,
     wake: Arc<Notify>,
