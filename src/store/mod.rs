@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::callback::payload::{
     CapabilityReport, ConsentReport, ContactChange, ContactEvent, ConversationChange,
@@ -62,7 +62,9 @@ impl NewCallback {
         received_at: DateTime<Utc>,
     ) -> Self {
         Self {
-            received_at,
+            // As stored (microseconds), so processing sees the same time whether it takes
+            // the callback from memory or reads it back.
+            received_at: received_at.trunc_subsecs(6),
             api: classification.api,
             trigger: classification.trigger,
             dedupe_key: classification.dedupe_key,

@@ -14,8 +14,8 @@
 //! effects, and afterwards tells this thread to forget them.
 //!
 //! A callback is therefore in the spool, in `callbacks`, or briefly in both, at every moment,
-//! never in neither. Dedupe checks both: a key is a duplicate if the spool holds it (its
-//! unique index) or `callbacks` does (a read on the main file). The thread forgets a callback
+//! never in neither. Dedupe checks both: a key is a duplicate if the spool holds it (the
+//! writer's `SpooledKeys`) or `callbacks` does (a read on the main file). The thread forgets a callback
 //! only after its move committed, and reads `callbacks` after forgetting, so no key can slip
 //! between the two.
 //!
@@ -41,7 +41,7 @@ use crate::metrics;
 /// made every append and every forget touch a page at a random place of the index: the
 /// writer wrote ~7 KiB of WAL per ~1 KiB callback (measured), and the flusher synced it.
 const SCHEMA_VERSION: i64 = 2;
-const CREATE_TABLE: &str = "CREATE TABLE spool (
+const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spool (
     id                  INTEGER PRIMARY KEY,
     received_at         TEXT    NOT NULL,
     api                 TEXT    NOT NULL,
@@ -64,9 +64,11 @@ const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
 const FORGET_CHUNK: i64 = 128;
 /// With nothing to append for this long, the rest of what was moved is forgotten at once.
 const FORGET_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(20);
-/// Flushed callbacks kept in memory for the dispatcher, at most (~1 KiB each): under a
-/// backlog larger than this, the dispatcher reads the rest back from the file.
+/// Flushed callbacks kept in memory for the dispatcher, at most, and their bodies' bytes at
+/// most (bodies may be up to `MAX_BODY_BYTES`): beyond, the dispatcher reads the rest back
+/// from the file.
 const FRESH_CAPACITY: usize = 2048;
+const FRESH_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// The spool file of the SQLite database at `database`.
 pub fn path_for(database: &Path) -> PathBuf {
@@ -120,25 +122,35 @@ pub struct AtOpen {
 #[derive(Default)]
 struct Fresh {
     callbacks: VecDeque<(i64, NewCallback)>,
+    body_bytes: usize,
 }
 
 impl Fresh {
     fn push(&mut self, accepted: Vec<(i64, NewCallback)>) {
         for (id, callback) in accepted {
-            if self.callbacks.len() >= FRESH_CAPACITY {
+            if self.callbacks.len() >= FRESH_CAPACITY
+                || self.body_bytes + callback.body.len() > FRESH_MAX_BYTES
+            {
                 // The newest stay in the file only: the dispatcher finds a gap before the
                 // next one it is given here, and reads the file until past it.
                 break;
             }
+            self.body_bytes += callback.body.len();
             self.callbacks.push_back((id, callback));
         }
+    }
+
+    fn pop_front(&mut self) -> Option<(i64, NewCallback)> {
+        let oldest = self.callbacks.pop_front()?;
+        self.body_bytes -= oldest.1.body.len();
+        Some(oldest)
     }
 
     /// The callbacks from `first` on, consecutive, at most `limit`; `None` if the oldest held
     /// here is not `first` (it is in the file only). Older ones are dropped.
     fn take(&mut self, first: i64, limit: usize) -> Option<Vec<(i64, NewCallback)>> {
         while self.callbacks.front().is_some_and(|(id, _)| *id < first) {
-            self.callbacks.pop_front();
+            self.pop_front();
         }
         if self.callbacks.front().is_none_or(|(id, _)| *id != first) {
             return None;
@@ -146,7 +158,7 @@ impl Fresh {
         let mut taken = Vec::with_capacity(limit.min(self.callbacks.len()));
         let mut next = first;
         while taken.len() < limit && self.callbacks.front().is_some_and(|(id, _)| *id == next) {
-            taken.extend(self.callbacks.pop_front());
+            taken.extend(self.pop_front());
             next += 1;
         }
         Some(taken)
@@ -598,6 +610,11 @@ impl SpooledKeys {
             }
             self.by_id.pop_front();
         }
+        // After a large backlog drained, give the memory back.
+        if self.by_id.len() < self.by_id.capacity() / 4 {
+            self.ids.shrink_to_fit();
+            self.by_id.shrink_to_fit();
+        }
     }
 }
 
@@ -833,6 +850,34 @@ mod tests {
             "5 did not fit: read from the file"
         );
         assert_eq!(ids(fresh.take(6, 10)), Some(vec![6, 7]));
+    }
+
+    #[test]
+    fn large_bodies_are_left_to_the_file_beyond_the_byte_cap() {
+        let mut fresh = Fresh::default();
+        let big = |id: i64| {
+            let mut callback = callback(&id.to_string());
+            callback.body = "x".repeat(FRESH_MAX_BYTES / 3);
+            (id, callback)
+        };
+        fresh.push((1..=4).map(big).collect());
+        assert_eq!(
+            fresh.callbacks.len(),
+            3,
+            "the fourth would exceed the byte cap"
+        );
+        assert_eq!(ids(fresh.take(1, 2)), Some(vec![1, 2]));
+        assert_eq!(
+            fresh.body_bytes,
+            FRESH_MAX_BYTES / 3,
+            "taken bodies are uncounted"
+        );
+        fresh.push(vec![big(5)]);
+        assert_eq!(
+            ids(fresh.take(3, 10)),
+            Some(vec![3]),
+            "4 was not kept: a gap"
+        );
     }
 
     #[test]

@@ -461,3 +461,24 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
     store.close().await;
     spool.close().await;
 }
+
+#[tokio::test]
+async fn a_spool_file_of_a_newer_format_is_refused_with_a_reason() {
+    let files = files();
+    open(&files).await.close().await;
+    let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
+    sqlx::query("PRAGMA user_version = 9")
+        .execute(&spool)
+        .await
+        .unwrap();
+    spool.close().await;
+    let refused = store::open(&StoreOptions::new(files.url.clone()))
+        .await
+        .err()
+        .expect("a spool this version does not know is refused");
+    let reason = refused.to_string();
+    assert!(
+        reason.contains("schema version 9") && reason.contains("newer"),
+        "{reason}"
+    );
+}
