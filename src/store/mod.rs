@@ -101,6 +101,20 @@ pub struct PendingCallback {
     pub spooled: Option<Box<NewCallback>>,
 }
 
+impl PendingCallback {
+    /// A callback still in the spool under `id`: never processed, so no attempts yet.
+    pub fn spooled(id: i64, callback: NewCallback) -> PendingCallback {
+        PendingCallback {
+            id,
+            received_at: callback.received_at,
+            trigger: callback.trigger,
+            body: callback.body.clone(),
+            attempts: 0,
+            spooled: Some(Box::new(callback)),
+        }
+    }
+}
+
 /// A change to the domain tables, decided by a handler and applied by the store. Each is
 /// idempotent: applying it again changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -206,17 +206,15 @@ impl Spool {
         )?;
         main.busy_timeout(busy_timeout)?;
         let next_id = next_id(&spool, &main)?;
-        let (rows, oldest, newest): (i64, Option<i64>, Option<i64>) =
-            spool.query_row("SELECT COUNT(*), MIN(id), MAX(id) FROM spool", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?;
+        // One pass over the file: the keys, in id order, also say what it holds.
+        let keys = SpooledKeys::load(&spool)?;
         let at_open = AtOpen {
-            rows,
-            newest: newest.unwrap_or(0),
+            rows: i64::try_from(keys.by_id.len()).unwrap_or(i64::MAX),
+            newest: keys.by_id.back().map_or(0, |(id, _)| *id),
             first_new_id: next_id,
         };
-        let forgotten_through = oldest.unwrap_or(next_id) - 1;
-        let keys = Arc::new(Mutex::new(SpooledKeys::load(&spool)?));
+        let forgotten_through = keys.by_id.front().map_or(next_id, |(id, _)| *id) - 1;
+        let keys = Arc::new(Mutex::new(keys));
         let (sender, receiver) = mpsc::channel();
         let (flushes, to_flush) = mpsc::channel();
         let broken = Arc::new(AtomicBool::new(false));
@@ -305,10 +303,7 @@ impl Spool {
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {
-        let commands = self
-            .commands
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let commands = lock(&self.commands);
         commands
             .as_ref()
             .ok_or(StoreError::Closed)?
@@ -318,16 +313,8 @@ impl Spool {
 
     /// Stops taking commands, and waits until the thread wrote what it had and closed the file.
     pub async fn close(&self) {
-        self.commands
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        let threads = std::mem::take(
-            &mut *self
-                .threads
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        lock(&self.commands).take();
+        let threads = std::mem::take(&mut *lock(&self.threads));
         let _ = tokio::task::spawn_blocking(move || {
             for thread in threads {
                 let name = thread.thread().name().unwrap_or("spool").to_owned();
@@ -618,7 +605,9 @@ impl SpooledKeys {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks `mutex`, poisoned or not: a thread that panicked while holding it must not take
+/// acknowledgements or processing down with it.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

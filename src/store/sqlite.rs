@@ -209,7 +209,10 @@ impl SqliteStore {
         if moved_through >= at_open.newest {
             let first = (moved_through + 1).max(at_open.first_new_id);
             if let Some(fresh) = self.spool.take_fresh(first, limit as usize) {
-                return Ok(fresh.into_iter().map(fresh_callback).collect());
+                return Ok(fresh
+                    .into_iter()
+                    .map(|(id, callback)| PendingCallback::spooled(id, callback))
+                    .collect());
             }
         }
         let rows = sqlx::query(
@@ -225,23 +228,20 @@ impl SqliteStore {
 
     /// After the move of `work` committed: those spooled callbacks can leave the spool.
     fn forget_moved(&self, work: &[Work]) {
-        let moved = work
+        let moved: Vec<i64> = work
             .iter()
             .filter(|item| item.callback.spooled.is_some())
             .map(|item| item.callback.id)
-            .max();
-        if let Some(through) = moved {
-            let newest_from_before = self.spool.at_open().newest;
-            let from_before = work
-                .iter()
-                .filter(|item| item.callback.spooled.is_some())
-                .filter(|item| item.callback.id <= newest_from_before)
-                .count();
-            self.moved_from_before
-                .fetch_add(i64::try_from(from_before).unwrap_or(0), Ordering::AcqRel);
-            self.moved_through.fetch_max(through, Ordering::AcqRel);
-            self.spool.forget(through);
-        }
+            .collect();
+        let Some(&through) = moved.iter().max() else {
+            return;
+        };
+        let newest_from_before = self.spool.at_open().newest;
+        let from_before = moved.iter().filter(|&&id| id <= newest_from_before).count();
+        self.moved_from_before
+            .fetch_add(i64::try_from(from_before).unwrap_or(0), Ordering::AcqRel);
+        self.moved_through.fetch_max(through, Ordering::AcqRel);
+        self.spool.forget(through);
     }
 }
 
@@ -319,13 +319,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Processed>, StoreError> {
         let (results, events) = {
             let _gate = self.write_gate.lock().await;
-            block_on_this_thread(|| {
-                self.processor
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .process(work, now)
-            })
-            .map_err(StoreError::Sqlite)?
+            block_on_this_thread(|| super::spool::lock(&self.processor).process(work, now))
+                .map_err(StoreError::Sqlite)?
         };
         self.forget_moved(work);
         if !events.is_empty() {
@@ -421,17 +416,6 @@ fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
     })
 }
 
-fn fresh_callback((id, spooled): (i64, NewCallback)) -> PendingCallback {
-    PendingCallback {
-        id,
-        received_at: spooled.received_at,
-        trigger: spooled.trigger,
-        body: spooled.body.clone(),
-        attempts: 0,
-        spooled: Some(Box::new(spooled)),
-    }
-}
-
 fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
     let api: String = row.try_get("api")?;
     let received_at: String = row.try_get("received_at")?;
@@ -449,14 +433,7 @@ fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
         nonce: row.try_get("nonce")?,
         signature_timestamp: row.try_get("signature_timestamp")?,
     };
-    Ok(PendingCallback {
-        id: row.try_get("id")?,
-        received_at: spooled.received_at,
-        trigger: spooled.trigger,
-        body: spooled.body.clone(),
-        attempts: 0,
-        spooled: Some(Box::new(spooled)),
-    })
+    Ok(PendingCallback::spooled(row.try_get("id")?, spooled))
 }
 
 /// The stored form of a time: fixed-width UTC with microseconds, so text order is time order.

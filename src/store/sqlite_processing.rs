@@ -1228,14 +1228,7 @@ mod tests {
             signature_timestamp: 0,
         };
         Work {
-            callback: PendingCallback {
-                id,
-                received_at: now(),
-                trigger,
-                body: callback.body.clone(),
-                attempts: 0,
-                spooled: Some(Box::new(callback)),
-            },
+            callback: PendingCallback::spooled(id, callback),
             plan: Plan::Apply(effects),
             retry_at: now() + Span::seconds(1),
             replay: false,

@@ -68,6 +68,19 @@ async fn journal_one(store: &dyn Store, callback: &NewCallback) -> JournalOutcom
     outcomes[0]
 }
 
+/// `count` DELIVERED reports, each for a message of its own (`{prefix}-{i}`).
+fn delivered(prefix: &str, count: i64) -> Vec<NewCallback> {
+    (0..count)
+        .map(|i| {
+            entry(&delivery_report(
+                &format!("{prefix}-{i}"),
+                "DELIVERED",
+                "2025-03-04T12:00:00Z",
+            ))
+        })
+        .collect()
+}
+
 fn accepted_id(outcome: JournalOutcome) -> i64 {
     match outcome {
         JournalOutcome::Accepted { id } => id,
@@ -264,24 +277,13 @@ async fn a_failed_callback_left_in_the_spool_by_a_crash_is_taken_up_once() {
 async fn the_backlog_counts_spooled_callbacks_from_before_a_restart_and_since() {
     let files = files();
     let store = open(&files).await;
-    let reports = |prefix: &str, count: usize| -> Vec<NewCallback> {
-        (0..count)
-            .map(|i| {
-                entry(&delivery_report(
-                    &format!("{prefix}-{i}"),
-                    "DELIVERED",
-                    "2025-03-04T12:00:00Z",
-                ))
-            })
-            .collect()
-    };
-    store.journal(&reports("m-before", 5)).await.unwrap();
+    store.journal(&delivered("m-before", 5)).await.unwrap();
     assert_eq!(store.backlog().await.unwrap().0, 5);
     store.close().await;
 
     let store = open(&files).await;
     assert_eq!(store.backlog().await.unwrap().0, 5, "found at open");
-    store.journal(&reports("m-since", 3)).await.unwrap();
+    store.journal(&delivered("m-since", 3)).await.unwrap();
     let (count, oldest) = store.backlog().await.unwrap();
     assert_eq!(count, 8, "found at open, and spooled since");
     assert!(oldest.is_some());
@@ -304,16 +306,7 @@ async fn a_backlog_larger_than_memory_holds_is_read_back_from_the_spool() {
     // More than the spool keeps in memory for the dispatcher (2048): the rest is read
     // back from the file, in order, none skipped and none twice.
     let count = 2_500;
-    let batch: Vec<NewCallback> = (0..count)
-        .map(|i| {
-            entry(&delivery_report(
-                &format!("m-many-{i}"),
-                "DELIVERED",
-                "2025-03-04T12:00:00Z",
-            ))
-        })
-        .collect();
-    store.journal(&batch).await.unwrap();
+    store.journal(&delivered("m-many", count)).await.unwrap();
     assert_eq!(store.backlog().await.unwrap().0, count);
     drain(store.as_ref()).await;
     assert_eq!(store.backlog().await.unwrap().0, 0);
