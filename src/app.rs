@@ -147,7 +147,15 @@ pub async fn run(
         }
     }
     shutdown.cancel();
-    if tokio::time::timeout(WRITER_GRACE, writer).await.is_err() {
+    let writer_done = async {
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+    };
+    if tokio::time::timeout(WRITER_GRACE, writer_done)
+        .await
+        .is_err()
+    {
         tracing::warn!(
             "journal writer did not finish in time; unanswered callbacks will be retried by Sinch"
         );

@@ -12,9 +12,7 @@ pub const ACK_SECONDS: &str = "sinch_webhooks_ack_seconds";
 pub const JOURNAL_BATCH_SIZE: &str = "sinch_webhooks_journal_batch_size";
 pub const JOURNAL_COMMIT_SECONDS: &str = "sinch_webhooks_journal_commit_seconds";
 pub const SPOOL_WRITE_SECONDS: &str = "sinch_webhooks_spool_write_seconds";
-pub const SPOOL_COMMIT_SECONDS: &str = "sinch_webhooks_spool_commit_seconds";
 pub const SPOOL_FLUSH_SECONDS: &str = "sinch_webhooks_spool_flush_seconds";
-pub const SPOOL_FLUSH_CALLBACKS: &str = "sinch_webhooks_spool_flush_callbacks";
 pub const BACKLOG: &str = "sinch_webhooks_unprocessed_backlog";
 pub const OLDEST_UNPROCESSED_SECONDS: &str = "sinch_webhooks_oldest_unprocessed_age_seconds";
 pub const PROCESSING_LAG_SECONDS: &str = "sinch_webhooks_processing_lag_seconds";
@@ -48,12 +46,6 @@ pub fn install() -> Option<PrometheusHandle> {
                         BATCH_BUCKETS,
                     )
                 })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full(SPOOL_FLUSH_CALLBACKS.into()),
-                        BATCH_BUCKETS,
-                    )
-                })
                 .ok()?
                 .build_recorder();
             let handle = recorder.handle();
@@ -79,12 +71,12 @@ fn describe() {
     describe_histogram!(
         JOURNAL_BATCH_SIZE,
         Unit::Count,
-        "Callbacks per journal commit."
+        "Callbacks made durable by one journal commit (SQLite: by one flush of the spool)."
     );
     describe_histogram!(
         JOURNAL_COMMIT_SECONDS,
         Unit::Seconds,
-        "Time to commit one journal batch."
+        "Time from the start of a journal commit until it is durable and answered."
     );
     describe_histogram!(
         SPOOL_WRITE_SECONDS,
@@ -92,19 +84,9 @@ fn describe() {
         "SQLite: time the spool writer took to commit what was queued (without the flush)."
     );
     describe_histogram!(
-        SPOOL_COMMIT_SECONDS,
-        Unit::Seconds,
-        "SQLite: time from the start of a spool commit until it was flushed and answered."
-    );
-    describe_histogram!(
         SPOOL_FLUSH_SECONDS,
         Unit::Seconds,
         "SQLite: time one fdatasync of the spool's WAL took."
-    );
-    describe_histogram!(
-        SPOOL_FLUSH_CALLBACKS,
-        Unit::Count,
-        "SQLite: callbacks whose answers one flush of the spool released."
     );
     describe_gauge!(
         BACKLOG,

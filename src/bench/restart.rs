@@ -122,7 +122,7 @@ async fn fill(url: &str, count: u64, mix: &Mix, secret: &str) -> anyhow::Result<
             .drain(..)
             .filter_map(|request| new_callback(&request.body))
             .collect();
-        store.journal(&batch).await?;
+        store.journal(batch).await?;
         done += n as u64;
         if progress {
             eprint!("\rjournaling {done}/{count} unprocessed callbacks");

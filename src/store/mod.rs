@@ -460,19 +460,29 @@ impl StoreOptions {
     }
 }
 
+/// How the journal's group commit is formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupCommit {
+    /// By the journal: it collects the callbacks queued into batches and commits up to
+    /// `in_flight` batches at once (PostgreSQL commits concurrent transactions in parallel).
+    Batches { in_flight: usize },
+    /// By the store: concurrent `journal` calls are merged into its next commit by itself
+    /// (SQLite's spool thread), so each callback is handed over as it comes.
+    InStore,
+}
+
 #[async_trait]
 pub trait Store: Queries + Outbox + Send + Sync + 'static {
     /// Durably stores a batch of callbacks in one commit, skipping those whose dedupe key is
     /// already stored. Returns one outcome per input, in order. Either the whole batch is
     /// committed or none of it is.
-    async fn journal(&self, batch: &[NewCallback]) -> Result<Vec<JournalOutcome>, StoreError>;
+    async fn journal(&self, batch: Vec<NewCallback>) -> Result<Vec<JournalOutcome>, StoreError>;
 
     /// Whether a callback with this dedupe key is already journaled.
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError>;
 
-    /// How many journal batches may be in flight at once: PostgreSQL commits concurrent
-    /// transactions in parallel, SQLite's spool writer merges them into its next commit.
-    fn journal_concurrency(&self) -> usize;
+    /// Who groups concurrent callbacks into commits.
+    fn group_commit(&self) -> GroupCommit;
 
     /// Callbacks one dispatcher processes in one transaction, at most.
     fn dispatch_batch(&self) -> u32;

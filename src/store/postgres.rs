@@ -15,7 +15,7 @@ use sqlx::{PgConnection, Row};
 use tokio::sync::watch;
 
 use super::records::*;
-use super::{JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
+use super::{GroupCommit, JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
 use crate::callback::Trigger;
 
 /// Journal batches committed at once. More than one lets commits overlap their round trips;
@@ -144,8 +144,10 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    fn journal_concurrency(&self) -> usize {
-        JOURNAL_CONCURRENCY
+    fn group_commit(&self) -> GroupCommit {
+        GroupCommit::Batches {
+            in_flight: JOURNAL_CONCURRENCY,
+        }
     }
 
     fn dispatch_batch(&self) -> u32 {
@@ -158,12 +160,12 @@ impl Store for PostgresStore {
         JOURNAL_CONCURRENCY
     }
 
-    async fn journal(&self, batch: &[NewCallback]) -> Result<Vec<JournalOutcome>, StoreError> {
+    async fn journal(&self, batch: Vec<NewCallback>) -> Result<Vec<JournalOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
         let mut conn = self.pool.acquire().await?;
-        Ok(insert_callbacks(&mut conn, batch).await?)
+        Ok(insert_callbacks(&mut conn, &batch).await?)
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {

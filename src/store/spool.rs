@@ -708,7 +708,7 @@ impl Flusher {
                 .flat_map(|flush| &flush.answers)
                 .map(|(_, outcomes)| outcomes.len())
                 .sum();
-            ::metrics::histogram!(metrics::SPOOL_FLUSH_CALLBACKS).record(callbacks as f64);
+            ::metrics::histogram!(metrics::JOURNAL_BATCH_SIZE).record(callbacks as f64);
             if synced.is_ok() {
                 let newest = group
                     .iter()
@@ -728,7 +728,7 @@ impl Flusher {
                 }
             }
             for flush in group {
-                ::metrics::histogram!(metrics::SPOOL_COMMIT_SECONDS)
+                ::metrics::histogram!(metrics::JOURNAL_COMMIT_SECONDS)
                     .record(flush.started.elapsed().as_secs_f64());
                 for (reply, outcomes) in flush.answers {
                     let answer = match &synced {

@@ -30,7 +30,8 @@ use super::records::*;
 use super::spool::Spool;
 use super::sqlite_processing::Processor;
 use super::{
-    JournalOutcome, NewCallback, PendingCallback, Processed, Store, StoreError, StoreOptions, Work,
+    GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Store, StoreError,
+    StoreOptions, Work,
 };
 use crate::callback::{Api, Trigger};
 
@@ -46,9 +47,6 @@ const READ_CONNECTIONS: u32 = 4;
 const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// A count of callbacks waiting for processing, and when the oldest was received.
 type Backlog = (i64, Option<DateTime<Utc>>);
-/// Journal batches handed to the spool writer at once: it merges those queued while it
-/// commits into its next commit, so a few in flight keep it from idling between commits.
-const JOURNAL_BATCHES_IN_FLIGHT: usize = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -247,8 +245,8 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    fn journal_concurrency(&self) -> usize {
-        JOURNAL_BATCHES_IN_FLIGHT
+    fn group_commit(&self) -> GroupCommit {
+        GroupCommit::InStore
     }
 
     fn dispatch_batch(&self) -> u32 {
@@ -261,11 +259,11 @@ impl Store for SqliteStore {
         1
     }
 
-    async fn journal(&self, batch: &[NewCallback]) -> Result<Vec<JournalOutcome>, StoreError> {
+    async fn journal(&self, batch: Vec<NewCallback>) -> Result<Vec<JournalOutcome>, StoreError> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.spool.append(batch.to_vec()).await
+        self.spool.append(batch).await
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {

@@ -82,7 +82,7 @@ async fn journal_stores_once_per_dedupe_key(store: Arc<dyn Store>) {
     let a = entry(&delivery_report("m1", "DELIVERED", "2025-03-04T12:00:00Z"));
     let b = entry(&delivery_report("m1", "READ", "2025-03-04T12:00:01Z"));
     let outcomes = store
-        .journal(&[a.clone(), b.clone(), a.clone()])
+        .journal(vec![a.clone(), b.clone(), a.clone()])
         .await
         .unwrap();
     assert!(matches!(outcomes[0], JournalOutcome::Accepted { .. }));
@@ -92,7 +92,7 @@ async fn journal_stores_once_per_dedupe_key(store: Arc<dyn Store>) {
         JournalOutcome::Duplicate,
         "a repeat within a batch"
     );
-    let again = store.journal(std::slice::from_ref(&b)).await.unwrap();
+    let again = store.journal(vec![b.clone()]).await.unwrap();
     assert_eq!(
         again,
         vec![JournalOutcome::Duplicate],
@@ -116,7 +116,7 @@ async fn late_reports_never_regress_a_status(store: Arc<dyn Store>) {
     ];
     for (status, at) in reports {
         store
-            .journal(&[entry(&delivery_report("m-order", status, at))])
+            .journal(vec![entry(&delivery_report("m-order", status, at))])
             .await
             .unwrap();
         drain(store.as_ref()).await;
@@ -154,7 +154,7 @@ async fn unprocessed_callbacks_are_found_after_a_restart(store: Arc<dyn Store>) 
             ))
         })
         .collect();
-    store.journal(&batch).await.unwrap();
+    store.journal(batch.clone()).await.unwrap();
     assert_eq!(store.make_pending_due(Utc::now()).await.unwrap(), 5);
     drain(store.as_ref()).await;
     assert_eq!(store.make_pending_due(Utc::now()).await.unwrap(), 0);
@@ -173,7 +173,7 @@ async fn concurrent_dispatchers_apply_each_callback_once(store: Arc<dyn Store>) 
             entry(&delivery_report(&format!("c{}", i / 3), status, &at))
         })
         .collect();
-    store.journal(&batch).await.unwrap();
+    store.journal(batch.clone()).await.unwrap();
     let workers = (0..4).map(|_| {
         let store = store.clone();
         tokio::spawn(async move { drain(store.as_ref()).await })
@@ -201,7 +201,7 @@ async fn concurrent_dispatchers_apply_each_callback_once(store: Arc<dyn Store>) 
 
 async fn unprocessable_payloads_are_set_aside(store: Arc<dyn Store>) {
     let body = r#"{"message_delivery_report":{"status":"READ"}}"#;
-    let outcome = store.journal(&[entry(body)]).await.unwrap();
+    let outcome = store.journal(vec![entry(body)]).await.unwrap();
     let JournalOutcome::Accepted { id } = outcome[0] else {
         unreachable!()
     };
@@ -226,7 +226,7 @@ async fn unprocessable_payloads_are_set_aside(store: Arc<dyn Store>) {
 
 async fn inbound_messages_are_stored(store: Arc<dyn Store>) {
     store
-        .journal(&[entry(&fixture("message_inbound.json"))])
+        .journal(vec![entry(&fixture("message_inbound.json"))])
         .await
         .unwrap();
     drain(store.as_ref()).await;

@@ -37,7 +37,7 @@ const FIXTURES: &[&str] = &[
 
 async fn ingest(store: &dyn Store, bodies: &[String]) {
     for body in bodies {
-        store.journal(&[entry(body)]).await.unwrap();
+        store.journal(vec![entry(body)]).await.unwrap();
         while process_due(store).await.unwrap() > 0 {}
     }
 }

@@ -177,3 +177,68 @@ async fn stream_clients_are_capped_without_touching_the_webhook() {
     assert_eq!(accepted.status(), 200);
     drop(first);
 }
+
+#[tokio::test]
+async fn past_the_journal_queue_bound_callbacks_get_429_and_the_queued_ones_are_kept() {
+    use sqlx::Connection;
+    let app = std::sync::Arc::new(spawn_app_with(&[("MAX_QUEUED_CALLBACKS", "2")]).await);
+    // Another writer holds the spool's write lock, so the spool commit waits (up to the
+    // busy timeout) and the callbacks handed to it stay queued.
+    let database = app.database_url.trim_start_matches("sqlite://");
+    let spool = sinch_webhooks::store::spool_path(std::path::Path::new(database));
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", spool.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let queued: Vec<_> = (0..2)
+        .map(|i| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let body = delivery_report(&format!("q-{i}"), "DELIVERED", "2025-03-04T12:00:00Z");
+                app.post_signed(&body).await
+            })
+        })
+        .collect();
+    let mut readiness = serde_json::Value::Null;
+    for _ in 0..100 {
+        readiness = reqwest::get(format!("{}/readyz", app.address))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if readiness["checks"]["journal_queue"]["queued"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        readiness["checks"]["journal_queue"]["status"], "overloaded",
+        "{readiness}"
+    );
+
+    let refused = delivery_report("q-refused", "DELIVERED", "2025-03-04T12:00:00Z");
+    let response = app.post_signed(&refused).await;
+    assert_eq!(response.status(), 429);
+    assert_eq!(response.headers()["retry-after"], "1");
+    assert_eq!(json(response).await["error"], "journal_queue_full");
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    for post in queued {
+        let response = post.await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(json(response).await["status"], "accepted");
+    }
+    app.drain().await;
+    let kept = app
+        .count("SELECT COUNT(*) FROM callbacks WHERE message_id IN ('q-0', 'q-1')")
+        .await;
+    assert_eq!(kept, 2);
+    let refused_kept = app
+        .count("SELECT COUNT(*) FROM journal WHERE message_id = 'q-refused'")
+        .await;
+    assert_eq!(refused_kept, 0, "a refused callback is not stored");
+}

@@ -200,7 +200,7 @@ async fn callbacks_journaled_before_a_crash_are_processed_at_the_next_start() {
         fixture("message_inbound.json"),
     ];
     let batch: Vec<NewCallback> = bodies.iter().map(|b| entry(b)).collect();
-    store.journal(&batch).await.unwrap();
+    store.journal(batch.clone()).await.unwrap();
     store.close().await;
 
     let app = restart_in(dir, env).await;

@@ -63,7 +63,7 @@ async fn put_back_what_was_saved(spool: &SqlitePool, store: std::sync::Arc<dyn S
 }
 
 async fn journal_one(store: &dyn Store, callback: &NewCallback) -> JournalOutcome {
-    let outcomes = store.journal(std::slice::from_ref(callback)).await.unwrap();
+    let outcomes = store.journal(vec![callback.clone()]).await.unwrap();
     assert_eq!(outcomes.len(), 1, "one outcome per callback");
     outcomes[0]
 }
@@ -96,7 +96,7 @@ async fn a_callback_moved_but_not_forgotten_before_a_crash_is_not_processed_twic
         .iter()
         .map(|status| entry(&delivery_report("m-crash", status, "2025-03-04T12:00:00Z")))
         .collect();
-    store.journal(&batch).await.unwrap();
+    store.journal(batch.clone()).await.unwrap();
     let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
     // What the spool held before processing: put back after, as if the process had died
     // between the move's commit and the spool forgetting.
@@ -225,7 +225,7 @@ async fn a_failed_callback_left_in_the_spool_by_a_crash_is_taken_up_once() {
     .await
     .unwrap();
     store
-        .journal(&[entry(&delivery_report(
+        .journal(vec![entry(&delivery_report(
             "m-retry",
             "DELIVERED",
             "2025-03-04T12:00:00Z",
@@ -277,13 +277,13 @@ async fn a_failed_callback_left_in_the_spool_by_a_crash_is_taken_up_once() {
 async fn the_backlog_counts_spooled_callbacks_from_before_a_restart_and_since() {
     let files = files();
     let store = open(&files).await;
-    store.journal(&delivered("m-before", 5)).await.unwrap();
+    store.journal(delivered("m-before", 5)).await.unwrap();
     assert_eq!(store.backlog().await.unwrap().0, 5);
     store.close().await;
 
     let store = open(&files).await;
     assert_eq!(store.backlog().await.unwrap().0, 5, "found at open");
-    store.journal(&delivered("m-since", 3)).await.unwrap();
+    store.journal(delivered("m-since", 3)).await.unwrap();
     let (count, oldest) = store.backlog().await.unwrap();
     assert_eq!(count, 8, "found at open, and spooled since");
     assert!(oldest.is_some());
@@ -306,7 +306,7 @@ async fn a_backlog_larger_than_memory_holds_is_read_back_from_the_spool() {
     // More than the spool keeps in memory for the dispatcher (2048): the rest is read
     // back from the file, in order, none skipped and none twice.
     let count = 2_500;
-    store.journal(&delivered("m-many", count)).await.unwrap();
+    store.journal(delivered("m-many", count)).await.unwrap();
     assert_eq!(store.backlog().await.unwrap().0, count);
     drain(store.as_ref()).await;
     assert_eq!(store.backlog().await.unwrap().0, 0);
