@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::metrics;
 use crate::store::{GroupCommit, JournalOutcome, NewCallback, Store, StoreError};
+use crate::telemetry::{LogDecision, LogLimit};
 
 /// Callbacks written in one commit, at most. Batches form naturally (tens under heavy load);
 /// the cap only bounds the statement size.
@@ -152,15 +153,26 @@ impl Direct {
                 Err(JournalError::Storage)
             }
             Err(error) => {
-                tracing::error!(
-                    error = %error,
-                    "journal commit failed; this callback is answered 503 and Sinch will retry it"
-                );
+                // One line per callback could flood the log while the disk is full or the
+                // database stalls: the store logs each failed commit, this adds the cause
+                // of the answers (a timeout), a few times a second.
+                if let LogDecision::Log { suppressed_before } =
+                    FAILURE_LOGS.check(std::time::Instant::now())
+                {
+                    tracing::error!(
+                        error = %error,
+                        suppressed_before,
+                        "journal commit failed; this callback is answered 503 and Sinch will retry it"
+                    );
+                }
                 Err(JournalError::Storage)
             }
         }
     }
 }
+
+/// Direct appends that failed, logged at most this many a second.
+static FAILURE_LOGS: LogLimit = LogLimit::new(10, Duration::from_secs(1));
 
 async fn write_batches(
     store: Arc<dyn Store>,
