@@ -136,9 +136,7 @@ impl Direct {
             .await
             .map_err(|_| JournalError::Closed)?;
         let committed =
-            tokio::time::timeout(self.commit_timeout, self.store.journal(vec![callback]))
-                .await
-                .unwrap_or_else(|_| Err(StoreError::TimedOut(self.commit_timeout)));
+            journal_in_time(self.store.as_ref(), vec![callback], self.commit_timeout).await;
         match committed.map(|outcomes| outcomes.into_iter().next()) {
             Ok(Some(outcome)) => {
                 if matches!(outcome, JournalOutcome::Accepted { .. }) {
@@ -169,6 +167,17 @@ impl Direct {
             }
         }
     }
+}
+
+/// `store.journal(batch)`, abandoned after `commit_timeout`.
+async fn journal_in_time(
+    store: &dyn Store,
+    batch: Vec<NewCallback>,
+    commit_timeout: Duration,
+) -> Result<Vec<JournalOutcome>, StoreError> {
+    tokio::time::timeout(commit_timeout, store.journal(batch))
+        .await
+        .unwrap_or_else(|_| Err(StoreError::TimedOut(commit_timeout)))
 }
 
 /// Direct appends that failed, logged at most this many a second.
@@ -213,9 +222,7 @@ async fn commit(
         entries.into_iter().map(|e| (e.callback, e.reply)).unzip();
     let batch = callbacks.len();
     let started = std::time::Instant::now();
-    let result = tokio::time::timeout(commit_timeout, store.journal(callbacks))
-        .await
-        .unwrap_or_else(|_| Err(StoreError::TimedOut(commit_timeout)));
+    let result = journal_in_time(store, callbacks, commit_timeout).await;
     ::metrics::histogram!(metrics::JOURNAL_BATCH_SIZE).record(batch as f64);
     ::metrics::histogram!(metrics::JOURNAL_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
     match result {
