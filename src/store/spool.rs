@@ -22,7 +22,7 @@
 //! Ids are assigned here, continuing the main file's sequence, and kept by the move, so the
 //! id an ack returns is the callback's id for good.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,8 @@ const INSERT: &str = "INSERT INTO spool (id, received_at, api, trigger, dedupe_k
      project_id, message_id, body, nonce, signature_timestamp) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
+/// Confirms a candidate of `SpooledKeys`.
+pub(super) const IN_SPOOL: &str = "SELECT 1 FROM spool WHERE id = ?1 AND dedupe_key = ?2";
 /// Moved callbacks forgotten by a commit that also appends, at most: the acks waiting for a
 /// commit should not also wait for the deletion of a whole processed batch (1024).
 const FORGET_CHUNK: i64 = 128;
@@ -261,9 +263,10 @@ impl Spool {
         })
     }
 
-    /// The id of the spooled callback with this dedupe key, if the spool holds it.
-    pub fn spooled_id(&self, dedupe_key: &str) -> Option<i64> {
-        lock(&self.keys).id_of(dedupe_key)
+    /// The ids of spooled callbacks whose dedupe key may be this one, oldest first: the
+    /// caller confirms a candidate against its row (see [`SpooledKeys`]).
+    pub fn spooled_candidates(&self, dedupe_key: &str) -> Vec<i64> {
+        lock(&self.keys).candidates(dedupe_key)
     }
 
     /// What the spool held when this process opened it.
@@ -504,12 +507,13 @@ impl Writer {
 fn append_all(
     tx: &rusqlite::Transaction<'_>,
     main: &Connection,
-    spooled: &SpooledKeys,
+    spooled: &SpooledKeys<impl std::hash::BuildHasher>,
     next_id: &mut i64,
     appends: &[(Vec<NewCallback>, AppendReply)],
     outcomes: &mut Vec<Vec<JournalOutcome>>,
 ) -> Result<(), rusqlite::Error> {
     let mut insert = tx.prepare_cached(INSERT)?;
+    let mut in_spool = tx.prepare_cached(IN_SPOOL)?;
     let mut in_callbacks = main.prepare_cached(IN_CALLBACKS)?;
     // Keys appended by this commit: a retry can arrive before its first copy is committed.
     let mut appending = std::collections::HashSet::new();
@@ -517,8 +521,8 @@ fn append_all(
         let mut batch_outcomes = Vec::with_capacity(batch.len());
         for cb in batch {
             let key = cb.dedupe_key.as_str();
-            let duplicate = spooled.id_of(key).is_some()
-                || appending.contains(key)
+            let duplicate = appending.contains(key)
+                || spooled_with_key(&mut in_spool, &spooled.candidates(key), key)?
                 || in_callbacks
                     .query_row([key], |_| Ok(()))
                     .optional()?
@@ -551,13 +555,45 @@ fn append_all(
     Ok(())
 }
 
+/// Whether one of the `candidates` (spooled ids) holds `key`. A candidate this commit
+/// forgot is not found: it was moved, and the read of `callbacks` finds it there.
+fn spooled_with_key(
+    in_spool: &mut rusqlite::CachedStatement<'_>,
+    candidates: &[i64],
+    key: &str,
+) -> Result<bool, rusqlite::Error> {
+    for id in candidates {
+        if in_spool
+            .query_row(params![id, key], |_| Ok(()))
+            .optional()?
+            .is_some()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The dedupe keys of the callbacks in the spool file, with their ids: what a unique index
 /// on the file would give, without its random writes. Bounded by the spool's rows.
-#[derive(Default)]
-struct SpooledKeys {
-    ids: HashMap<Arc<str>, i64>,
-    /// The same keys in id order, to forget the oldest.
-    by_id: VecDeque<(i64, Arc<str>)>,
+///
+/// Keys are held as 64-bit digests (keyed per process, so nobody can aim at a collision):
+/// the keys themselves (~100 bytes, in a map and a queue) took ~180 bytes a callback,
+/// 11 MiB at a backlog of 61k (heaptrack); a digest and its id take ~40. A digest only
+/// names candidates: two keys may share one, so a caller confirms a candidate against the
+/// key in its row before it calls a callback a duplicate.
+struct SpooledKeys<S = std::hash::RandomState> {
+    digests: S,
+    /// (digest, id), so that every id of a digest is one range.
+    ids: BTreeSet<(u64, i64)>,
+    /// The same in id order, to forget the oldest.
+    by_id: VecDeque<(i64, u64)>,
+}
+
+impl Default for SpooledKeys {
+    fn default() -> Self {
+        SpooledKeys::with_digests(std::hash::RandomState::new())
+    }
 }
 
 impl SpooledKeys {
@@ -573,33 +609,43 @@ impl SpooledKeys {
         }
         Ok(keys)
     }
+}
 
-    fn id_of(&self, key: &str) -> Option<i64> {
-        self.ids.get(key).copied()
+impl<S: std::hash::BuildHasher> SpooledKeys<S> {
+    fn with_digests(digests: S) -> Self {
+        SpooledKeys {
+            digests,
+            ids: BTreeSet::new(),
+            by_id: VecDeque::new(),
+        }
+    }
+
+    /// The ids of spooled callbacks whose key may be `key`, oldest first.
+    fn candidates(&self, key: &str) -> Vec<i64> {
+        let digest = self.digests.hash_one(key);
+        self.ids
+            .range((digest, i64::MIN)..=(digest, i64::MAX))
+            .map(|(_, id)| *id)
+            .collect()
     }
 
     /// `id` must be above every id held (ids only grow).
     fn insert(&mut self, id: i64, key: &str) {
-        let key: Arc<str> = Arc::from(key);
-        // A key twice in the file (possible only in a file written by hand) keeps the
-        // newest id; both leave when the newest is forgotten.
-        self.ids.insert(key.clone(), id);
-        self.by_id.push_back((id, key));
+        let digest = self.digests.hash_one(key);
+        self.ids.insert((digest, id));
+        self.by_id.push_back((id, digest));
     }
 
     fn forget_through(&mut self, through: i64) {
-        while let Some((id, key)) = self.by_id.front() {
-            if *id > through {
+        while let Some(&(id, digest)) = self.by_id.front() {
+            if id > through {
                 break;
             }
-            if self.ids.get(key) == Some(id) {
-                self.ids.remove(key);
-            }
+            self.ids.remove(&(digest, id));
             self.by_id.pop_front();
         }
         // After a large backlog drained, give the memory back.
         if self.by_id.len() < self.by_id.capacity() / 4 {
-            self.ids.shrink_to_fit();
             self.by_id.shrink_to_fit();
         }
     }
@@ -797,14 +843,88 @@ mod tests {
         keys.insert(4, "b");
         keys.insert(9, "c");
         assert_eq!(
-            (keys.id_of("a"), keys.id_of("c"), keys.id_of("z")),
-            (Some(3), Some(9), None)
+            (
+                keys.candidates("a"),
+                keys.candidates("c"),
+                keys.candidates("z")
+            ),
+            (vec![3], vec![9], vec![])
         );
         keys.forget_through(4);
-        assert_eq!((keys.id_of("a"), keys.id_of("b")), (None, None));
-        assert_eq!(keys.id_of("c"), Some(9));
+        assert_eq!(
+            (keys.candidates("a"), keys.candidates("b")),
+            (vec![], vec![])
+        );
+        assert_eq!(keys.candidates("c"), vec![9]);
         keys.forget_through(100);
         assert!(keys.ids.is_empty() && keys.by_id.is_empty());
+    }
+
+    /// Gives every key the same digest.
+    struct OneDigest;
+
+    impl std::hash::BuildHasher for OneDigest {
+        type Hasher = OneDigest;
+        fn build_hasher(&self) -> OneDigest {
+            OneDigest
+        }
+    }
+
+    impl std::hash::Hasher for OneDigest {
+        fn finish(&self) -> u64 {
+            7
+        }
+        fn write(&mut self, _: &[u8]) {}
+    }
+
+    /// Appends `keys` in one commit, as the writer does; the outcomes in order.
+    fn append(
+        spool: &mut Connection,
+        main: &Connection,
+        spooled: &mut SpooledKeys<OneDigest>,
+        next_id: &mut i64,
+        keys: &[&str],
+    ) -> Vec<JournalOutcome> {
+        let (reply, _answer) = oneshot::channel();
+        let appends = vec![(keys.iter().map(|k| callback(k)).collect::<Vec<_>>(), reply)];
+        let mut outcomes = Vec::new();
+        let tx = spool.transaction().unwrap();
+        append_all(&tx, main, spooled, next_id, &appends, &mut outcomes).unwrap();
+        tx.commit().unwrap();
+        let outcomes = outcomes.remove(0);
+        for (key, outcome) in keys.iter().zip(&outcomes) {
+            if let JournalOutcome::Accepted { id } = outcome {
+                spooled.insert(*id, key);
+            }
+        }
+        outcomes
+    }
+
+    #[test]
+    fn keys_sharing_a_digest_are_told_apart_by_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Connection::open(dir.path().join("db.spool")).unwrap();
+        spool.execute_batch(CREATE_TABLE).unwrap();
+        let main = Connection::open(dir.path().join("db")).unwrap();
+        main.execute_batch("CREATE TABLE callbacks (dedupe_key TEXT)")
+            .unwrap();
+        let mut keys = SpooledKeys::with_digests(OneDigest);
+        let mut next_id = 1;
+        let first = append(&mut spool, &main, &mut keys, &mut next_id, &["a"]);
+        assert!(matches!(first[..], [JournalOutcome::Accepted { id: 1 }]));
+        let second = append(&mut spool, &main, &mut keys, &mut next_id, &["b", "a", "b"]);
+        assert!(
+            matches!(
+                second[..],
+                [
+                    JournalOutcome::Accepted { id: 2 },
+                    JournalOutcome::Duplicate,
+                    JournalOutcome::Duplicate
+                ]
+            ),
+            "b shares a's digest but is a callback of its own: {second:?}"
+        );
+        assert_eq!(keys.candidates("anything"), vec![1, 2]);
     }
 
     #[test]
