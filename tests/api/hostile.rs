@@ -8,6 +8,21 @@ use tokio::net::TcpStream;
 
 use crate::helpers::*;
 
+/// Another writer on the app's spool file, holding its write lock until it rolls back.
+async fn hold_the_spool_write_lock(app: &TestApp) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let database = app.database_url.trim_start_matches("sqlite://");
+    let spool = sinch_webhooks::store::spool_path(std::path::Path::new(database));
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", spool.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
+}
+
 /// A raw TCP connection to the app, for requests no well-behaved client would send.
 async fn raw(app: &TestApp) -> TcpStream {
     let address = app.address.trim_start_matches("http://");
@@ -180,19 +195,10 @@ async fn stream_clients_are_capped_without_touching_the_webhook() {
 
 #[tokio::test]
 async fn past_the_journal_queue_bound_callbacks_get_429_and_the_queued_ones_are_kept() {
-    use sqlx::Connection;
     let app = std::sync::Arc::new(spawn_app_with(&[("MAX_QUEUED_CALLBACKS", "2")]).await);
-    // Another writer holds the spool's write lock, so the spool commit waits (up to the
-    // busy timeout) and the callbacks handed to it stay queued.
-    let database = app.database_url.trim_start_matches("sqlite://");
-    let spool = sinch_webhooks::store::spool_path(std::path::Path::new(database));
-    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", spool.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    // The spool commit waits (up to the busy timeout) and the callbacks handed to it stay
+    // queued.
+    let mut holder = hold_the_spool_write_lock(&app).await;
     let queued: Vec<_> = (0..2)
         .map(|i| {
             let app = app.clone();
@@ -241,4 +247,27 @@ async fn past_the_journal_queue_bound_callbacks_get_429_and_the_queued_ones_are_
         .count("SELECT COUNT(*) FROM journal WHERE message_id = 'q-refused'")
         .await;
     assert_eq!(refused_kept, 0, "a refused callback is not stored");
+}
+
+#[tokio::test]
+async fn a_spool_locked_past_its_busy_timeout_answers_503_and_the_retry_is_accepted() {
+    let app = spawn_app().await;
+    // Held for longer than the spool waits for it (the busy timeout, 5 s): the commit fails,
+    // and the callback must not be acknowledged.
+    let mut holder = hold_the_spool_write_lock(&app).await;
+    let body = delivery_report("locked-out", "DELIVERED", "2025-03-04T12:00:00Z");
+    let response = app.post_signed(&body).await;
+    assert_eq!(response.status(), 503);
+    assert_eq!(json(response).await["error"], "storage_unavailable");
+
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    // Sinch's retry: the failed commit left nothing behind that would make it a duplicate.
+    let retry = app.post_signed(&body).await;
+    assert_eq!(retry.status(), 200);
+    assert_eq!(json(retry).await["status"], "accepted");
+    app.drain().await;
+    let stored = app
+        .count("SELECT COUNT(*) FROM callbacks WHERE message_id = 'locked-out' AND processed_at IS NOT NULL")
+        .await;
+    assert_eq!(stored, 1);
 }
