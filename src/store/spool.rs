@@ -59,6 +59,8 @@ const INSERT: &str = "INSERT INTO spool (id, received_at, api, trigger, dedupe_k
      project_id, message_id, body, nonce, signature_timestamp) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
+const READ_AFTER: &str = "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, \
+     message_id, body, nonce, signature_timestamp FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2";
 /// Confirms a candidate of `SpooledKeys`.
 pub(super) const IN_SPOOL: &str = "SELECT 1 FROM spool WHERE id = ?1 AND dedupe_key = ?2";
 /// Moved callbacks forgotten by a commit that also appends, at most: the acks waiting for a
@@ -183,6 +185,10 @@ pub struct Spool {
     at_open: AtOpen,
     fresh: Arc<Mutex<Fresh>>,
     keys: Arc<Mutex<SpooledKeys>>,
+    /// Read-only, for the dispatcher when what it needs is no longer in `fresh`: it reads on
+    /// its own thread, as it processes (through a pool, each batch crossed to a worker
+    /// thread and back, and fell behind further once it had to read).
+    reader: Mutex<Connection>,
 }
 
 impl Spool {
@@ -220,6 +226,11 @@ impl Spool {
             first_new_id: next_id,
         };
         let forgotten_through = keys.by_id.front().map_or(next_id, |(id, _)| *id) - 1;
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(busy_timeout)?;
         let keys = Arc::new(Mutex::new(keys));
         let (sender, receiver) = mpsc::channel();
         let (flushes, to_flush) = mpsc::channel();
@@ -264,7 +275,26 @@ impl Spool {
             at_open,
             fresh,
             keys,
+            reader: Mutex::new(reader),
         })
+    }
+
+    /// The spooled callbacks after id `after`, oldest first, at most `limit`, read from the
+    /// file. Blocks for one read of the file.
+    pub fn read_after(
+        &self,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, NewCallback)>, StoreError> {
+        let reader = lock(&self.reader);
+        let mut select = reader.prepare_cached(READ_AFTER)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = select.query_map(params![after, limit], spooled_row)?;
+        let mut callbacks = Vec::new();
+        for row in rows {
+            callbacks.push(row??);
+        }
+        Ok(callbacks)
     }
 
     /// The ids of spooled callbacks whose dedupe key may be this one, oldest first: the
@@ -557,6 +587,42 @@ fn append_all(
         outcomes.push(batch_outcomes);
     }
     Ok(())
+}
+
+/// A row of `READ_AFTER`; a value this version cannot read is the outer error.
+fn spooled_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<Result<(i64, NewCallback), StoreError>> {
+    let id: i64 = row.get(0)?;
+    let received_at: String = row.get(1)?;
+    let api: String = row.get(2)?;
+    let unreadable = |what: String| {
+        Ok(Err(StoreError::Spool(format!(
+            "spooled callback {id}: {what}"
+        ))))
+    };
+    let Some(received_at) = super::sqlite::parse_ts(&received_at) else {
+        return unreadable(format!("received_at is not a time: {received_at:?}"));
+    };
+    let Some(api) = crate::callback::Api::parse(&api) else {
+        return unreadable(format!("api is unknown: {api:?}"));
+    };
+    let trigger: String = row.get(3)?;
+    Ok(Ok((
+        id,
+        NewCallback {
+            received_at,
+            api,
+            trigger: crate::callback::Trigger::parse(&trigger),
+            dedupe_key: row.get(4)?,
+            app_id: row.get(5)?,
+            project_id: row.get(6)?,
+            message_id: row.get(7)?,
+            body: row.get(8)?,
+            nonce: row.get(9)?,
+            signature_timestamp: row.get(10)?,
+        },
+    )))
 }
 
 /// Whether one of the `candidates` (spooled ids) holds `key`. A candidate this commit
@@ -929,6 +995,55 @@ mod tests {
             "b shares a's digest but is a callback of its own: {second:?}"
         );
         assert_eq!(keys.candidates("anything"), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_file_is_read_back_in_id_order_after_an_id_and_a_bad_row_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = dir.path().join("db");
+        Connection::open(&database)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE callbacks (id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key TEXT)",
+            )
+            .unwrap();
+        let spool = Spool::open(&database, std::time::Duration::from_secs(1), 1000).unwrap();
+        let writer = Connection::open(path_for(&database)).unwrap();
+        for id in 1..=5 {
+            writer
+                .execute(
+                    INSERT,
+                    params![
+                        id,
+                        "2025-03-04T12:00:00.000000Z",
+                        "conversation",
+                        "MESSAGE_INBOUND",
+                        format!("key-{id}"),
+                        None::<String>,
+                        None::<String>,
+                        Some(format!("m-{id}")),
+                        "{}",
+                        "n",
+                        0
+                    ],
+                )
+                .unwrap();
+        }
+        let read = spool.read_after(2, 2).unwrap();
+        let read: Vec<_> = read
+            .iter()
+            .map(|(id, cb)| (*id, cb.dedupe_key.as_str(), cb.message_id.as_deref()))
+            .collect();
+        assert_eq!(read, [(3, "key-3", Some("m-3")), (4, "key-4", Some("m-4"))]);
+
+        writer
+            .execute("UPDATE spool SET api = 'fax' WHERE id = 5", [])
+            .unwrap();
+        let error = spool.read_after(4, 10).unwrap_err().to_string();
+        assert!(
+            error.contains("spooled callback 5") && error.contains("fax"),
+            "{error}"
+        );
     }
 
     #[test]

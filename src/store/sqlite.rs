@@ -33,7 +33,7 @@ use super::{
     GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Store, StoreError,
     StoreOptions, Work,
 };
-use crate::callback::{Api, Trigger};
+use crate::callback::Trigger;
 
 /// One connection for ingestion and dispatch: they take turns at the write gate anyway,
 /// and a single writer keeps its page cache warm (with two, each commit by one made the
@@ -208,7 +208,7 @@ impl SqliteStore {
 
     /// Spooled callbacks not moved yet, oldest first: from memory when they are there,
     /// else read from the file.
-    async fn spooled(&self, limit: u32) -> Result<Vec<PendingCallback>, sqlx::Error> {
+    async fn spooled(&self, limit: u32) -> Result<Vec<PendingCallback>, StoreError> {
         let moved_through = self.moved_through.load(Ordering::Acquire);
         let at_open = self.spool.at_open();
         if moved_through >= at_open.newest {
@@ -220,15 +220,11 @@ impl SqliteStore {
                     .collect());
             }
         }
-        let rows = sqlx::query(
-            "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, message_id, \
-             body, nonce, signature_timestamp FROM spool WHERE id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(moved_through)
-        .bind(limit)
-        .fetch_all(&self.spool_reads)
-        .await?;
-        rows.iter().map(spooled_callback).collect()
+        let read = block_on_this_thread(|| self.spool.read_after(moved_through, limit as usize))?;
+        Ok(read
+            .into_iter()
+            .map(|(id, callback)| PendingCallback::spooled(id, callback))
+            .collect())
     }
 
     /// After the move of `work` committed: those spooled callbacks can leave the spool.
@@ -427,26 +423,6 @@ fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
         attempts: row.try_get("attempts")?,
         spooled: None,
     })
-}
-
-fn spooled_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
-    let api: String = row.try_get("api")?;
-    let received_at: String = row.try_get("received_at")?;
-    let decode = |what: String| sqlx::Error::Decode(what.into());
-    let spooled = NewCallback {
-        received_at: parse_ts(&received_at)
-            .ok_or_else(|| decode(format!("spool.received_at is not a time: {received_at:?}")))?,
-        api: Api::parse(&api).ok_or_else(|| decode(format!("spool.api is unknown: {api:?}")))?,
-        trigger: Trigger::parse(row.try_get("trigger")?),
-        dedupe_key: row.try_get("dedupe_key")?,
-        app_id: row.try_get("app_id")?,
-        project_id: row.try_get("project_id")?,
-        message_id: row.try_get("message_id")?,
-        body: row.try_get("body")?,
-        nonce: row.try_get("nonce")?,
-        signature_timestamp: row.try_get("signature_timestamp")?,
-    };
-    Ok(PendingCallback::spooled(row.try_get("id")?, spooled))
 }
 
 /// The stored form of a time: fixed-width UTC with microseconds, so text order is time order.
