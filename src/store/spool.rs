@@ -62,7 +62,7 @@ const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
 const READ_AFTER: &str = "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, \
      message_id, body, nonce, signature_timestamp FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2";
 /// Confirms a candidate of `SpooledKeys`.
-pub(super) const IN_SPOOL: &str = "SELECT 1 FROM spool WHERE id = ?1 AND dedupe_key = ?2";
+const IN_SPOOL: &str = "SELECT 1 FROM spool WHERE id = ?1 AND dedupe_key = ?2";
 /// Moved callbacks forgotten by a commit that also appends, at most: the acks waiting for a
 /// commit should not also wait for the deletion of a whole processed batch (1024).
 const FORGET_CHUNK: i64 = 128;
@@ -297,10 +297,16 @@ impl Spool {
         Ok(callbacks)
     }
 
-    /// The ids of spooled callbacks whose dedupe key may be this one, oldest first: the
-    /// caller confirms a candidate against its row (see [`SpooledKeys`]).
-    pub fn spooled_candidates(&self, dedupe_key: &str) -> Vec<i64> {
-        lock(&self.keys).candidates(dedupe_key)
+    /// The id of the spooled callback with this dedupe key, if the spool holds it: the
+    /// candidates of [`SpooledKeys`] confirmed against the file. Blocks for a read of it.
+    pub fn spooled_id(&self, dedupe_key: &str) -> Result<Option<i64>, StoreError> {
+        let candidates = lock(&self.keys).candidates(dedupe_key);
+        if candidates.is_empty() {
+            return Ok(None);
+        }
+        let reader = lock(&self.reader);
+        let mut in_spool = reader.prepare_cached(IN_SPOOL)?;
+        Ok(spooled_with_key(&mut in_spool, &candidates, dedupe_key)?)
     }
 
     /// What the spool held when this process opened it.
@@ -556,7 +562,7 @@ fn append_all(
         for cb in batch {
             let key = cb.dedupe_key.as_str();
             let duplicate = appending.contains(key)
-                || spooled_with_key(&mut in_spool, &spooled.candidates(key), key)?
+                || spooled_with_key(&mut in_spool, &spooled.candidates(key), key)?.is_some()
                 || in_callbacks
                     .query_row([key], |_| Ok(()))
                     .optional()?
@@ -625,23 +631,24 @@ fn spooled_row(
     )))
 }
 
-/// Whether one of the `candidates` (spooled ids) holds `key`. A candidate this commit
-/// forgot is not found: it was moved, and the read of `callbacks` finds it there.
+/// The one of the `candidates` (spooled ids) whose row holds `key`, if any. A candidate
+/// forgot meanwhile (by this commit, or since the caller took the candidates) is not found:
+/// it was moved, and a read of `callbacks` finds it there.
 fn spooled_with_key(
     in_spool: &mut rusqlite::CachedStatement<'_>,
     candidates: &[i64],
     key: &str,
-) -> Result<bool, rusqlite::Error> {
-    for id in candidates {
+) -> Result<Option<i64>, rusqlite::Error> {
+    for &id in candidates {
         if in_spool
             .query_row(params![id, key], |_| Ok(()))
             .optional()?
             .is_some()
         {
-            return Ok(true);
+            return Ok(Some(id));
         }
     }
-    Ok(false)
+    Ok(None)
 }
 
 /// The dedupe keys of the callbacks in the spool file, with their ids: what a unique index

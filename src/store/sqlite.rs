@@ -211,17 +211,17 @@ impl SqliteStore {
     async fn spooled(&self, limit: u32) -> Result<Vec<PendingCallback>, StoreError> {
         let moved_through = self.moved_through.load(Ordering::Acquire);
         let at_open = self.spool.at_open();
-        if moved_through >= at_open.newest {
+        let fresh = if moved_through >= at_open.newest {
             let first = (moved_through + 1).max(at_open.first_new_id);
-            if let Some(fresh) = self.spool.take_fresh(first, limit as usize) {
-                return Ok(fresh
-                    .into_iter()
-                    .map(|(id, callback)| PendingCallback::spooled(id, callback))
-                    .collect());
-            }
-        }
-        let read = block_on_this_thread(|| self.spool.read_after(moved_through, limit as usize))?;
-        Ok(read
+            self.spool.take_fresh(first, limit as usize)
+        } else {
+            None
+        };
+        let spooled = match fresh {
+            Some(fresh) => fresh,
+            None => block_on_this_thread(|| self.spool.read_after(moved_through, limit as usize))?,
+        };
+        Ok(spooled
             .into_iter()
             .map(|(id, callback)| PendingCallback::spooled(id, callback))
             .collect())
@@ -270,18 +270,10 @@ impl Store for SqliteStore {
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        for id in self.spool.spooled_candidates(dedupe_key) {
-            let holds_key = sqlx::query(super::spool::IN_SPOOL)
-                .bind(id)
-                .bind(dedupe_key)
-                .fetch_optional(&self.spool_reads)
-                .await?
-                .is_some();
-            if holds_key {
-                // Written but not flushed yet: acknowledging a redelivery on its strength
-                // could lose both to a power cut.
-                return Ok(self.spool.is_flushed(id));
-            }
+        if let Some(id) = block_on_this_thread(|| self.spool.spooled_id(dedupe_key))? {
+            // Written but not flushed yet: acknowledging a redelivery on its strength could
+            // lose both to a power cut.
+            return Ok(self.spool.is_flushed(id));
         }
         let mut conn = self.read_pool.acquire().await?;
         Ok(journaled(&mut conn, dedupe_key).await?)
