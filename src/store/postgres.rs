@@ -125,6 +125,13 @@ impl PostgresStore {
         Ok(None)
     }
 
+    async fn spooled_records(
+        &self,
+        _query: &super::CallbackQuery,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// How many callbacks wait for processing, and since when the oldest.
     async fn pending_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
         Ok(sqlx::query_as(

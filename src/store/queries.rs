@@ -96,6 +96,37 @@ pub trait Queries: Send + Sync {
     async fn backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError>;
 }
 
+/// One page of callbacks, newest first, from `callbacks` and from SQLite's spool, each list
+/// newest first already. A callback in both (moved, not yet forgotten) is shown once, as
+/// `callbacks` has it: the spool's copy does not know it was processed.
+pub(crate) fn newest_first(
+    journaled: Vec<CallbackRecord>,
+    spooled: Vec<CallbackRecord>,
+    limit: u32,
+) -> Vec<CallbackRecord> {
+    let mut page = Vec::with_capacity(journaled.len() + spooled.len());
+    let (mut journaled, mut spooled) = (
+        journaled.into_iter().peekable(),
+        spooled.into_iter().peekable(),
+    );
+    while page.len() < limit as usize {
+        let next = match (journaled.peek(), spooled.peek()) {
+            (Some(j), Some(s)) if j.id == s.id => {
+                spooled.next();
+                journaled.next()
+            }
+            (Some(j), Some(s)) if s.id > j.id => spooled.next(),
+            (Some(_), _) => journaled.next(),
+            (None, _) => spooled.next(),
+        };
+        match next {
+            Some(record) => page.push(record),
+            None => break,
+        }
+    }
+    page
+}
+
 /// Expands to the [`Queries`] implementation for one backend.
 macro_rules! store_queries {
     (store: $Store:ty, bind_time: $time:path $(,)?) => {
@@ -116,7 +147,10 @@ macro_rules! store_queries {
                 &self,
                 query: &$crate::store::CallbackQuery,
             ) -> Result<Vec<CallbackRecord>, StoreError> {
-                Ok(sqlx::query_as(
+                // The spool first: a callback leaves it only once it is in `callbacks`, so
+                // one moving between the two reads is found in the second.
+                let spooled = self.spooled_records(query).await?;
+                let journaled = sqlx::query_as(
                     "SELECT * FROM callbacks WHERE ($1 IS NULL OR trigger = $1) \
                      AND ($2 IS NULL OR received_at >= $2) \
                      AND ($3 IS NULL OR (processed_at IS NOT NULL) = $3) \
@@ -128,7 +162,12 @@ macro_rules! store_queries {
                 .bind(query.before_id)
                 .bind(i64::from(query.limit))
                 .fetch_all(&self.read_pool)
-                .await?)
+                .await?;
+                Ok($crate::store::queries::newest_first(
+                    journaled,
+                    spooled,
+                    query.limit,
+                ))
             }
 
             async fn replay_batch(
@@ -345,3 +384,69 @@ macro_rules! store_queries {
 }
 
 pub(crate) use store_queries;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: i64, processed: bool) -> CallbackRecord {
+        let at = DateTime::<Utc>::UNIX_EPOCH;
+        CallbackRecord {
+            id,
+            received_at: at,
+            api: "conversation".into(),
+            trigger: "MESSAGE_DELIVERY".into(),
+            dedupe_key: format!("key-{id}"),
+            app_id: None,
+            project_id: None,
+            message_id: None,
+            body: "{}".into(),
+            nonce: "n".into(),
+            signature_timestamp: 0,
+            processed_at: processed.then_some(at),
+            attempts: i64::from(processed),
+            last_error: None,
+            next_attempt_at: at,
+        }
+    }
+
+    fn page(journaled: &[i64], spooled: &[i64], limit: u32) -> Vec<(i64, bool)> {
+        newest_first(
+            journaled.iter().map(|&id| record(id, true)).collect(),
+            spooled.iter().map(|&id| record(id, false)).collect(),
+            limit,
+        )
+        .into_iter()
+        .map(|r| (r.id, r.processed_at.is_some()))
+        .collect()
+    }
+
+    #[test]
+    fn spooled_and_journaled_callbacks_interleave_newest_first_up_to_the_limit() {
+        assert_eq!(
+            page(&[7, 4, 2], &[9, 8, 5], 10),
+            [
+                (9, false),
+                (8, false),
+                (7, true),
+                (5, false),
+                (4, true),
+                (2, true)
+            ]
+        );
+        assert_eq!(
+            page(&[7, 4, 2], &[9, 8, 5], 4),
+            [(9, false), (8, false), (7, true), (5, false)]
+        );
+        assert_eq!(page(&[], &[3, 1], 10), [(3, false), (1, false)]);
+        assert_eq!(page(&[3, 1], &[], 1), [(3, true)]);
+    }
+
+    #[test]
+    fn a_callback_in_both_is_shown_once_as_callbacks_has_it() {
+        assert_eq!(
+            page(&[6, 5], &[6, 5, 4], 10),
+            [(6, true), (5, true), (4, false)]
+        );
+    }
+}

@@ -51,6 +51,10 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// (claims, spool batches, API pages), so a smaller cache costs them little; the caches
 /// that pay off (processing, the spool's writer) keep SQLite's default.
 const POOL_CACHE_KIB: i64 = 512;
+/// A spool row as a `CallbackRecord`: acknowledged, never attempted, due now.
+const SPOOLED_RECORD: &str = "id, received_at, api, trigger, dedupe_key, app_id, project_id, \
+     message_id, body, nonce, signature_timestamp, NULL AS processed_at, 0 AS attempts, \
+     NULL AS last_error, received_at AS next_attempt_at";
 /// A count of callbacks waiting for processing, and when the oldest was received.
 type Backlog = (i64, Option<DateTime<Utc>>);
 
@@ -196,13 +200,32 @@ impl SqliteStore {
 
     /// A callback acknowledged and not processed yet, as the query API shows it.
     async fn spooled_record(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, message_id, \
-             body, nonce, signature_timestamp, NULL AS processed_at, 0 AS attempts, \
-             NULL AS last_error, received_at AS next_attempt_at FROM spool WHERE id = ?",
+        Ok(
+            sqlx::query_as(&format!("SELECT {SPOOLED_RECORD} FROM spool WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.spool_reads)
+                .await?,
         )
-        .bind(id)
-        .fetch_optional(&self.spool_reads)
+    }
+
+    /// The spooled callbacks a list query matches, newest first: all of them unprocessed.
+    async fn spooled_records(
+        &self,
+        query: &super::CallbackQuery,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        if query.processed == Some(true) {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_as(&format!(
+            "SELECT {SPOOLED_RECORD} FROM spool WHERE (?1 IS NULL OR trigger = ?1) \
+             AND (?2 IS NULL OR received_at >= ?2) AND (?3 IS NULL OR id < ?3) \
+             ORDER BY id DESC LIMIT ?4"
+        ))
+        .bind(&query.trigger)
+        .bind(query.since.as_ref().map(ts))
+        .bind(query.before_id)
+        .bind(i64::from(query.limit))
+        .fetch_all(&self.spool_reads)
         .await?)
     }
 

@@ -475,3 +475,107 @@ async fn a_spool_file_of_a_newer_format_is_refused_with_a_reason() {
         "{reason}"
     );
 }
+
+/// `GET /api/callbacks` lists what is still spooled (acknowledged, not yet moved) with what
+/// is journaled: unprocessed callbacks live in the spool, so without it `processed=false`
+/// would list almost nothing while the backlog grows.
+#[tokio::test]
+async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_once() {
+    use sinch_webhooks::store::CallbackQuery;
+    let files = files();
+    let store = open(&files).await;
+    let ids_of = |records: Vec<sinch_webhooks::store::CallbackRecord>| -> Vec<(i64, bool)> {
+        records
+            .into_iter()
+            .map(|r| (r.id, r.processed_at.is_some()))
+            .collect()
+    };
+    let list = |query: CallbackQuery| {
+        let store = store.clone();
+        async move { ids_of(store.callbacks(&query).await.unwrap()) }
+    };
+    let everything = CallbackQuery {
+        limit: 100,
+        ..CallbackQuery::default()
+    };
+
+    let processed: Vec<i64> = {
+        let mut ids = Vec::new();
+        for callback in delivered("listed-processed", 2) {
+            ids.push(accepted_id(journal_one(store.as_ref(), &callback).await));
+        }
+        ids
+    };
+    drain(store.as_ref()).await;
+    let mut spooled = Vec::new();
+    for callback in delivered("listed-spooled", 2) {
+        spooled.push(accepted_id(journal_one(store.as_ref(), &callback).await));
+    }
+    let opt_in = entry(&fixture("opt_in.json"));
+    spooled.push(accepted_id(journal_one(store.as_ref(), &opt_in).await));
+    let (p1, p2) = (processed[0], processed[1]);
+    let (s1, s2, s3) = (spooled[0], spooled[1], spooled[2]);
+
+    assert_eq!(
+        list(everything.clone()).await,
+        [
+            (s3, false),
+            (s2, false),
+            (s1, false),
+            (p2, true),
+            (p1, true)
+        ],
+        "newest first, spooled ones unprocessed"
+    );
+    let unprocessed = CallbackQuery {
+        processed: Some(false),
+        ..everything.clone()
+    };
+    assert_eq!(
+        list(unprocessed).await,
+        [(s3, false), (s2, false), (s1, false)]
+    );
+    let done = CallbackQuery {
+        processed: Some(true),
+        ..everything.clone()
+    };
+    assert_eq!(list(done).await, [(p2, true), (p1, true)]);
+    let opt_ins = CallbackQuery {
+        trigger: Some("OPT_IN".into()),
+        ..everything.clone()
+    };
+    assert_eq!(list(opt_ins).await, [(s3, false)]);
+    let first_page = CallbackQuery {
+        limit: 2,
+        ..everything.clone()
+    };
+    assert_eq!(list(first_page).await, [(s3, false), (s2, false)]);
+    let second_page = CallbackQuery {
+        limit: 2,
+        before_id: Some(s2),
+        ..everything.clone()
+    };
+    assert_eq!(list(second_page).await, [(s1, false), (p2, true)]);
+
+    // Moved but not forgotten (a crash between the two): in both files, listed once, as
+    // processed.
+    let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
+    sqlx::query("CREATE TABLE saved AS SELECT * FROM spool")
+        .execute(&spool)
+        .await
+        .unwrap();
+    drain(store.as_ref()).await;
+    put_back_what_was_saved(&spool, store.clone()).await;
+    let store = open(&files).await;
+    let in_spool: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spool")
+        .fetch_one(&spool)
+        .await
+        .unwrap();
+    assert_eq!(in_spool, 3, "the moved callbacks are back in the spool");
+    assert_eq!(
+        ids_of(store.callbacks(&everything).await.unwrap()),
+        [(s3, true), (s2, true), (s1, true), (p2, true), (p1, true)]
+    );
+    store.close().await;
+    spool.close().await;
+}
