@@ -20,6 +20,13 @@ use crate::store::{Effect, Plan, Processed, Store, StoreError, Work};
 
 /// How often to look for due work when nothing wakes the dispatcher.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// After a batch that was not full, how long callbacks gather before the next one. Taken
+/// as they came, at moderate load, batches were a few callbacks each, and each paid for a
+/// transaction of its own (a claim, a commit that syncs the file): at 7,200 callbacks/s
+/// (half the max rate), waiting 20 ms cut the dispatcher's CPU per callback by a third and
+/// the ack p99 from 19 ms to 9 ms, for ~25 ms more processing lag (`bench`, alternating).
+/// The first callback after an idle spell is taken at once.
+const GATHER: Duration = Duration::from_millis(20);
 /// Pause after the database itself failed, before trying again.
 const STORE_FAILURE_PAUSE: Duration = Duration::from_secs(1);
 /// Retry delays double from 1 s to 5 min.
@@ -52,7 +59,14 @@ pub async fn run(
                 .unwrap_or(Err(StoreError::TimedOut(batch_timeout)));
         match processed {
             Ok(0) => wait_for_work(store.as_ref(), &wake, &shutdown).await,
-            Ok(_) => {}
+            Ok(taken) => {
+                if let Some(pause) = gather_after(taken, store.dispatch_batch()) {
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = shutdown.cancelled() => {}
+                    }
+                }
+            }
             Err(error) => {
                 tracing::error!(%error, "dispatcher could not read or write the database; retrying");
                 tokio::select! {
@@ -63,6 +77,12 @@ pub async fn run(
         }
     }
     tracing::debug!("dispatcher stopped");
+}
+
+/// How long to let callbacks gather after a batch of `taken`: a batch that was not full
+/// leaves time for the next to fill; a full one means a backlog, taken up at once.
+fn gather_after(taken: usize, batch_size: u32) -> Option<Duration> {
+    (taken < batch_size as usize).then_some(GATHER)
 }
 
 /// Processes one batch of due callbacks; returns how many were taken. Tests call this to
@@ -90,6 +110,7 @@ pub async fn process_due_into(
             callback,
         })
         .collect();
+    ::metrics::histogram!(metrics::PROCESSING_BATCH_SIZE).record(work.len() as f64);
     let results = store.process(&work, Utc::now()).await?;
     for (item, result) in work.iter().zip(&results) {
         report(item, result);
@@ -199,6 +220,13 @@ fn retry_at(now: DateTime<Utc>, attempt: i64, callback_id: i64) -> DateTime<Utc>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_batch_that_was_not_full_waits_for_the_next_to_gather() {
+        assert_eq!(gather_after(1, 1024), Some(GATHER));
+        assert_eq!(gather_after(1023, 1024), Some(GATHER));
+        assert_eq!(gather_after(1024, 1024), None);
+    }
 
     #[test]
     fn retry_delay_doubles_up_to_the_cap_with_bounded_jitter() {

@@ -16,6 +16,7 @@ pub const SPOOL_FLUSH_SECONDS: &str = "sinch_webhooks_spool_flush_seconds";
 pub const BACKLOG: &str = "sinch_webhooks_unprocessed_backlog";
 pub const OLDEST_UNPROCESSED_SECONDS: &str = "sinch_webhooks_oldest_unprocessed_age_seconds";
 pub const PROCESSING_LAG_SECONDS: &str = "sinch_webhooks_processing_lag_seconds";
+pub const PROCESSING_BATCH_SIZE: &str = "sinch_webhooks_processing_batch_size";
 pub const PROCESSED: &str = "sinch_webhooks_processed_total";
 pub const HANDLER_FAILURES: &str = "sinch_webhooks_handler_failures_total";
 pub const FORWARD_ATTEMPTS: &str = "sinch_webhooks_forward_attempts_total";
@@ -30,6 +31,7 @@ const SECONDS_BUCKETS: &[f64] = &[
     5.0, 10.0,
 ];
 const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+const PROCESSING_BATCH_BUCKETS: &[f64] = &[1.0, 4.0, 16.0, 64.0, 256.0, 1024.0];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -44,6 +46,12 @@ pub fn install() -> Option<PrometheusHandle> {
                     b.set_buckets_for_metric(
                         Matcher::Full(JOURNAL_BATCH_SIZE.into()),
                         BATCH_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(PROCESSING_BATCH_SIZE.into()),
+                        PROCESSING_BATCH_BUCKETS,
                     )
                 })
                 .ok()?
@@ -63,6 +71,11 @@ fn describe() {
         "Verified callbacks, by trigger and outcome (accepted, duplicate)."
     );
     describe_counter!(REJECTED, "Requests refused at the webhook, by reason code.");
+    describe_histogram!(
+        PROCESSING_BATCH_SIZE,
+        Unit::Count,
+        "Callbacks taken up by one processing transaction."
+    );
     describe_histogram!(
         ACK_SECONDS,
         Unit::Seconds,

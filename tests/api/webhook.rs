@@ -454,6 +454,7 @@ async fn metrics_count_callbacks_with_their_labels() {
         "sinch_webhooks_journal_commit_seconds_bucket",
         r#"sinch_webhooks_processed_total{trigger="OPT_IN",result="applied"}"#,
         "sinch_webhooks_processing_lag_seconds_bucket",
+        "sinch_webhooks_processing_batch_size_bucket",
         "sinch_webhooks_unprocessed_backlog",
         "sinch_webhooks_oldest_unprocessed_age_seconds",
         r#"sinch_webhooks_build_info{version=""#,
