@@ -114,8 +114,8 @@ pub async fn process_due_into(
             callback,
         })
         .collect();
-    ::metrics::histogram!(metrics::PROCESSING_BATCH_SIZE).record(work.len() as f64);
     let results = store.process(&work, Utc::now()).await?;
+    ::metrics::histogram!(metrics::PROCESSING_BATCH_SIZE).record(work.len() as f64);
     for (item, result) in work.iter().zip(&results) {
         report(item, result);
         if let Some(feed) = feed {

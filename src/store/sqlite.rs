@@ -208,7 +208,10 @@ impl SqliteStore {
         )
     }
 
-    /// The spooled callbacks a list query matches, newest first: all of them unprocessed.
+    /// The spooled callbacks a list query matches that are not in `callbacks` yet, newest
+    /// first, up to the query's limit: all of them unprocessed. The spool forgets what was
+    /// moved only later (lazily, or after a crash at the next start), and its copy does not
+    /// know the callback was processed: a moved one is left to the read of `callbacks`.
     async fn spooled_records(
         &self,
         query: &super::CallbackQuery,
@@ -216,17 +219,54 @@ impl SqliteStore {
         if query.processed == Some(true) {
             return Ok(Vec::new());
         }
-        Ok(sqlx::query_as(&format!(
-            "SELECT {SPOOLED_RECORD} FROM spool WHERE (?1 IS NULL OR trigger = ?1) \
-             AND (?2 IS NULL OR received_at >= ?2) AND (?3 IS NULL OR id < ?3) \
-             ORDER BY id DESC LIMIT ?4"
-        ))
-        .bind(&query.trigger)
-        .bind(query.since.as_ref().map(ts))
-        .bind(query.before_id)
-        .bind(i64::from(query.limit))
-        .fetch_all(&self.spool_reads)
-        .await?)
+        let limit = query.limit as usize;
+        // Read before the spool: everything up to it is in `callbacks` already.
+        let moved_through = self.moved_through.load(Ordering::Acquire);
+        let mut before = query.before_id;
+        let mut found = Vec::with_capacity(limit);
+        loop {
+            let rows: Vec<CallbackRecord> = sqlx::query_as(&format!(
+                "SELECT {SPOOLED_RECORD} FROM spool WHERE id > ?1 AND (?2 IS NULL OR trigger = ?2) \
+                 AND (?3 IS NULL OR received_at >= ?3) AND (?4 IS NULL OR id < ?4) \
+                 ORDER BY id DESC LIMIT ?5"
+            ))
+            .bind(moved_through)
+            .bind(&query.trigger)
+            .bind(query.since.as_ref().map(ts))
+            .bind(before)
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.spool_reads)
+            .await?;
+            let exhausted = rows.len() < limit;
+            before = rows.last().map(|row| row.id);
+            // Moved by an earlier process and left by its crash, or moved since the read
+            // of `moved_through`.
+            let moved = self.in_callbacks(rows.iter().map(|row| row.id)).await?;
+            found.extend(rows.into_iter().filter(|row| !moved.contains(&row.id)));
+            if found.len() >= limit || exhausted {
+                found.truncate(limit);
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Which of these ids `callbacks` holds.
+    async fn in_callbacks(
+        &self,
+        ids: impl Iterator<Item = i64>,
+    ) -> Result<std::collections::HashSet<i64>, StoreError> {
+        let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
+        if ids.is_empty() {
+            return Ok(std::collections::HashSet::new());
+        }
+        let list = format!("[{}]", ids.join(","));
+        let found: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM callbacks WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(list)
+        .fetch_all(&self.read_pool)
+        .await?;
+        Ok(found.into_iter().collect())
     }
 
     /// Spooled callbacks not moved yet, oldest first: from memory when they are there,

@@ -532,14 +532,14 @@ async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_
         ..everything.clone()
     };
     assert_eq!(
-        list(unprocessed).await,
+        list(unprocessed.clone()).await,
         [(s3, false), (s2, false), (s1, false)]
     );
     let done = CallbackQuery {
         processed: Some(true),
         ..everything.clone()
     };
-    assert_eq!(list(done).await, [(p2, true), (p1, true)]);
+    assert_eq!(list(done.clone()).await, [(p2, true), (p1, true)]);
     let opt_ins = CallbackQuery {
         trigger: Some("OPT_IN".into()),
         ..everything.clone()
@@ -564,7 +564,31 @@ async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_
         .execute(&spool)
         .await
         .unwrap();
+    // While another connection holds the spool's write lock, the spool cannot forget what
+    // processing moves: processed callbacks still in the spool are not listed as pending.
+    let mut holder = spool.acquire().await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
     drain(store.as_ref()).await;
+    let still_spooled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spool")
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+    let (pending, all) = (
+        list(unprocessed.clone()).await,
+        list(everything.clone()).await,
+    );
+    // Released before asserting: a failing assertion must not leave the spool locked.
+    sqlx::query("ROLLBACK").execute(&mut *holder).await.unwrap();
+    drop(holder);
+    assert_eq!(still_spooled, 3, "moved, not forgotten yet");
+    assert_eq!(pending, []);
+    assert_eq!(
+        all,
+        [(s3, true), (s2, true), (s1, true), (p2, true), (p1, true)]
+    );
     put_back_what_was_saved(&spool, store.clone()).await;
     let store = open(&files).await;
     let in_spool: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spool")
@@ -572,9 +596,25 @@ async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_
         .await
         .unwrap();
     assert_eq!(in_spool, 3, "the moved callbacks are back in the spool");
+    let all_processed = [(s3, true), (s2, true), (s1, true), (p2, true), (p1, true)];
     assert_eq!(
         ids_of(store.callbacks(&everything).await.unwrap()),
-        [(s3, true), (s2, true), (s1, true), (p2, true), (p1, true)]
+        all_processed
+    );
+    assert_eq!(
+        ids_of(store.callbacks(&unprocessed).await.unwrap()),
+        [],
+        "what the spool still holds was processed"
+    );
+    assert_eq!(ids_of(store.callbacks(&done).await.unwrap()), all_processed);
+    // A page of the spool made only of moved callbacks does not end the list early.
+    let short_pages = CallbackQuery {
+        limit: 2,
+        ..everything.clone()
+    };
+    assert_eq!(
+        ids_of(store.callbacks(&short_pages).await.unwrap()),
+        [(s3, true), (s2, true)]
     );
     store.close().await;
     spool.close().await;
