@@ -14,7 +14,7 @@
 # ---------------------------------------------------------------------------------------
 # Builder
 # ---------------------------------------------------------------------------------------
-# rust:1-* tracks the latest stable 1.x; the crate needs >= 1.85 (edition 2024).
+# rust:1-* tracks the latest stable 1.x; the crate needs >= 1.89 (edition 2024, File::try_lock).
 # The slim image already ships gcc and libc6-dev, which is all the C we need: sqlx's
 # bundled SQLite (libsqlite3-sys) and ring (rustls) are compiled with the cc crate.
 # No pkg-config/libssl-dev: TLS is rustls, there is no OpenSSL anywhere in the tree.

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::activity::{ActivityFeed, RejectionLog};
 use crate::config::Settings;
+use crate::health::Health;
 use crate::http::pressure::{self, Pressure};
 use crate::http::{AppState, WEBHOOK_PATH, router, server};
 use crate::journal::Journal;
@@ -43,7 +44,12 @@ pub async fn run(
     let address = listener
         .local_addr()
         .context("reading the listening address")?;
-    let Some(store) = open_store(&settings.store_options(), &shutdown).await? else {
+    let health = Arc::new(Health::default());
+    let options = StoreOptions {
+        health: health.clone(),
+        ..settings.store_options()
+    };
+    let Some(store) = open_store(&options, &shutdown).await? else {
         return Ok(());
     };
 
@@ -79,6 +85,7 @@ pub async fn run(
                 shutdown.clone(),
                 database_timeout,
                 feed.clone(),
+                health.clone(),
             );
             // SQLite's one dispatcher gets a thread of its own: it runs its transactions
             // synchronously (rusqlite), which must not hold a worker of the runtime that
@@ -113,6 +120,7 @@ pub async fn run(
         rejections: Arc::new(RejectionLog::default()),
         webhook_url: Some(own_webhook_url(address)),
         api_actions: settings.api_actions,
+        health: health.clone(),
     };
     if let Some(handle) = state.metrics.clone() {
         tokio::spawn(metrics_upkeep(handle, shutdown.clone()));
@@ -140,11 +148,17 @@ pub async fn run(
         header_read_timeout: Duration::from_secs(settings.request_header_timeout_secs),
     };
     let server = server::serve(listener, router(state), limits, shutdown.clone());
+    let stop_on_failure = async {
+        health.failed().await;
+        shutdown.cancel();
+        std::future::pending::<()>().await;
+    };
     tokio::select! {
         () = server => {}
         () = grace_after(&shutdown, SHUTDOWN_GRACE) => {
             tracing::warn!("in-flight requests did not finish in time; closing them");
         }
+        () = stop_on_failure => {}
     }
     shutdown.cancel();
     let writer_done = async {
@@ -164,6 +178,9 @@ pub async fn run(
         let _ = worker.await;
     }
     store.close().await;
+    if let Some(failure) = health.failure() {
+        anyhow::bail!("stopped after a failure that needs a restart ({failure})");
+    }
     tracing::info!("stopped");
     Ok(())
 }

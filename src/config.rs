@@ -52,6 +52,14 @@ pub struct Settings {
     pub database_statement_timeout_ms: u64,
     /// `DISPATCH_LEASE_SECS`: how long a replica owns callbacks it claimed for processing.
     pub dispatch_lease_secs: u64,
+    /// `DATABASE_LOCK_TIMEOUT_SECS`: SQLite: how long `serve` waits for another process
+    /// serving the same database to stop before it gives up.
+    pub database_lock_timeout_secs: u64,
+    /// `REPLACE_SPOOL`: SQLite: start with a new spool when the database's own is missing,
+    /// or move a spool of another database aside.
+    pub replace_spool: bool,
+    /// `MAX_INFLIGHT_BYTES`: webhook body bytes held between accept and flush, at most.
+    pub max_inflight_bytes: usize,
     /// `API_TOKEN`: bearer token for the query API and the live stream; without it they
     /// are off (404).
     pub api_token: Option<SecretString>,
@@ -191,6 +199,13 @@ impl Settings {
             dispatch_lease_secs: parse(&lookup, "DISPATCH_LEASE_SECS", 30, |v| {
                 number_in(v, 1, 3600, "seconds")
             })?,
+            database_lock_timeout_secs: parse(&lookup, "DATABASE_LOCK_TIMEOUT_SECS", 30, |v| {
+                number_in(v, 0, 86_400, "seconds")
+            })?,
+            replace_spool: parse(&lookup, "REPLACE_SPOOL", false, boolean)?,
+            max_inflight_bytes: parse(&lookup, "MAX_INFLIGHT_BYTES", 64 * 1024 * 1024, |v| {
+                number_in(v, 1024, usize::MAX, "bytes")
+            })?,
             api_token: secret(&lookup, "API_TOKEN")?,
             api_actions: parse(&lookup, "API_ACTIONS", true, boolean)?,
             max_queued_callbacks: parse(&lookup, "MAX_QUEUED_CALLBACKS", 2048, |v| {
@@ -228,6 +243,8 @@ impl Settings {
             connect_timeout: Duration::from_secs(self.database_connect_timeout_secs),
             statement_timeout: Duration::from_millis(self.database_statement_timeout_ms),
             lease: Duration::from_secs(self.dispatch_lease_secs),
+            lock_timeout: Duration::from_secs(self.database_lock_timeout_secs),
+            replace_spool: self.replace_spool,
             ..StoreOptions::new(self.database_url.clone())
         }
     }

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::activity::{ActivityFeed, ActivityItem, Outcome};
 use crate::backoff::Backoff;
 use crate::handlers;
+use crate::health::{Health, Watch};
 use crate::metrics;
 use crate::store::{Effect, Plan, Processed, Store, StoreError, Work};
 
@@ -50,7 +51,10 @@ pub async fn run(
     shutdown: CancellationToken,
     batch_timeout: Duration,
     feed: Arc<ActivityFeed>,
+    health: Arc<Health>,
 ) {
+    // A dispatcher that died would leave every callback unprocessed while acks go on.
+    let _watch = Watch::new(&health, "dispatcher");
     match store.make_pending_due(Utc::now()).await {
         Ok(0) => {}
         Ok(pending) => tracing::info!(pending, "processing callbacks journaled before this start"),
@@ -70,6 +74,11 @@ pub async fn run(
                         () = shutdown.cancelled() => {}
                     }
                 }
+            }
+            Err(error @ StoreError::Conflict(_)) => {
+                // Retrying would fail the same way; going on could lose a callback.
+                health.latch("processing", error.to_string());
+                break;
             }
             Err(error) => {
                 tracing::error!(%error, "dispatcher could not read or write the database; retrying");

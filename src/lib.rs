@@ -15,6 +15,7 @@ pub mod config;
 pub mod dispatch;
 pub mod forward;
 pub mod handlers;
+pub mod health;
 pub mod http;
 pub mod journal;
 pub mod metrics;

@@ -59,6 +59,11 @@ struct ServeArgs {
     /// Database URL [env: DATABASE_URL, default sqlite://data/sinch-webhooks.db]
     #[arg(long)]
     database_url: Option<String>,
+    /// SQLite: start with a new spool when the database's spool is missing, or move a spool
+    /// of another database aside; callbacks only the missing spool held are lost. Use once,
+    /// after reading the refusal [env: REPLACE_SPOOL]
+    #[arg(long)]
+    replace_spool: bool,
 }
 
 #[derive(Args)]
@@ -254,6 +259,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     settings.host = args.host.unwrap_or(settings.host);
     settings.port = args.port.unwrap_or(settings.port);
     settings.database_url = args.database_url.unwrap_or(settings.database_url);
+    settings.replace_spool |= args.replace_spool;
     let _logs = telemetry::init(settings.log_format);
     for warning in settings.warnings() {
         tracing::warn!("{warning}");
@@ -360,7 +366,7 @@ fn database_url(flag: Option<String>) -> String {
 
 async fn replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let _logs = telemetry::init(None);
-    let store = store::open(&StoreOptions::new(database_url(args.database_url)))
+    let store = store::open(&StoreOptions::companion(database_url(args.database_url)))
         .await
         .context("cannot open the database (DATABASE_URL)")?;
     let selection = ReplaySelection {
@@ -400,7 +406,7 @@ async fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
         OutboxCommand::List(args) => args.database_url.clone(),
         OutboxCommand::Retry(args) => args.database_url.clone(),
     };
-    let store = store::open(&StoreOptions::new(database_url(url)))
+    let store = store::open(&StoreOptions::companion(database_url(url)))
         .await
         .context("cannot open the database (DATABASE_URL)")?;
     let result = match command {
@@ -477,7 +483,7 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let url = database_url(args.database_url);
     let options = StoreOptions {
         busy_timeout: std::time::Duration::from_secs(30),
-        ..StoreOptions::new(url.clone())
+        ..StoreOptions::companion(url.clone())
     };
     let store = store::open(&options)
         .await

@@ -23,6 +23,8 @@ pub const FORWARD_ATTEMPTS: &str = "sinch_webhooks_forward_attempts_total";
 pub const FORWARD_ATTEMPT_SECONDS: &str = "sinch_webhooks_forward_attempt_seconds";
 pub const OUTBOX_DELIVERIES: &str = "sinch_webhooks_outbox_deliveries";
 pub const BUILD_INFO: &str = "sinch_webhooks_build_info";
+pub const FAILED: &str = "sinch_webhooks_failed";
+pub const INFLIGHT_BYTES: &str = "sinch_webhooks_inflight_bytes";
 
 /// Latency buckets from 100 µs to 10 s: acks are sub-millisecond to a few ms, processing lag
 /// milliseconds to seconds, retries longer.
@@ -136,4 +138,13 @@ fn describe() {
         "Forwarded events by destination and state (pending, delivered, dead)."
     );
     describe_gauge!(BUILD_INFO, "Always 1; the version is a label.");
+    describe_gauge!(
+        FAILED,
+        "1 once a failure that needs a restart was latched, by component; the process then stops."
+    );
+    describe_gauge!(
+        INFLIGHT_BYTES,
+        Unit::Bytes,
+        "Webhook body bytes held between accept and flush (capped by MAX_INFLIGHT_BYTES)."
+    );
 }

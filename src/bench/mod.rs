@@ -213,10 +213,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let measured = measure_all(&args, &plan, spawned.as_ref()).await;
     let spawn_report = spawned.as_ref().map(spawn_report);
-    if let Some(spawned) = spawned {
-        if let Err(error) = spawned.stop().await {
-            eprintln!("sinch-webhooks bench: {error:#}");
-        }
+    if let Some(spawned) = spawned
+        && let Err(error) = spawned.stop().await
+    {
+        eprintln!("sinch-webhooks bench: {error:#}");
     }
     let (floor, receiver) = measured?;
     let report = plan.report(floor, receiver, spawn_report);

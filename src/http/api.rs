@@ -46,13 +46,14 @@ pub async fn messages(State(state): State<AppState>, RawQuery(query): RawQuery) 
             "cursor",
         ],
     )?;
-    if let Some(direction) = params.text("direction") {
-        if direction != "inbound" && direction != "outbound" {
-            return Err(ApiError::BadParameter {
-                name: "direction".into(),
-                reason: "expected inbound or outbound".into(),
-            });
-        }
+    if let Some(direction) = params.text("direction")
+        && direction != "inbound"
+        && direction != "outbound"
+    {
+        return Err(ApiError::BadParameter {
+            name: "direction".into(),
+            reason: "expected inbound or outbound".into(),
+        });
     }
     let limit = params.limit()?;
     let query = MessageQuery {

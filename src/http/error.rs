@@ -43,6 +43,12 @@ pub enum ApiError {
     InvalidBody(ClassifyError),
     /// The journal could not commit; Sinch retries.
     Unavailable(JournalError),
+    /// A failure that needs a restart was latched; the process is stopping.
+    Failed,
+    /// Bodies worth `MAX_INFLIGHT_BYTES` wait for the disk; this one waited its turn in vain.
+    InflightFull {
+        limit: usize,
+    },
     NotFound,
     MethodNotAllowed,
     /// The query API is off: `API_TOKEN` is not set.
@@ -94,6 +100,8 @@ impl ApiError {
             ApiError::Unauthorized { .. }
                 | ApiError::PayloadTooLarge { .. }
                 | ApiError::InvalidBody(_)
+                | ApiError::Failed
+                | ApiError::InflightFull { .. }
         )
     }
 
@@ -105,7 +113,10 @@ impl ApiError {
             ApiError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            ApiError::Unavailable(_) | ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_)
+            | ApiError::Storage(_)
+            | ApiError::Failed
+            | ApiError::InflightFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound | ApiError::ApiDisabled | ApiError::NoSuch { .. } => {
                 StatusCode::NOT_FOUND
             }
@@ -131,6 +142,8 @@ impl ApiError {
             ApiError::InvalidBody(ClassifyError::NotJson(_)) => "body_not_json",
             ApiError::InvalidBody(ClassifyError::NotAnObject) => "body_not_object",
             ApiError::Unavailable(_) | ApiError::Storage(_) => "storage_unavailable",
+            ApiError::Failed => "service_failed",
+            ApiError::InflightFull { .. } => "inflight_bytes_full",
             ApiError::NotFound | ApiError::NoSuch { .. } => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::ApiDisabled => "api_disabled",
@@ -160,6 +173,13 @@ impl ApiError {
             ApiError::Unauthorized { failure, .. } => failure.rejection.describe(),
             ApiError::InvalidBody(reason) => reason.to_string(),
             ApiError::Unavailable(_) => "the callback could not be stored; retry later".to_owned(),
+            ApiError::Failed => "the receiver hit a failure that needs a restart and is \
+                stopping (see GET /readyz); retry later"
+                .to_owned(),
+            ApiError::InflightFull { limit } => format!(
+                "callbacks worth {limit} bytes (MAX_INFLIGHT_BYTES) are waiting for the disk; \
+                 retry later"
+            ),
             ApiError::NotFound => "no such route".to_owned(),
             ApiError::MethodNotAllowed => "method not allowed on this route".to_owned(),
             ApiError::ApiDisabled => "the query API is off; set API_TOKEN to enable it".to_owned(),
@@ -208,6 +228,8 @@ impl ApiError {
                 | ApiError::Unauthorized { .. }
                 | ApiError::InvalidBody(_)
                 | ApiError::Unavailable(_)
+                | ApiError::Failed
+                | ApiError::InflightFull { .. }
         ) {
             ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
         }
@@ -245,6 +267,17 @@ impl ApiError {
             ApiError::Unavailable(error) => {
                 tracing::warn!(reason = code, error = %error, "callback answered 503");
             }
+            ApiError::Failed => {
+                tracing::warn!(
+                    reason = code,
+                    "callback answered 503: the service is stopping"
+                );
+            }
+            ApiError::InflightFull { limit } => tracing::warn!(
+                reason = code,
+                limit,
+                "callback answered 503: the bytes in flight stayed at their cap (a stalled disk?)"
+            ),
             ApiError::NotFound | ApiError::MethodNotAllowed | ApiError::ApiDisabled => {
                 tracing::debug!(reason = code, "request for an unknown route or method");
             }

@@ -11,9 +11,17 @@ use super::AppState;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The process is up and serving HTTP.
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// The process is up and serving HTTP, and no failure that needs a restart was latched.
+/// After one, the process stops by itself (and exits non-zero); until it is gone this
+/// answers 503 with the reason, for probes that look in the meantime.
+pub async fn live(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match state.health.failure() {
+        None => (StatusCode::OK, Json(json!({ "status": "ok" }))),
+        Some(failure) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "failed", "failure": failure })),
+        ),
+    }
 }
 
 /// Every dependency, reported separately: ready when all are. Today that is the
@@ -31,9 +39,14 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             json!({ "status": "unavailable", "error": format!("no answer within {READY_TIMEOUT:?}") })
         }
     };
-    let ready = database["status"] == "ok";
+    let failure = state.health.failure();
+    let ready = database["status"] == "ok" && failure.is_none();
     let mut checks = state.pressure.report(&state.journal);
     checks["database"] = database;
+    checks["service"] = match failure {
+        None => json!({ "status": "ok" }),
+        Some(failure) => json!({ "status": "failed", "failure": failure }),
+    };
     let body = json!({
         "status": if ready { "ready" } else { "unavailable" },
         "checks": checks,

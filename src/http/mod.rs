@@ -69,6 +69,9 @@ pub struct AppState {
     pub webhook_url: Option<String>,
     /// Whether the API's actions (replay, send, redrive) are allowed.
     pub api_actions: bool,
+    /// Failures that need a restart: health, readiness and the webhook answer 503 once one
+    /// is latched.
+    pub health: Arc<crate::health::Health>,
 }
 
 pub fn router(state: AppState) -> Router {

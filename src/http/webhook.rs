@@ -37,6 +37,9 @@ pub async fn receive(
     body: Body,
 ) -> Result<Json<Ack>, ApiError> {
     let started = Instant::now();
+    if state.health.failure().is_some() {
+        return Err(ApiError::Failed);
+    }
     state
         .pressure
         .admit(&state.journal)

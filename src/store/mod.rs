@@ -7,10 +7,12 @@
 
 mod domain;
 pub mod outbox;
+mod owner;
 mod postgres;
 mod queries;
 mod records;
 mod spool;
+mod spool_link;
 mod sqlite;
 mod sqlite_processing;
 
@@ -30,6 +32,7 @@ use crate::callback::{Api, Trigger};
 pub use outbox::{
     DeliveryOutcome, DeliveryRecord, DueDelivery, Outbox, OutboxCount, OutboxQuery, Redrive,
 };
+pub use owner::path_for as lock_path;
 pub use postgres::PostgresStore;
 pub use queries::{CallbackQuery, MessageQuery, Queries, ReplayQuery};
 pub use records::*;
@@ -243,6 +246,16 @@ pub enum StoreError {
     Spool(String),
     #[error("the store is closed")]
     Closed,
+    /// Another process serves this SQLite database.
+    #[error("{0}")]
+    InUse(String),
+    /// The spool next to the database is missing or belongs to another database.
+    #[error("{0}")]
+    SpoolMismatch(String),
+    /// Writing would overwrite a different callback: the files were written by two owners
+    /// or edited. Processing stops rather than lose either.
+    #[error("{0}")]
+    Conflict(String),
     #[error("the database did not answer within {0:?}")]
     TimedOut(Duration),
     #[error(
@@ -443,6 +456,27 @@ pub struct StoreOptions {
     /// PostgreSQL: how long a replica owns the callbacks it claimed before another may take
     /// them over (it only matters when a replica dies mid-batch).
     pub lease: Duration,
+    /// Whether this process serves the database or only runs a command beside its server.
+    pub role: Role,
+    /// SQLite: how long `serve` waits for another process serving the same file to stop.
+    pub lock_timeout: Duration,
+    /// SQLite: start with a new spool when the database's spool is missing, or move one that
+    /// belongs to another database aside (`REPLACE_SPOOL`).
+    pub replace_spool: bool,
+    /// Where failures that need a restart are latched.
+    pub health: Arc<crate::health::Health>,
+}
+
+/// Who opens the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// `serve`: journals and processes. On SQLite it takes the database's owner lock and
+    /// runs the spool.
+    Owner,
+    /// A CLI command (`replay`, `outbox`, `migrate`) that may run beside a server: on
+    /// SQLite it never opens the spool and writes the main file only in SQLite
+    /// transactions, which SQLite serialises with the server's.
+    Companion,
 }
 
 impl StoreOptions {
@@ -456,6 +490,18 @@ impl StoreOptions {
             statement_timeout: Duration::from_secs(10),
             auto_migrate: true,
             lease: Duration::from_secs(30),
+            role: Role::Owner,
+            lock_timeout: Duration::from_secs(30),
+            replace_spool: false,
+            health: Arc::default(),
+        }
+    }
+
+    /// Defaults for a CLI command that runs beside a server.
+    pub fn companion(url: impl Into<String>) -> Self {
+        StoreOptions {
+            role: Role::Companion,
+            ..StoreOptions::new(url)
         }
     }
 }

@@ -34,6 +34,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::oneshot;
 
 use super::{JournalOutcome, NewCallback, StoreError};
+use crate::health::{Health, Watch};
 use crate::metrics;
 
 /// The spool's schema; `user_version` says which one a file has. There is no index on
@@ -103,11 +104,14 @@ enum Command {
     Forget { through: i64 },
 }
 
+/// One append's answer, once its commit is flushed: its outcomes, or why it is refused.
+type Answer = Result<Vec<JournalOutcome>, String>;
+
 /// A commit's answers, released once the WAL holding it is synced.
 struct Flush {
     /// When the commit started: the journal's commit time runs from there to the sync.
     started: std::time::Instant,
-    answers: Vec<(AppendReply, Vec<JournalOutcome>)>,
+    answers: Vec<(AppendReply, Answer)>,
     /// The callbacks it accepted, for the dispatcher once they are flushed.
     accepted: Vec<(i64, NewCallback)>,
 }
@@ -198,6 +202,7 @@ impl Spool {
         database: &Path,
         busy_timeout: std::time::Duration,
         wal_autocheckpoint: u32,
+        health: Arc<Health>,
     ) -> Result<Spool, StoreError> {
         let path = path_for(database);
         let mut spool = Connection::open(&path)?;
@@ -246,6 +251,7 @@ impl Spool {
             keys: keys.clone(),
             forget_target: forgotten_through,
             forgotten_through,
+            durable_from: next_id,
             broken: broken.clone(),
         };
         let mut flusher = Flusher {
@@ -253,19 +259,26 @@ impl Spool {
             broken,
             synced_through: synced_through.clone(),
             fresh: fresh.clone(),
+            health: health.clone(),
         };
-        let start = |name: &str, run: Box<dyn FnOnce() + Send>| {
+        let start = |name: &'static str, run: Box<dyn FnOnce() + Send>| {
+            let health = health.clone();
             std::thread::Builder::new()
-                .name(name.into())
-                .spawn(run)
+                .name(name.replace('_', "-"))
+                .spawn(move || {
+                    // A panic here would leave callbacks unanswered until their timeout,
+                    // and every later one refused: the service must stop and restart.
+                    let _watch = Watch::new(&health, name);
+                    run();
+                })
                 .map_err(|e| StoreError::Config(format!("cannot start the {name} thread: {e}")))
         };
         let threads = vec![
             start(
-                "spool-writer",
+                "spool_writer",
                 Box::new(move || writer.run(receiver, flushes)),
             )?,
-            start("spool-flusher", Box::new(move || flusher.run(to_flush)))?,
+            start("spool_flusher", Box::new(move || flusher.run(to_flush)))?,
         ];
         Ok(Spool {
             commands: std::sync::Mutex::new(Some(sender)),
@@ -340,9 +353,12 @@ impl Spool {
         let _ = self.send(Command::Forget { through });
     }
 
-    /// Whether the callback spooled under `id` is flushed (not only written).
+    /// Whether the callback spooled under `id` is flushed (not only written) by this
+    /// process. What an earlier process left is not vouched for until it is moved into the
+    /// main file: after a failed flush, Linux may keep pages whose write failed in the page
+    /// cache, marked clean, so the file reads back what the disk may not hold.
     pub fn is_flushed(&self, id: i64) -> bool {
-        id <= self.synced_through.load(Ordering::Acquire)
+        id >= self.at_open.first_new_id && id <= self.synced_through.load(Ordering::Acquire)
     }
 
     fn send(&self, command: Command) -> Result<(), StoreError> {
@@ -396,6 +412,9 @@ struct Writer {
     forget_target: i64,
     /// ...and up to here it was.
     forgotten_through: i64,
+    /// The first id this process gives: rows below it were left by an earlier process and
+    /// are not trusted to be on disk until they are moved into the main file.
+    durable_from: i64,
     /// Set by the flusher when a sync failed: after that, what the OS says it wrote cannot be
     /// trusted, so nothing more is acknowledged until a restart (which recovers from the file).
     broken: Arc<AtomicBool>,
@@ -450,13 +469,18 @@ impl Writer {
                     let answers: Vec<_> = appends
                         .into_iter()
                         .zip(outcomes)
-                        .map(|((batch, reply), outcomes)| {
+                        .map(|((batch, reply), (outcomes, unconfirmed))| {
                             for (callback, outcome) in batch.into_iter().zip(&outcomes) {
                                 if let JournalOutcome::Accepted { id } = outcome {
                                     accepted.push((*id, callback));
                                 }
                             }
-                            (reply, outcomes)
+                            let answer = if unconfirmed {
+                                Err(UNCONFIRMED.to_owned())
+                            } else {
+                                Ok(outcomes)
+                            };
+                            (reply, answer)
                         })
                         .collect();
                     if !answers.is_empty() {
@@ -491,7 +515,7 @@ impl Writer {
     fn write(
         &mut self,
         appends: &[(Vec<NewCallback>, AppendReply)],
-    ) -> Result<Vec<Vec<JournalOutcome>>, rusqlite::Error> {
+    ) -> Result<Vec<(Vec<JournalOutcome>, bool)>, rusqlite::Error> {
         let tx = self
             .spool
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -519,7 +543,7 @@ impl Writer {
             let appended = append_all(
                 &tx,
                 &self.main,
-                &lock(&self.keys),
+                (&lock(&self.keys), self.durable_from),
                 &mut self.next_id,
                 appends,
                 &mut outcomes,
@@ -533,7 +557,7 @@ impl Writer {
         self.forgotten_through = self.forgotten_through.max(forget_through);
         let mut keys = lock(&self.keys);
         keys.forget_through(self.forgotten_through);
-        for ((batch, _), outcomes) in appends.iter().zip(&outcomes) {
+        for ((batch, _), (outcomes, _)) in appends.iter().zip(&outcomes) {
             for (callback, outcome) in batch.iter().zip(outcomes) {
                 if let JournalOutcome::Accepted { id } = outcome {
                     keys.insert(*id, &callback.dedupe_key);
@@ -544,13 +568,16 @@ impl Writer {
     }
 }
 
+/// Appends every batch, deduped; per batch, its outcomes and whether it must be refused
+/// because a copy it duplicates is not vouched for yet. `spooled` is the keys held, with
+/// the first id of this process (see `Writer::durable_from`).
 fn append_all(
     tx: &rusqlite::Transaction<'_>,
     main: &Connection,
-    spooled: &SpooledKeys<impl std::hash::BuildHasher>,
+    (spooled, durable_from): (&SpooledKeys<impl std::hash::BuildHasher>, i64),
     next_id: &mut i64,
     appends: &[(Vec<NewCallback>, AppendReply)],
-    outcomes: &mut Vec<Vec<JournalOutcome>>,
+    outcomes: &mut Vec<(Vec<JournalOutcome>, bool)>,
 ) -> Result<(), rusqlite::Error> {
     let mut insert = tx.prepare_cached(INSERT)?;
     let mut in_spool = tx.prepare_cached(IN_SPOOL)?;
@@ -559,14 +586,31 @@ fn append_all(
     let mut appending = std::collections::HashSet::new();
     for (batch, _) in appends {
         let mut batch_outcomes = Vec::with_capacity(batch.len());
+        let mut unconfirmed = false;
         for cb in batch {
             let key = cb.dedupe_key.as_str();
-            let duplicate = appending.contains(key)
-                || spooled_with_key(&mut in_spool, &spooled.candidates(key), key)?.is_some()
-                || in_callbacks
+            let in_spool = if appending.contains(key) {
+                Some(*next_id)
+            } else {
+                spooled_with_key(&mut in_spool, &spooled.candidates(key), key)?
+            };
+            let mut journaled = || -> rusqlite::Result<bool> {
+                Ok(in_callbacks
                     .query_row([key], |_| Ok(()))
                     .optional()?
-                    .is_some();
+                    .is_some())
+            };
+            let duplicate = match in_spool {
+                // Left by an earlier process: a duplicate for sure, but acknowledged as one
+                // only once its first copy is in the main file (the caller retries).
+                Some(id) if id < durable_from => {
+                    let moved = journaled()?;
+                    unconfirmed |= !moved;
+                    true
+                }
+                Some(_) => true,
+                None => journaled()?,
+            };
             let outcome = if duplicate {
                 JournalOutcome::Duplicate
             } else {
@@ -590,7 +634,7 @@ fn append_all(
             };
             batch_outcomes.push(outcome);
         }
-        outcomes.push(batch_outcomes);
+        outcomes.push((batch_outcomes, unconfirmed));
     }
     Ok(())
 }
@@ -761,6 +805,11 @@ fn migrate(spool: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The answer to a retry whose first copy an earlier process spooled and this one has not
+/// moved into the main file yet (it does so first thing after a start).
+const UNCONFIRMED: &str = "an earlier copy of this callback, spooled before the last restart, \
+     is not confirmed on disk until processing moves it (moments after a start); retry";
+
 fn refuse(appends: Vec<(Vec<NewCallback>, AppendReply)>, why: &str) {
     refuse_replies(appends.into_iter().map(|(_, reply)| reply), why);
 }
@@ -817,6 +866,7 @@ struct Flusher {
     broken: Arc<AtomicBool>,
     synced_through: Arc<AtomicI64>,
     fresh: Arc<Mutex<Fresh>>,
+    health: Arc<Health>,
 }
 
 impl Flusher {
@@ -829,18 +879,14 @@ impl Flusher {
             let callbacks: usize = group
                 .iter()
                 .flat_map(|flush| &flush.answers)
-                .map(|(_, outcomes)| outcomes.len())
+                .map(|(_, answer)| answer.as_ref().map_or(1, Vec::len))
                 .sum();
             ::metrics::histogram!(metrics::JOURNAL_BATCH_SIZE).record(callbacks as f64);
             if synced.is_ok() {
                 let newest = group
                     .iter()
-                    .flat_map(|flush| &flush.answers)
-                    .flat_map(|(_, outcomes)| outcomes)
-                    .filter_map(|outcome| match outcome {
-                        JournalOutcome::Accepted { id } => Some(*id),
-                        JournalOutcome::Duplicate => None,
-                    })
+                    .flat_map(|flush| &flush.accepted)
+                    .map(|(id, _)| *id)
                     .max();
                 if let Some(newest) = newest {
                     self.synced_through.fetch_max(newest, Ordering::AcqRel);
@@ -853,9 +899,9 @@ impl Flusher {
             for flush in group {
                 ::metrics::histogram!(metrics::JOURNAL_COMMIT_SECONDS)
                     .record(flush.started.elapsed().as_secs_f64());
-                for (reply, outcomes) in flush.answers {
+                for (reply, answer) in flush.answers {
                     let answer = match &synced {
-                        Ok(()) => Ok(outcomes),
+                        Ok(()) => answer.map_err(StoreError::Spool),
                         Err(why) => Err(StoreError::Spool(why.clone())),
                     };
                     let _ = reply.send(answer);
@@ -874,7 +920,10 @@ impl Flusher {
         ::metrics::histogram!(metrics::SPOOL_FLUSH_SECONDS).record(started.elapsed().as_secs_f64());
         synced.map_err(|error| {
             self.broken.store(true, Ordering::Release);
-            tracing::error!(%error, path = %self.wal.path.display(), "cannot sync the spool's WAL; refusing callbacks (503) until a restart");
+            self.health.latch(
+                "spool_flush",
+                format!("cannot sync {}: {error}", self.wal.path.display()),
+            );
             format!("sync failed: {error}")
         })
     }
@@ -966,9 +1015,10 @@ mod tests {
         let appends = vec![(keys.iter().map(|k| callback(k)).collect::<Vec<_>>(), reply)];
         let mut outcomes = Vec::new();
         let tx = spool.transaction().unwrap();
-        append_all(&tx, main, spooled, next_id, &appends, &mut outcomes).unwrap();
+        append_all(&tx, main, (spooled, 1), next_id, &appends, &mut outcomes).unwrap();
         tx.commit().unwrap();
-        let outcomes = outcomes.remove(0);
+        let (outcomes, unconfirmed) = outcomes.remove(0);
+        assert!(!unconfirmed);
         for (key, outcome) in keys.iter().zip(&outcomes) {
             if let JournalOutcome::Accepted { id } = outcome {
                 spooled.insert(*id, key);
@@ -1014,7 +1064,13 @@ mod tests {
                 "CREATE TABLE callbacks (id INTEGER PRIMARY KEY AUTOINCREMENT, dedupe_key TEXT)",
             )
             .unwrap();
-        let spool = Spool::open(&database, std::time::Duration::from_secs(1), 1000).unwrap();
+        let spool = Spool::open(
+            &database,
+            std::time::Duration::from_secs(1),
+            1000,
+            Arc::default(),
+        )
+        .unwrap();
         let writer = Connection::open(path_for(&database)).unwrap();
         for id in 1..=5 {
             writer

@@ -26,11 +26,12 @@ use sqlx::{Row, SqliteConnection};
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Mutex, watch};
 
+use super::owner::OwnerLock;
 use super::records::*;
 use super::spool::Spool;
-use super::sqlite_processing::Processor;
+use super::sqlite_processing::{ProcessError, Processor};
 use super::{
-    GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Store, StoreError,
+    GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Role, Store, StoreError,
     StoreOptions, Work,
 };
 use crate::callback::Trigger;
@@ -60,14 +61,22 @@ type Backlog = (i64, Option<DateTime<Utc>>);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
+/// The owner's side of the spool.
+struct Spooling {
+    spool: Spool,
+    reads: SqlitePool,
+    /// Released when the store is closed or dropped, or the process ends.
+    owner: std::sync::Mutex<Option<OwnerLock>>,
+}
+
 pub struct SqliteStore {
     pool: SqlitePool,
     read_pool: SqlitePool,
     write_gate: Mutex<()>,
     /// Processing's connection, used with the write gate held.
     processor: std::sync::Mutex<Processor>,
-    spool: Spool,
-    spool_reads: SqlitePool,
+    /// `None` for a CLI command beside the server: it never touches the spool.
+    spooling: Option<Spooling>,
     /// Every spooled callback up to this id was moved into `callbacks` by this process.
     moved_through: AtomicI64,
     /// Of the callbacks the spool held when it was opened, how many were moved since.
@@ -106,6 +115,11 @@ impl SqliteStore {
                 ))
             })?;
         }
+        // Before anything is written: a second owner must not even migrate.
+        let owner = match options.role {
+            Role::Owner => Some(OwnerLock::acquire(&path, options.lock_timeout).await?),
+            Role::Companion => None,
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(WRITE_CONNECTIONS)
             .connect_with(connect.clone())
@@ -117,25 +131,54 @@ impl SqliteStore {
             .max_connections(READ_CONNECTIONS)
             .connect_with(connect.clone().read_only(true))
             .await?;
-        let spool = Spool::open(&path, options.busy_timeout, WAL_AUTOCHECKPOINT_PAGES)?;
-        let spool_reads = SqlitePoolOptions::new()
-            .max_connections(2)
-            .connect_with(
-                connect
-                    .filename(super::spool::path_for(&path))
-                    .read_only(true),
-            )
-            .await?;
+        let spooling = match owner {
+            Some(owner) => Some(Spooling::open(&path, &connect, options, owner).await?),
+            None => None,
+        };
         Ok(SqliteStore {
             pool,
             read_pool,
             write_gate: Mutex::new(()),
             processor: std::sync::Mutex::new(processor),
-            spool,
-            spool_reads,
+            spooling,
             moved_through: AtomicI64::new(0),
             moved_from_before: AtomicI64::new(0),
             events_signal: watch::Sender::new(0),
+        })
+    }
+
+    fn spool(&self) -> Option<&Spool> {
+        self.spooling.as_ref().map(|s| &s.spool)
+    }
+}
+
+impl Spooling {
+    async fn open(
+        path: &std::path::Path,
+        connect: &SqliteConnectOptions,
+        options: &StoreOptions,
+        owner: OwnerLock,
+    ) -> Result<Spooling, StoreError> {
+        super::spool_link::check_and_link(path, options.replace_spool)?;
+        let spool = Spool::open(
+            path,
+            options.busy_timeout,
+            WAL_AUTOCHECKPOINT_PAGES,
+            options.health.clone(),
+        )?;
+        let reads = SqlitePoolOptions::new()
+            .max_connections(2)
+            .connect_with(
+                connect
+                    .clone()
+                    .filename(super::spool::path_for(path))
+                    .read_only(true),
+            )
+            .await?;
+        Ok(Spooling {
+            spool,
+            reads,
+            owner: std::sync::Mutex::new(Some(owner)),
         })
     }
 }
@@ -176,13 +219,13 @@ impl SqliteStore {
     /// How many spooled callbacks this process has not moved yet, and since when the oldest.
     async fn spool_backlog(&self) -> Result<Backlog, sqlx::Error> {
         let unmoved = self.unmoved();
-        if unmoved == 0 {
+        let Some(spooling) = self.spooling.as_ref().filter(|_| unmoved > 0) else {
             return Ok((0, None));
-        }
+        };
         let oldest: Option<String> =
             sqlx::query_scalar("SELECT received_at FROM spool WHERE id > ? ORDER BY id LIMIT 1")
                 .bind(self.moved_through.load(Ordering::Acquire))
-                .fetch_optional(&self.spool_reads)
+                .fetch_optional(&spooling.reads)
                 .await?;
         Ok((unmoved, oldest.as_deref().and_then(parse_ts)))
     }
@@ -191,19 +234,25 @@ impl SqliteStore {
     /// large spool reads all of it): those found at open and not moved since, and those
     /// spooled since (their ids are consecutive, and they are moved oldest first).
     fn unmoved(&self) -> i64 {
-        let at_open = self.spool.at_open();
+        let Some(spool) = self.spool() else {
+            return 0;
+        };
+        let at_open = spool.at_open();
         let from_before = at_open.rows - self.moved_from_before.load(Ordering::Acquire);
         let moved_through = self.moved_through.load(Ordering::Acquire);
-        let since = self.spool.written_through() - moved_through.max(at_open.first_new_id - 1);
+        let since = spool.written_through() - moved_through.max(at_open.first_new_id - 1);
         from_before.max(0) + since.max(0)
     }
 
     /// A callback acknowledged and not processed yet, as the query API shows it.
     async fn spooled_record(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        let Some(spooling) = &self.spooling else {
+            return Ok(None);
+        };
         Ok(
             sqlx::query_as(&format!("SELECT {SPOOLED_RECORD} FROM spool WHERE id = ?"))
                 .bind(id)
-                .fetch_optional(&self.spool_reads)
+                .fetch_optional(&spooling.reads)
                 .await?,
         )
     }
@@ -216,9 +265,13 @@ impl SqliteStore {
         &self,
         query: &super::CallbackQuery,
     ) -> Result<Vec<CallbackRecord>, StoreError> {
-        if query.processed == Some(true) {
+        let Some(spooling) = self
+            .spooling
+            .as_ref()
+            .filter(|_| query.processed != Some(true))
+        else {
             return Ok(Vec::new());
-        }
+        };
         let limit = query.limit as usize;
         // Read before the spool: everything up to it is in `callbacks` already.
         let moved_through = self.moved_through.load(Ordering::Acquire);
@@ -235,7 +288,7 @@ impl SqliteStore {
             .bind(query.since.as_ref().map(ts))
             .bind(before)
             .bind(i64::from(query.limit))
-            .fetch_all(&self.spool_reads)
+            .fetch_all(&spooling.reads)
             .await?;
             let exhausted = rows.len() < limit;
             before = rows.last().map(|row| row.id);
@@ -272,17 +325,20 @@ impl SqliteStore {
     /// Spooled callbacks not moved yet, oldest first: from memory when they are there,
     /// else read from the file.
     async fn spooled(&self, limit: u32) -> Result<Vec<PendingCallback>, StoreError> {
+        let Some(spool) = self.spool() else {
+            return Ok(Vec::new());
+        };
         let moved_through = self.moved_through.load(Ordering::Acquire);
-        let at_open = self.spool.at_open();
+        let at_open = spool.at_open();
         let fresh = if moved_through >= at_open.newest {
             let first = (moved_through + 1).max(at_open.first_new_id);
-            self.spool.take_fresh(first, limit as usize)
+            spool.take_fresh(first, limit as usize)
         } else {
             None
         };
         let spooled = match fresh {
             Some(fresh) => fresh,
-            None => block_on_this_thread(|| self.spool.read_after(moved_through, limit as usize))?,
+            None => block_on_this_thread(|| spool.read_after(moved_through, limit as usize))?,
         };
         Ok(spooled
             .into_iter()
@@ -292,6 +348,9 @@ impl SqliteStore {
 
     /// After the move of `work` committed: those spooled callbacks can leave the spool.
     fn forget_moved(&self, work: &[Work]) {
+        let Some(spool) = self.spool() else {
+            return;
+        };
         let moved: Vec<i64> = work
             .iter()
             .filter(|item| item.callback.spooled.is_some())
@@ -300,12 +359,12 @@ impl SqliteStore {
         let Some(&through) = moved.iter().max() else {
             return;
         };
-        let newest_from_before = self.spool.at_open().newest;
+        let newest_from_before = spool.at_open().newest;
         let from_before = moved.iter().filter(|&&id| id <= newest_from_before).count();
         self.moved_from_before
             .fetch_add(i64::try_from(from_before).unwrap_or(0), Ordering::AcqRel);
         self.moved_through.fetch_max(through, Ordering::AcqRel);
-        self.spool.forget(through);
+        spool.forget(through);
     }
 }
 
@@ -329,14 +388,21 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.spool.append(batch).await
+        match self.spool() {
+            Some(spool) => spool.append(batch).await,
+            None => Err(StoreError::Config(
+                "a CLI command does not journal callbacks: only `serve` owns the spool".into(),
+            )),
+        }
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        if let Some(id) = block_on_this_thread(|| self.spool.spooled_id(dedupe_key))? {
-            // Written but not flushed yet: acknowledging a redelivery on its strength could
-            // lose both to a power cut.
-            return Ok(self.spool.is_flushed(id));
+        if let Some(spool) = self.spool()
+            && let Some(id) = block_on_this_thread(|| spool.spooled_id(dedupe_key))?
+        {
+            // Written but not flushed yet (or by an earlier process, and not moved yet):
+            // acknowledging a redelivery on its strength could lose both to a power cut.
+            return Ok(spool.is_flushed(id));
         }
         let mut conn = self.read_pool.acquire().await?;
         Ok(journaled(&mut conn, dedupe_key).await?)
@@ -384,7 +450,10 @@ impl Store for SqliteStore {
         let (results, events) = {
             let _gate = self.write_gate.lock().await;
             block_on_this_thread(|| super::spool::lock(&self.processor).process(work, now))
-                .map_err(StoreError::Sqlite)?
+                .map_err(|error| match error {
+                    ProcessError::Sqlite(error) => StoreError::Sqlite(error),
+                    ProcessError::Conflict(why) => StoreError::Conflict(why),
+                })?
         };
         self.forget_moved(work);
         if !events.is_empty() {
@@ -417,7 +486,9 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
-        sqlx::query("SELECT 1").execute(&self.spool_reads).await?;
+        if let Some(spooling) = &self.spooling {
+            sqlx::query("SELECT 1").execute(&spooling.reads).await?;
+        }
         Ok(())
     }
 
@@ -426,10 +497,16 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
-        self.spool.close().await;
-        self.spool_reads.close().await;
+        if let Some(spooling) = &self.spooling {
+            spooling.spool.close().await;
+            spooling.reads.close().await;
+        }
         self.read_pool.close().await;
         self.pool.close().await;
+        if let Some(spooling) = &self.spooling {
+            // Last: a process waiting to take over must find both files closed.
+            super::spool::lock(&spooling.owner).take();
+        }
     }
 }
 

@@ -44,6 +44,8 @@ const SMS_DELIVERY_STATE: &str = sms_delivery_state_sql!("");
 const CHUNK_SIZES: [usize; 4] = [64, 16, 4, 1];
 /// About 40 fixed texts and 11 multi-row statements in each of `CHUNK_SIZES`.
 const STATEMENT_CACHE_CAPACITY: usize = 128;
+/// The rows of `callbacks` a moved callback could collide with.
+const SAME_CALLBACK: &str = "SELECT id, dedupe_key FROM callbacks WHERE id = ?1 OR dedupe_key = ?2";
 /// A moved callback's values: its id, then `sql::JOURNAL_COLUMNS`.
 const MOVE_VALUES: usize = 12;
 
@@ -77,7 +79,7 @@ impl Processor {
         &mut self,
         work: &[Work],
         now: DateTime<Utc>,
-    ) -> rusqlite::Result<BatchOutcome> {
+    ) -> Result<BatchOutcome, ProcessError> {
         super::together_or_one_by_one_blocking(work, |together| {
             self.transaction(work, now, together)
         })
@@ -88,7 +90,7 @@ impl Processor {
         work: &[Work],
         now: DateTime<Utc>,
         together: bool,
-    ) -> rusqlite::Result<BatchOutcome> {
+    ) -> Result<BatchOutcome, ProcessError> {
         self.make_idle();
         let outcome = process_in_transaction(&mut self.conn, work, now, together);
         if outcome.is_err() {
@@ -152,7 +154,7 @@ fn process_in_transaction(
     work: &[Work],
     now: DateTime<Utc>,
     together: bool,
-) -> rusqlite::Result<BatchOutcome> {
+) -> Result<BatchOutcome, ProcessError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     move_spooled(&tx, work)?;
     let (results, events) = if together {
@@ -165,10 +167,33 @@ fn process_in_transaction(
     Ok((results, events))
 }
 
+/// Why processing a batch failed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ProcessError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// A spooled callback's id or dedupe key belongs to another callback in `callbacks`.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl Environmental for ProcessError {
+    fn is_environmental(&self) -> bool {
+        match self {
+            ProcessError::Sqlite(error) => error.is_environmental(),
+            // The whole batch stops: no callback of it is to blame on its own.
+            ProcessError::Conflict(_) => true,
+        }
+    }
+}
+
 /// Writes the rows of the spooled callbacks in `work` into `callbacks`, unprocessed, under
 /// their spool ids. One already there (moved before a crash kept the spool from forgetting
-/// it) is left alone, and processing then finds it processed.
-fn move_spooled(conn: &Connection, work: &[Work]) -> rusqlite::Result<()> {
+/// it) is left alone, and processing then finds it processed. A row there under the same id
+/// with another dedupe key, or the same key under another id, is another callback: two
+/// processes wrote these files, or someone edited them. That stops processing (see
+/// `ProcessError::Conflict`) instead of dropping either callback.
+fn move_spooled(conn: &Connection, work: &[Work]) -> Result<(), ProcessError> {
     let spooled: Vec<(i64, &NewCallback)> = work
         .iter()
         .filter_map(|item| Some((item.callback.id, item.callback.spooled.as_deref()?)))
@@ -195,7 +220,32 @@ fn move_spooled(conn: &Connection, work: &[Work]) -> rusqlite::Result<()> {
                 .bind(&cb.nonce)?
                 .bind(cb.signature_timestamp)?;
         }
-        values.execute()?;
+        if values.execute()? < chunk.len() {
+            check_moved(conn, chunk)?;
+        }
+    }
+    Ok(())
+}
+
+/// After a move that inserted fewer rows than it had: each row not inserted must be the
+/// same callback, already moved.
+fn check_moved(conn: &Connection, chunk: &[(i64, &NewCallback)]) -> Result<(), ProcessError> {
+    let mut found = conn.prepare_cached(SAME_CALLBACK)?;
+    for (id, cb) in chunk {
+        let mut rows = found.query(params![id, cb.dedupe_key])?;
+        while let Some(row) = rows.next()? {
+            let (other_id, other_key): (i64, String) = (row.get(0)?, row.get(1)?);
+            if other_id != *id || other_key != cb.dedupe_key {
+                return Err(ProcessError::Conflict(format!(
+                    "spooled callback {id} cannot be moved into the journal: the journal holds                      callback {other_id} with {} dedupe key; two processes served these                      files, or they were edited. Processing stops so that neither is lost;                      compare the two rows, then see the README (Ownership)",
+                    if other_key == cb.dedupe_key {
+                        "its"
+                    } else {
+                        "another"
+                    }
+                )));
+            }
+        }
     }
     Ok(())
 }

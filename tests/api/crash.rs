@@ -87,15 +87,7 @@ async fn every_acknowledged_callback_survives_repeated_sigkills_and_is_processed
         let key = classify(body.as_bytes()).unwrap().dedupe_key;
         assert!(keys.contains(&key), "acknowledged but lost: {key}");
     }
-    let count = |sql: &'static str| {
-        let db = db.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&db)
-                .await
-                .unwrap()
-        }
-    };
+    let count = |sql: &'static str| scalar(&db, sql);
     let journaled = count("SELECT COUNT(*) FROM journal").await;
     assert_eq!(
         count("SELECT COUNT(*) FROM message_status_history").await,

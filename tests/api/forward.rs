@@ -329,7 +329,7 @@ async fn a_delivery_waiting_behind_a_failing_one_does_not_make_the_worker_spin()
     }
     // The first failed and waits for its retry; the second, though its own time has come,
     // waits behind it: nothing is due before the first's retry.
-    let store = sinch_webhooks::store::open(&sinch_webhooks::store::StoreOptions::new(
+    let store = sinch_webhooks::store::open(&sinch_webhooks::store::StoreOptions::companion(
         database_url.clone(),
     ))
     .await

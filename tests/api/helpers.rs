@@ -75,6 +75,15 @@ pub struct Server {
 }
 
 impl Server {
+    /// Waits for the app to stop by itself, and returns why it did.
+    pub async fn stopped_by_itself(self) -> String {
+        let result = tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("the app stops by itself")
+            .expect("server task");
+        format!("{:#}", result.expect_err("stops with an error"))
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         self.handle
@@ -250,6 +259,14 @@ impl TestApp {
         (self.dir, self.extra_env)
     }
 
+    /// Waits for the app to stop by itself (after a latched failure); why it did, and
+    /// what `restart_in` needs.
+    pub async fn stopped_by_itself(self) -> (String, Arc<TempDir>, HashMap<String, String>) {
+        let why = self.server.stopped_by_itself().await;
+        self.db.close().await;
+        (why, self.dir, self.extra_env)
+    }
+
     /// Stops the app and starts a new one on the same database.
     pub async fn restart(self) -> TestApp {
         let (dir, env) = self.stop().await;
@@ -350,4 +367,9 @@ where
 pub fn say_skipped(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "\n*** SKIPPED: {message} ***\n");
+}
+
+/// One number read from an inspection pool.
+pub async fn scalar(db: &SqlitePool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
 }

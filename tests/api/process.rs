@@ -30,60 +30,19 @@ impl Service {
     }
 
     async fn launch(database_url: &str, env: &[(&str, &str)], wrapper: Option<&str>) -> Service {
-        // A working folder of its own, so no developer's .env is picked up.
-        let dir = tempfile::tempdir().unwrap();
-        let binary = env!("CARGO_BIN_EXE_sinch-webhooks");
-        let mut command = match wrapper {
-            Some(script) => {
-                let mut sh = Command::new("sh");
-                sh.arg("-c").arg(script).arg(binary);
-                sh
-            }
-            None => Command::new(binary),
-        };
-        command
-            .arg("serve")
-            .current_dir(dir.path())
-            .env("SINCH_WEBHOOK_SECRET", SECRET)
-            .env("HOST", "127.0.0.1")
-            .env("PORT", "0")
-            .env("DATABASE_URL", database_url)
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("the sinch-webhooks binary starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let address = loop {
-            let line = lines
-                .next_line()
-                .await
-                .unwrap()
-                .expect("the service exited early");
-            logs.lock().unwrap().push(line.clone());
-            let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if event["message"] == "listening" {
-                break event["address"].as_str().unwrap().to_owned();
-            }
-        };
-        // Keep reading, or a full pipe would block the service's logging.
-        let sink = logs.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push(line);
-            }
-        });
+        let mut launched = Launched::spawn(database_url, env, wrapper);
+        let address = launched
+            .wait_for("listening", Duration::from_secs(60))
+            .await
+            .expect("the service exited early")["address"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         Service {
-            child,
+            child: launched.child,
             address: format!("http://{address}"),
-            logs,
-            _dir: dir,
+            logs: launched.logs,
+            _dir: launched.dir,
         }
     }
 
@@ -109,4 +68,105 @@ impl Service {
         }
         let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
     }
+}
+
+/// `sinch-webhooks serve` started, not necessarily serving yet: for a process that waits
+/// for another, or exits at once.
+pub struct Launched {
+    pub child: Child,
+    /// Every line logged on stdout (JSON), as it came.
+    pub logs: Arc<Mutex<Vec<String>>>,
+    /// Every line written on stderr.
+    pub stderr: Arc<Mutex<Vec<String>>>,
+    dir: tempfile::TempDir,
+}
+
+impl Launched {
+    pub fn spawn(database_url: &str, env: &[(&str, &str)], wrapper: Option<&str>) -> Launched {
+        // A working folder of its own, so no developer's .env is picked up.
+        let dir = tempfile::tempdir().unwrap();
+        let binary = env!("CARGO_BIN_EXE_sinch-webhooks");
+        let mut command = match wrapper {
+            Some(script) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(script).arg(binary);
+                sh
+            }
+            None => Command::new(binary),
+        };
+        command
+            .arg("serve")
+            .current_dir(dir.path())
+            .env("SINCH_WEBHOOK_SECRET", SECRET)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("DATABASE_URL", database_url)
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("the sinch-webhooks binary starts");
+        let logs = collect(child.stdout.take().expect("stdout"), false);
+        let stderr = collect(child.stderr.take().expect("stderr"), true);
+        Launched {
+            child,
+            logs,
+            stderr,
+            dir,
+        }
+    }
+
+    /// The first logged event with this message, waiting for it up to `timeout`; `None` if
+    /// the process exited or the time ran out first.
+    pub async fn wait_for(
+        &mut self,
+        message: &str,
+        timeout: Duration,
+    ) -> Option<serde_json::Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(event) = self.logged(message) {
+                return Some(event);
+            }
+            let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+            if exited || tokio::time::Instant::now() >= deadline {
+                // The last lines may still be in the pipe.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return self.logged(message);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn logged(&self, message: &str) -> Option<serde_json::Value> {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .find(|event| event["message"] == message)
+    }
+}
+
+/// Reads lines of `pipe` into a list as they come (a full pipe would block the process).
+fn collect(
+    pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
+    echo: bool,
+) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    let mut reader = BufReader::new(pipe).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = reader.next_line().await {
+            if echo {
+                eprintln!("{line}");
+            }
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
 }

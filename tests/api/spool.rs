@@ -189,7 +189,7 @@ async fn duplicates_are_recognised_after_leaving_the_spool_and_ids_keep_increasi
 }
 
 #[tokio::test]
-async fn after_a_failed_flush_nothing_more_is_acknowledged_until_a_restart() {
+async fn after_a_failed_flush_nothing_more_is_acknowledged_and_the_service_stops() {
     let app = spawn_app().await;
     assert_eq!(app.post_signed(&fixture("opt_in.json")).await.status(), 200);
     // The WAL the flusher syncs disappears: it can no longer vouch for anything written.
@@ -202,15 +202,23 @@ async fn after_a_failed_flush_nothing_more_is_acknowledged_until_a_restart() {
     assert_eq!(refused.status(), 503);
     assert_eq!(json(refused).await["error"], "storage_unavailable");
     // Even with a file back under that name, a failed flush is not forgotten: what the OS
-    // said it wrote before can no longer be trusted.
+    // said it wrote before can no longer be trusted. The service stops, non-zero.
     std::fs::write(&wal, b"").unwrap();
-    let body = delivery_report("m-after-2", "DELIVERED", "2025-03-04T12:00:00Z");
-    let refused = app.post_signed(&body).await;
-    assert_eq!(refused.status(), 503);
+    let (why, dir, env) = app.stopped_by_itself().await;
+    assert!(
+        why.contains("spool_flush") && why.contains("cannot sync"),
+        "{why}"
+    );
     std::fs::remove_file(&wal).unwrap();
-    let app = app.restart().await;
+    let app = restart_in(dir, env).await;
     let body = delivery_report("m-after-restart", "DELIVERED", "2025-03-04T12:00:00Z");
     assert_eq!(app.post_signed(&body).await.status(), 200);
+    app.drain().await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM consents").await,
+        1,
+        "what was acknowledged before the failure is processed after the restart"
+    );
 }
 
 #[tokio::test]
@@ -327,7 +335,7 @@ async fn a_backlog_larger_than_memory_holds_is_read_back_from_the_spool() {
 }
 
 #[tokio::test]
-async fn a_callback_still_in_the_spool_is_a_duplicate_before_and_after_a_restart() {
+async fn a_callback_still_in_the_spool_is_a_duplicate_and_after_a_restart_once_it_is_moved() {
     // (A repeat within one commit is the contract tests' `journal_stores_once_per_dedupe_key`.)
     let files = files();
     let store = open(&files).await;
@@ -350,14 +358,22 @@ async fn a_callback_still_in_the_spool_is_a_duplicate_before_and_after_a_restart
     assert!(store.is_journaled(&first.dedupe_key).await.unwrap());
     store.close().await;
 
-    // Nothing was processed: both are still only in the spool.
+    // Nothing was processed: both are still only in the spool, written by the last process.
+    // They are not vouched for until they are in the main file (the last process may have
+    // died after a failed flush): a retry meanwhile is refused, and Sinch tries again.
     let store = open(&files).await;
+    let refused = store.journal(vec![other.clone()]).await.unwrap_err();
+    assert!(
+        refused.to_string().contains("not confirmed on disk"),
+        "the spooled keys are read back at open: {refused}"
+    );
+    assert!(!store.is_journaled(&other.dedupe_key).await.unwrap());
+    drain(store.as_ref()).await;
     assert_eq!(
         journal_one(store.as_ref(), &other).await,
         JournalOutcome::Duplicate,
-        "the spooled keys are read back at open"
+        "once moved, a duplicate"
     );
-    drain(store.as_ref()).await;
     let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
     wait_for_empty_spool(&spool).await;
     assert_eq!(
@@ -379,7 +395,13 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
         .close()
         .await;
     // The first schema had a unique index on dedupe_key; put a callback in a file of that
-    // schema, as an earlier version left it.
+    // schema, as an earlier version left it, next to a database that records no spool.
+    let main = SqlitePool::connect(&files.url).await.unwrap();
+    sqlx::query("DELETE FROM spool_link")
+        .execute(&main)
+        .await
+        .unwrap();
+    main.close().await;
     let callback = entry(&delivery_report(
         "m-v1",
         "DELIVERED",
@@ -428,11 +450,15 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
         (2, 0),
         "upgraded, without the unique index"
     );
+    assert!(
+        store.journal(vec![callback.clone()]).await.is_err(),
+        "its key is known: a retry waits until it is moved"
+    );
+    drain(store.as_ref()).await;
     assert_eq!(
         journal_one(store.as_ref(), &callback).await,
         JournalOutcome::Duplicate
     );
-    drain(store.as_ref()).await;
     let processed = store.callback(7).await.unwrap().unwrap();
     assert!(
         processed.processed_at.is_some(),
@@ -618,4 +644,50 @@ async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_
     );
     store.close().await;
     spool.close().await;
+}
+
+#[tokio::test]
+async fn a_move_that_would_overwrite_another_callback_stops_with_an_error() {
+    let files = files();
+    let store = open(&files).await;
+    let outcome = journal_one(
+        store.as_ref(),
+        &entry(&delivery_report(
+            "m-mine",
+            "DELIVERED",
+            "2025-03-04T12:00:00Z",
+        )),
+    )
+    .await;
+    let id = accepted_id(outcome);
+    // Another writer gave the same id to another callback (two owners, or an edit).
+    let main = SqlitePool::connect(&files.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO callbacks (id, received_at, api, trigger, dedupe_key, body, nonce, \
+         signature_timestamp, next_attempt_at) VALUES (?, '2025-03-04T12:00:00.000000Z', \
+         'conversation', 'MESSAGE_DELIVERY', 'someone-else', '{}', 'n', 0, \
+         '2025-03-04T12:00:00.000000Z')",
+    )
+    .bind(id)
+    .execute(&main)
+    .await
+    .unwrap();
+    let error = process_due(store.as_ref()).await.unwrap_err();
+    assert!(
+        matches!(error, store::StoreError::Conflict(_)),
+        "an error that stops processing, not a silent no-op: {error}"
+    );
+    assert!(
+        error
+            .to_string()
+            .contains(&format!("spooled callback {id}"))
+    );
+    let spool = SqlitePool::connect(&files.spool_url).await.unwrap();
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM spool WHERE id = ?")
+        .bind(id)
+        .fetch_one(&spool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "the spooled callback is kept");
+    store.close().await;
 }
