@@ -39,6 +39,8 @@ enum Command {
     Send(SendArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(MigrateArgs),
+    /// Copy a SQLite database and its spool, consistently, while the service runs.
+    Backup(BackupArgs),
     /// Re-dispatch stored callbacks through the handlers (safe: handlers are idempotent).
     Replay(ReplayArgs),
     /// Inspect and redrive forwarded events (FORWARD_URL, NATS_URL)
@@ -107,6 +109,18 @@ struct SendArgs {
     /// Print the body that is sent
     #[arg(long)]
     print_body: bool,
+}
+
+#[derive(Args)]
+#[command(after_help = "Restore: stop the service, delete the database's files \
+    (<db>, <db>-wal, <db>-shm, <db>.spool*), copy both files of the backup in their place, \
+    start the service. See the README's Backup and restore.")]
+struct BackupArgs {
+    /// The folder to write the copies into (created if missing; must not hold a copy already)
+    into: PathBuf,
+    /// Database URL [env: DATABASE_URL, default sqlite://data/sinch-webhooks.db]
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -225,6 +239,7 @@ fn main() -> ExitCode {
             Command::Sign(args) => sign(args),
             Command::Send(args) => send(args).await,
             Command::Migrate(args) => migrate(args).await,
+            Command::Backup(args) => backup(args),
             Command::Replay(args) => replay(args).await,
             Command::Outbox(command) => outbox(command).await,
             Command::Bench(args) => sinch_webhooks::bench::run(args).await,
@@ -490,5 +505,36 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         .context("migration failed (DATABASE_URL)")?;
     store.close().await;
     println!("database {} is up to date", app::redact_url(&url));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let url = database_url(args.database_url);
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        anyhow::bail!(
+            "backup copies SQLite databases; for PostgreSQL use pg_dump (DATABASE_URL is {})",
+            app::redact_url(&url)
+        );
+    };
+    let path = PathBuf::from(path.split('?').next().unwrap_or(path));
+    let report = store::backup::backup(&path, &args.into)
+        .with_context(|| format!("cannot back up {}", path.display()))?;
+    println!(
+        "backed up {} ({} callbacks in the journal) to {}",
+        path.display(),
+        report.journaled,
+        report.database.display()
+    );
+    match &report.spool {
+        Some(spool) => println!(
+            "and its spool ({} callbacks not yet processed) to {}",
+            report.spooled,
+            spool.display()
+        ),
+        None => println!("(the database has no spool)"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@
 //! processed, so a crash at any point leaves either "not processed" (and it is processed
 //! again) or "processed with its effects", never half of it.
 
+pub mod backup;
 mod domain;
 pub mod outbox;
 mod owner;

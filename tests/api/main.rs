@@ -24,5 +24,6 @@ mod query_api;
 mod replicas;
 mod secrets;
 mod spool;
+mod store_faults;
 mod stream;
 mod webhook;

@@ -1,0 +1,296 @@
+//! The SQLite store when its files fail or go wrong, with the real binary: a sync that
+//! fails, a spool that is missing or another database's.
+
+use std::time::Duration;
+
+use crate::faults::{SyncFault, SyncFaults};
+use crate::helpers::*;
+use crate::ownership::wait_until_processed;
+use crate::process::{Launched, Service};
+
+fn database() -> (tempfile::TempDir, String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let url = format!("sqlite://{}", path.display());
+    (dir, url, path)
+}
+
+fn env_of(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_failed_fsync_refuses_every_callback_and_stops_the_process_non_zero() {
+    let (_dir, url, _) = database();
+    let faults = SyncFaults::new(SyncFault::Eio, ".spool-wal");
+    let env = faults.env();
+    let mut service = Launched::spawn(&url, &env_of(&env), None);
+    let address = service
+        .wait_for("listening", Duration::from_secs(30))
+        .await
+        .expect("starts")["address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let webhook = format!("http://{address}/api/sinch/webhook");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut acknowledged = Vec::new();
+    for i in 0..20 {
+        let body = delivery_report(&format!("before-{i}"), "DELIVERED", "2025-03-04T12:00:00Z");
+        let answer = post_signed_to(&client, &webhook, &body).await.unwrap();
+        assert_eq!(answer.status(), 200);
+        acknowledged.push(body);
+    }
+    faults.arm();
+    let mut refused = 0;
+    for i in 0..50 {
+        let body = delivery_report(&format!("during-{i}"), "DELIVERED", "2025-03-04T12:00:00Z");
+        match post_signed_to(&client, &webhook, &body).await {
+            Ok(answer) => {
+                assert_eq!(answer.status(), 503, "no 2xx while flushes fail");
+                refused += 1;
+            }
+            Err(_) => break, // the process is gone
+        }
+    }
+    assert!(refused >= 1 && faults.injected() >= 1);
+    let status = tokio::time::timeout(Duration::from_secs(20), service.child.wait())
+        .await
+        .expect("the process stops by itself")
+        .unwrap();
+    assert!(!status.success(), "exits non-zero: {status}");
+    let stderr = service.stderr.lock().unwrap().join("\n");
+    assert!(
+        stderr.contains("spool_flush") && stderr.contains("Input/output error"),
+        "says why: {stderr}"
+    );
+    let failure = service
+        .logged("the service cannot go on and is stopping: /readyz and /healthz answer 503, callbacks are refused with 503, and the process exits non-zero for its supervisor to restart it")
+        .expect("the failure is logged");
+    assert_eq!(failure["component"], "spool_flush");
+
+    // Restarted on a sound disk: what was acknowledged is processed, new callbacks accepted.
+    faults.disarm();
+    let service = Service::start(&url, &env_of(&env)).await;
+    let body = delivery_report("after", "DELIVERED", "2025-03-04T12:00:00Z");
+    let answer = post_signed_to(&client, &service.webhook_url(), &body)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let db = inspection_pool(&url).await;
+    wait_until_processed(&db).await;
+    for body in &acknowledged {
+        let key = sinch_webhooks::callback::classify(body.as_bytes())
+            .unwrap()
+            .dedupe_key;
+        let processed: Option<String> =
+            sqlx::query_scalar("SELECT processed_at FROM callbacks WHERE dedupe_key = ?")
+                .bind(&key)
+                .fetch_optional(&db)
+                .await
+                .unwrap()
+                .flatten();
+        assert!(
+            processed.is_some(),
+            "acknowledged before the failure: {key}"
+        );
+    }
+    service.stop().await;
+}
+
+/// Acknowledges `count` callbacks while processing cannot write the main file, so that
+/// they stay in the spool, then kills the service.
+async fn leave_callbacks_in_the_spool(url: &str, path: &std::path::Path, count: usize) {
+    let main = sqlx::SqlitePool::connect(url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER stall BEFORE INSERT ON callbacks BEGIN SELECT RAISE(ABORT, 'stalled'); END",
+    )
+    .execute(&main)
+    .await
+    .unwrap();
+    let mut service = Service::start(url, &[]).await;
+    let client = reqwest::Client::new();
+    for i in 0..count {
+        let body = delivery_report(&format!("spooled-{i}"), "DELIVERED", "2025-03-04T12:00:00Z");
+        let answer = post_signed_to(&client, &service.webhook_url(), &body)
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    service.kill().await;
+    sqlx::query("DROP TRIGGER stall")
+        .execute(&main)
+        .await
+        .unwrap();
+    main.close().await;
+    assert!(sinch_webhooks::store::spool_path(path).exists());
+}
+
+/// Starts `serve` and expects it to refuse; its stderr.
+async fn refused_start(url: &str, env: &[(&str, &str)]) -> String {
+    let mut launched = Launched::spawn(url, env, None);
+    let status = tokio::time::timeout(Duration::from_secs(30), launched.child.wait())
+        .await
+        .expect("refuses at once")
+        .unwrap();
+    assert!(!status.success());
+    assert!(launched.logged("listening").is_none());
+    launched.stderr.lock().unwrap().join("\n")
+}
+
+#[tokio::test]
+async fn a_missing_spool_is_refused_at_start_and_the_override_starts_a_new_one() {
+    let (_dir, url, path) = database();
+    // The main file is created (and migrated) by the first start.
+    Service::start(&url, &[]).await.stop().await;
+    leave_callbacks_in_the_spool(&url, &path, 20).await;
+    let spool = sinch_webhooks::store::spool_path(&path);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = spool.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
+    let refusal = refused_start(&url, &[]).await;
+    assert!(
+        refusal.contains("is missing") && refusal.contains("REPLACE_SPOOL"),
+        "{refusal}"
+    );
+    assert!(!spool.exists(), "a refused start creates nothing");
+    let service = Service::start(&url, &[("REPLACE_SPOOL", "true")]).await;
+    let body = delivery_report("new-spool", "DELIVERED", "2025-03-04T12:00:00Z");
+    let answer = post_signed_to(&reqwest::Client::new(), &service.webhook_url(), &body)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    service.stop().await;
+    // The override is for one start: the next needs none.
+    Service::start(&url, &[]).await.stop().await;
+}
+
+#[tokio::test]
+async fn another_databases_spool_is_refused_and_the_override_moves_it_aside() {
+    let (dir, url, path) = database();
+    Service::start(&url, &[]).await.stop().await;
+    // Another database with callbacks in its spool; its spool is put beside this one.
+    let other = dir.path().join("other.db");
+    let other_url = format!("sqlite://{}", other.display());
+    Service::start(&other_url, &[]).await.stop().await;
+    leave_callbacks_in_the_spool(&other_url, &other, 5).await;
+    let spool = sinch_webhooks::store::spool_path(&path);
+    for suffix in ["", "-wal"] {
+        let mut from = sinch_webhooks::store::spool_path(&other).into_os_string();
+        from.push(suffix);
+        let mut to = spool.clone().into_os_string();
+        to.push(suffix);
+        let _ = std::fs::remove_file(&to);
+        if std::path::Path::new(&from).exists() {
+            std::fs::rename(&from, &to).unwrap();
+        }
+    }
+    let refusal = refused_start(&url, &[]).await;
+    assert!(
+        refusal.contains("belongs to another database") && refusal.contains("REPLACE_SPOOL"),
+        "{refusal}"
+    );
+    let service = Service::start(&url, &[("REPLACE_SPOOL", "true")]).await;
+    service.stop().await;
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("journal.db.spool.foreign-"))
+        .collect();
+    assert!(
+        !aside.is_empty(),
+        "the foreign spool is kept aside: {aside:?}"
+    );
+    let db = inspection_pool(&url).await;
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM journal").await,
+        0,
+        "none of the other database's callbacks came in"
+    );
+}
+
+#[tokio::test]
+async fn a_backup_under_load_restores_every_callback_acknowledged_before_it_began() {
+    let (dir, url, _) = database();
+    let service = Service::start(&url, &[]).await;
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let senders: Vec<_> = (0..4)
+        .map(|sender| {
+            let (webhook, acked, stop) = (service.webhook_url(), acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                for i in 0.. {
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    let body =
+                        delivery_report(&format!("b-{sender}-{i}"), "READ", "2025-03-04T12:00:00Z");
+                    let answer = post_signed_to(&client, &webhook, &body).await.unwrap();
+                    assert_eq!(answer.status(), 200);
+                    acked.lock().unwrap().push(body);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before: Vec<String> = acked.lock().unwrap().clone();
+    let backup = dir.path().join("backup");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
+        .arg("backup")
+        .arg(&backup)
+        .env("DATABASE_URL", &url)
+        .current_dir(dir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stop.cancel();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    service.stop().await;
+    assert!(before.len() > 100, "under load: {}", before.len());
+
+    // Restored into a folder of its own, as the README says.
+    let restored = dir.path().join("restored");
+    std::fs::create_dir(&restored).unwrap();
+    for file in ["journal.db", "journal.db.spool"] {
+        std::fs::copy(backup.join(file), restored.join(file)).unwrap();
+    }
+    let restored_url = format!("sqlite://{}", restored.join("journal.db").display());
+    let service = Service::start(&restored_url, &[]).await;
+    let db = inspection_pool(&restored_url).await;
+    wait_until_processed(&db).await;
+    let keys: std::collections::HashSet<String> =
+        sqlx::query_scalar("SELECT dedupe_key FROM callbacks")
+            .fetch_all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    for body in &before {
+        let key = sinch_webhooks::callback::classify(body.as_bytes())
+            .unwrap()
+            .dedupe_key;
+        assert!(keys.contains(&key), "acknowledged before the backup: {key}");
+    }
+    service.stop().await;
+    eprintln!(
+        "backup: {} acknowledged before it began, {} restored",
+        before.len(),
+        keys.len()
+    );
+}
