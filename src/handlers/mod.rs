@@ -18,6 +18,9 @@ use crate::store::{Effect, PendingCallback, Plan};
 /// compile error until someone decides what it does.
 pub fn plan(callback: &PendingCallback) -> Plan {
     use Trigger::*;
+    if let Some(reason) = &callback.unreadable {
+        return Plan::Unprocessable(reason.clone());
+    }
     let body = callback.body.as_str();
     match callback.trigger {
         MessageDelivery => messages::delivery_report(body),
@@ -68,6 +71,7 @@ mod tests {
             body: body.to_owned(),
             attempts: 0,
             spooled: None,
+            unreadable: None,
         })
     }
 

@@ -103,6 +103,9 @@ pub struct PendingCallback {
     /// SQLite: the callback is still in the spool (acknowledged, never processed);
     /// processing writes it into `callbacks` under `id`.
     pub spooled: Option<Box<NewCallback>>,
+    /// Its stored row could not be read back as written (an edit, a downgrade): the values
+    /// here are what could be salvaged, and it is set aside as unprocessable for this reason.
+    pub unreadable: Option<String>,
 }
 
 impl PendingCallback {
@@ -115,6 +118,7 @@ impl PendingCallback {
             body: callback.body.clone(),
             attempts: 0,
             spooled: Some(Box::new(callback)),
+            unreadable: None,
         }
     }
 }

@@ -302,6 +302,7 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
         body: row.try_get("body")?,
         attempts: row.try_get("attempts")?,
         spooled: None,
+        unreadable: None,
     })
 }
 

@@ -33,7 +33,7 @@ use std::thread::JoinHandle;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
-use super::{JournalOutcome, NewCallback, StoreError};
+use super::{JournalOutcome, NewCallback, PendingCallback, StoreError};
 use crate::health::{Health, Watch};
 use crate::metrics;
 
@@ -293,19 +293,17 @@ impl Spool {
     }
 
     /// The spooled callbacks after id `after`, oldest first, at most `limit`, read from the
-    /// file. Blocks for one read of the file.
-    pub fn read_after(
-        &self,
-        after: i64,
-        limit: usize,
-    ) -> Result<Vec<(i64, NewCallback)>, StoreError> {
+    /// file. Blocks for one read of the file. A row this version cannot read is returned
+    /// with what could be salvaged and the reason, to be set aside: one bad row must not
+    /// stop the others.
+    pub fn read_after(&self, after: i64, limit: usize) -> Result<Vec<PendingCallback>, StoreError> {
         let reader = lock(&self.reader);
         let mut select = reader.prepare_cached(READ_AFTER)?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = select.query_map(params![after, limit], spooled_row)?;
         let mut callbacks = Vec::new();
         for row in rows {
-            callbacks.push(row??);
+            callbacks.push(row?);
         }
         Ok(callbacks)
     }
@@ -639,40 +637,120 @@ fn append_all(
     Ok(())
 }
 
-/// A row of `READ_AFTER`; a value this version cannot read is the outer error.
-fn spooled_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<Result<(i64, NewCallback), StoreError>> {
+/// A row of `READ_AFTER`, as a pending callback. Only the id must be readable (it is the
+/// row's integer key); any other value this version cannot read is salvaged (see `Salvage`)
+/// and named in `unreadable`.
+fn spooled_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingCallback> {
     let id: i64 = row.get(0)?;
-    let received_at: String = row.get(1)?;
-    let api: String = row.get(2)?;
-    let unreadable = |what: String| {
-        Ok(Err(StoreError::Spool(format!(
-            "spooled callback {id}: {what}"
-        ))))
-    };
-    let Some(received_at) = super::sqlite::parse_ts(&received_at) else {
-        return unreadable(format!("received_at is not a time: {received_at:?}"));
-    };
-    let Some(api) = crate::callback::Api::parse(&api) else {
-        return unreadable(format!("api is unknown: {api:?}"));
-    };
-    let trigger: String = row.get(3)?;
-    Ok(Ok((
-        id,
-        NewCallback {
-            received_at,
-            api,
-            trigger: crate::callback::Trigger::parse(&trigger),
-            dedupe_key: row.get(4)?,
-            app_id: row.get(5)?,
-            project_id: row.get(6)?,
-            message_id: row.get(7)?,
-            body: row.get(8)?,
-            nonce: row.get(9)?,
-            signature_timestamp: row.get(10)?,
+    let mut salvage = Salvage::default();
+    let received_at = salvage.time(row, 1, "received_at");
+    let api_text = salvage.text(row, 2, "api");
+    let api = crate::callback::Api::parse(&api_text).unwrap_or_else(|| {
+        salvage.problem(format!("api is unknown: {:?}", shorten(&api_text)));
+        crate::callback::Api::Conversation
+    });
+    let callback = NewCallback {
+        received_at,
+        api,
+        trigger: crate::callback::Trigger::parse(&salvage.text(row, 3, "trigger")),
+        dedupe_key: match salvage.optional_text(row, 4, "dedupe_key") {
+            Some(key) => key,
+            None => format!("unreadable-spool-row/{id}"),
         },
-    )))
+        app_id: salvage.optional_text(row, 5, "app_id"),
+        project_id: salvage.optional_text(row, 6, "project_id"),
+        message_id: salvage.optional_text(row, 7, "message_id"),
+        body: salvage.text(row, 8, "body"),
+        nonce: salvage.text(row, 9, "nonce"),
+        signature_timestamp: salvage.integer(row, 10, "signature_timestamp"),
+    };
+    let mut pending = PendingCallback::spooled(id, callback);
+    pending.unreadable = salvage.reason(id);
+    Ok(pending)
+}
+
+/// Reads a row's values leniently, noting each one that is not what this version wrote.
+#[derive(Default)]
+struct Salvage {
+    problems: Vec<String>,
+}
+
+impl Salvage {
+    fn problem(&mut self, problem: String) {
+        self.problems.push(problem);
+    }
+
+    fn optional_text(
+        &mut self,
+        row: &rusqlite::Row<'_>,
+        column: usize,
+        name: &str,
+    ) -> Option<String> {
+        use rusqlite::types::ValueRef;
+        match row.get_ref(column) {
+            Ok(ValueRef::Text(text)) => match std::str::from_utf8(text) {
+                Ok(text) => Some(text.to_owned()),
+                Err(_) => {
+                    self.problem(format!("{name} is not UTF-8"));
+                    Some(String::from_utf8_lossy(text).into_owned())
+                }
+            },
+            Ok(ValueRef::Null) => None,
+            Ok(ValueRef::Integer(n)) => Some(n.to_string()),
+            Ok(ValueRef::Real(x)) => Some(x.to_string()),
+            Ok(ValueRef::Blob(bytes)) => {
+                self.problem(format!("{name} is a blob of {} bytes", bytes.len()));
+                Some(String::from_utf8_lossy(bytes).into_owned())
+            }
+            Err(error) => {
+                self.problem(format!("{name}: {error}"));
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, row: &rusqlite::Row<'_>, column: usize, name: &str) -> String {
+        self.optional_text(row, column, name).unwrap_or_else(|| {
+            self.problem(format!("{name} is missing"));
+            String::new()
+        })
+    }
+
+    fn time(
+        &mut self,
+        row: &rusqlite::Row<'_>,
+        column: usize,
+        name: &str,
+    ) -> chrono::DateTime<chrono::Utc> {
+        let text = self.text(row, column, name);
+        super::sqlite::parse_ts(&text).unwrap_or_else(|| {
+            self.problem(format!("{name} is not a time: {:?}", shorten(&text)));
+            chrono::Utc::now()
+        })
+    }
+
+    fn integer(&mut self, row: &rusqlite::Row<'_>, column: usize, name: &str) -> i64 {
+        row.get(column).unwrap_or_else(|_| {
+            self.problem(format!("{name} is not an integer"));
+            0
+        })
+    }
+
+    /// Why the row is set aside, if it is.
+    fn reason(self, id: i64) -> Option<String> {
+        (!self.problems.is_empty()).then(|| {
+            format!(
+                "spooled callback {id} could not be read back as written ({}); set aside \
+                 with what could be read",
+                self.problems.join("; ")
+            )
+        })
+    }
+}
+
+/// A stored value quoted in a reason: never more than a few dozen characters of it.
+fn shorten(text: &str) -> String {
+    text.chars().take(40).collect()
 }
 
 /// The one of the `candidates` (spooled ids) whose row holds `key`, if any. A candidate
@@ -721,8 +799,15 @@ impl SpooledKeys {
     fn load(spool: &Connection) -> Result<SpooledKeys, rusqlite::Error> {
         let mut keys = SpooledKeys::default();
         let mut rows = spool.prepare("SELECT id, dedupe_key FROM spool ORDER BY id")?;
+        // Leniently, as `spooled_row` reads it: a row that cannot be read must not stop the
+        // start (it is set aside when processing reaches it).
         let rows = rows.query_map([], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            let id: i64 = row.get(0)?;
+            let key = Salvage::default().optional_text(row, 1, "dedupe_key");
+            Ok((
+                id,
+                key.unwrap_or_else(|| format!("unreadable-spool-row/{id}")),
+            ))
         })?;
         for row in rows {
             let (id, key) = row?;
@@ -1055,7 +1140,7 @@ mod tests {
     }
 
     #[test]
-    fn the_file_is_read_back_in_id_order_after_an_id_and_a_bad_row_is_named() {
+    fn the_file_is_read_back_in_id_order_after_an_id_and_a_bad_row_is_salvaged_with_its_reasons() {
         let dir = tempfile::tempdir().unwrap();
         let database = dir.path().join("db");
         Connection::open(&database)
@@ -1095,18 +1180,30 @@ mod tests {
         let read = spool.read_after(2, 2).unwrap();
         let read: Vec<_> = read
             .iter()
-            .map(|(id, cb)| (*id, cb.dedupe_key.as_str(), cb.message_id.as_deref()))
+            .map(|cb| {
+                let spooled = cb.spooled.as_deref().unwrap();
+                (
+                    cb.id,
+                    spooled.dedupe_key.as_str(),
+                    spooled.message_id.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(read, [(3, "key-3", Some("m-3")), (4, "key-4", Some("m-4"))]);
+        assert!(spool.read_after(2, 2).unwrap()[0].unreadable.is_none());
 
         writer
-            .execute("UPDATE spool SET api = 'fax' WHERE id = 5", [])
+            .execute(
+                "UPDATE spool SET api = 'fax', body = x'00ff', received_at = 'soon' WHERE id = 5",
+                [],
+            )
             .unwrap();
-        let error = spool.read_after(4, 10).unwrap_err().to_string();
-        assert!(
-            error.contains("spooled callback 5") && error.contains("fax"),
-            "{error}"
-        );
+        let read = spool.read_after(4, 10).unwrap();
+        assert_eq!(read.len(), 1, "a bad row is read, not an error");
+        let reason = read[0].unreadable.clone().unwrap();
+        for part in ["spooled callback 5", "fax", "blob of 2 bytes", "\"soon\""] {
+            assert!(reason.contains(part), "{part}: {reason}");
+        }
     }
 
     #[test]

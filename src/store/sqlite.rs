@@ -56,6 +56,16 @@ const POOL_CACHE_KIB: i64 = 512;
 const SPOOLED_RECORD: &str = "id, received_at, api, trigger, dedupe_key, app_id, project_id, \
      message_id, body, nonce, signature_timestamp, NULL AS processed_at, 0 AS attempts, \
      NULL AS last_error, received_at AS next_attempt_at";
+/// Rewrites the values of a journal row that readers cannot decode in a readable form.
+const REPAIR_UNREADABLE: &str = "UPDATE callbacks SET \
+     received_at = CASE WHEN typeof(received_at) = 'text' AND received_at GLOB \
+       '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]*Z' \
+       THEN received_at ELSE ?1 END, \
+     trigger = CASE typeof(trigger) WHEN 'text' THEN trigger ELSE 'UNKNOWN' END, \
+     body = CASE typeof(body) WHEN 'text' THEN body WHEN 'blob' THEN hex(body) \
+       ELSE CAST(body AS TEXT) END, \
+     attempts = CASE typeof(attempts) WHEN 'integer' THEN attempts ELSE 0 END \
+     WHERE id = ?2";
 /// A count of callbacks waiting for processing, and when the oldest was received.
 type Backlog = (i64, Option<DateTime<Utc>>);
 
@@ -336,14 +346,47 @@ impl SqliteStore {
         } else {
             None
         };
-        let spooled = match fresh {
-            Some(fresh) => fresh,
+        Ok(match fresh {
+            Some(fresh) => fresh
+                .into_iter()
+                .map(|(id, callback)| PendingCallback::spooled(id, callback))
+                .collect(),
             None => block_on_this_thread(|| spool.read_after(moved_through, limit as usize))?,
-        };
-        Ok(spooled
-            .into_iter()
-            .map(|(id, callback)| PendingCallback::spooled(id, callback))
-            .collect())
+        })
+    }
+
+    /// A journal row that cannot be read back (an edit, a downgrade), as a callback to set
+    /// aside as unprocessable. The values the query API could not show either are rewritten
+    /// in a readable form first (a time that is not one becomes now, a blob its hex, a
+    /// missing trigger `UNKNOWN`), and the reason says what was found.
+    async fn set_aside(
+        &self,
+        row: &SqliteRow,
+        error: &sqlx::Error,
+        now: DateTime<Utc>,
+    ) -> Result<PendingCallback, StoreError> {
+        let id: i64 = row.try_get("id")?;
+        {
+            let (_gate, mut conn) = self.write_connection().await?;
+            sqlx::query(REPAIR_UNREADABLE)
+                .bind(ts(&now))
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+        }
+        let attempts = row.try_get("attempts").unwrap_or(0);
+        tracing::error!(callback_id = id, %error, "a journaled callback cannot be read back; setting it aside");
+        Ok(PendingCallback {
+            id,
+            received_at: now,
+            trigger: Trigger::parse(row.try_get("trigger").unwrap_or("UNKNOWN")),
+            body: String::new(),
+            attempts,
+            spooled: None,
+            unreadable: Some(format!(
+                "journaled callback {id} could not be read back as written ({error}); set aside"
+            )),
+        })
     }
 
     /// After the move of `work` committed: those spooled callbacks can leave the spool.
@@ -421,10 +464,13 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let mut due = rows
-            .iter()
-            .map(pending_callback)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in &rows {
+            due.push(match pending_callback(row) {
+                Ok(callback) => callback,
+                Err(error) => self.set_aside(row, &error, now).await?,
+            });
+        }
         // Oldest first across both; the spooled ones taken are then always the spool's
         // oldest, which `forget_moved` relies on.
         due.extend(self.spooled(limit).await?);
@@ -554,6 +600,7 @@ fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
         body: row.try_get("body")?,
         attempts: row.try_get("attempts")?,
         spooled: None,
+        unreadable: None,
     })
 }
 

@@ -294,3 +294,84 @@ async fn a_backup_under_load_restores_every_callback_acknowledged_before_it_bega
         keys.len()
     );
 }
+
+#[tokio::test]
+async fn undecodable_spool_and_journal_rows_are_set_aside_and_the_rest_is_processed() {
+    let (_dir, url, path) = database();
+    Service::start(&url, &[]).await.stop().await;
+    leave_callbacks_in_the_spool(&url, &path, 20).await;
+    let db = inspection_pool(&url).await;
+    let bad_spooled: i64 = scalar(&db, "SELECT MIN(id) + 3 FROM spool.spool").await;
+    sqlx::query("UPDATE spool.spool SET api = 'fax', received_at = 'soon' WHERE id = ?")
+        .bind(bad_spooled)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO callbacks (id, received_at, api, trigger, dedupe_key, body, nonce, \
+         signature_timestamp, next_attempt_at) VALUES (1000000, 'yesterday', 'sms', \
+         'MESSAGE_DELIVERY', 'edited-by-hand', x'00ff', 'n', 0, '2025-03-04T12:00:00.000000Z')",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+
+    let service = Service::start(&url, &[("API_TOKEN", "a-token-for-the-test-only")]).await;
+    wait_until_processed(&db).await;
+    let set_aside: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, last_error FROM callbacks WHERE last_error IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let ids: Vec<i64> = set_aside.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![bad_spooled, 1_000_000]);
+    assert!(set_aside[0].1.contains("fax") && set_aside[0].1.contains("soon"));
+    assert!(set_aside[1].1.contains("could not be read back"));
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM message_status_history").await,
+        19,
+        "the other 19 are processed"
+    );
+    let client = reqwest::Client::new();
+    let listed = client
+        .get(format!("{}/api/callbacks?limit=50", service.address))
+        .bearer_auth("a-token-for-the-test-only")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200, "the query API lists them");
+    let listed = json(listed).await;
+    let with_errors = listed["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["last_error"].is_string())
+        .count();
+    assert_eq!(with_errors, 2);
+    let metrics = client
+        .get(format!("{}/metrics", service.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let unprocessable: f64 = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("sinch_webhooks_processed_total")
+                && line.contains("result=\"unprocessable\"")
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(unprocessable, 2.0, "counted as unprocessable");
+    // New callbacks still go through.
+    let body = delivery_report("after-the-bad-rows", "READ", "2025-03-04T12:00:00Z");
+    let answer = post_signed_to(&client, &service.webhook_url(), &body)
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    wait_until_processed(&db).await;
+    service.stop().await;
+}
