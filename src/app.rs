@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::activity::{ActivityFeed, RejectionLog};
 use crate::config::Settings;
 use crate::health::Health;
+use crate::http::inflight::InflightBytes;
 use crate::http::pressure::{self, Pressure};
 use crate::http::{AppState, WEBHOOK_PATH, router, server};
 use crate::journal::Journal;
@@ -121,6 +122,7 @@ pub async fn run(
         webhook_url: Some(own_webhook_url(address)),
         api_actions: settings.api_actions,
         health: health.clone(),
+        inflight: InflightBytes::new(settings.max_inflight_bytes),
     };
     if let Some(handle) = state.metrics.clone() {
         tokio::spawn(metrics_upkeep(handle, shutdown.clone()));

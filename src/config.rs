@@ -144,7 +144,7 @@ impl Settings {
             var: "SINCH_WEBHOOK_SECRET",
             hint: "set it to the secret configured on your Sinch webhook (see .env.example)",
         })?;
-        Ok(Settings {
+        let settings = Settings {
             secret: current,
             previous_secret: secret(&lookup, "SINCH_WEBHOOK_SECRET_PREVIOUS")?,
             host: parse(&lookup, "HOST", "0.0.0.0".to_owned(), |v| {
@@ -203,7 +203,7 @@ impl Settings {
                 number_in(v, 0, 86_400, "seconds")
             })?,
             replace_spool: parse(&lookup, "REPLACE_SPOOL", false, boolean)?,
-            max_inflight_bytes: parse(&lookup, "MAX_INFLIGHT_BYTES", 64 * 1024 * 1024, |v| {
+            max_inflight_bytes: parse(&lookup, "MAX_INFLIGHT_BYTES", 16 * 1024 * 1024, |v| {
                 number_in(v, 1024, usize::MAX, "bytes")
             })?,
             api_token: secret(&lookup, "API_TOKEN")?,
@@ -232,7 +232,19 @@ impl Settings {
                     .map_err(|_| "expected an address like 127.0.0.1:9100".into())
             })?,
             forward: forward_settings(&lookup)?,
-        })
+        };
+        if settings.max_inflight_bytes < settings.max_body_bytes {
+            return Err(ConfigError::Invalid {
+                var: "MAX_INFLIGHT_BYTES",
+                value: settings.max_inflight_bytes.to_string(),
+                reason: format!(
+                    "must be at least MAX_BODY_BYTES ({}), or a largest callback could never \
+                     be taken",
+                    settings.max_body_bytes
+                ),
+            });
+        }
+        Ok(settings)
     }
 
     /// How to open the database, from these settings.

@@ -4,6 +4,7 @@ mod api;
 mod auth;
 mod error;
 mod health;
+pub mod inflight;
 mod inspector;
 mod metrics;
 mod outbox;
@@ -72,6 +73,8 @@ pub struct AppState {
     /// Failures that need a restart: health, readiness and the webhook answer 503 once one
     /// is latched.
     pub health: Arc<crate::health::Health>,
+    /// Body bytes held between accept and flush (`MAX_INFLIGHT_BYTES`).
+    pub inflight: Arc<inflight::InflightBytes>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -44,6 +44,8 @@ pub async fn receive(
         .pressure
         .admit(&state.journal)
         .map_err(ApiError::Overloaded)?;
+    // Held until the answer: the body's bytes are in memory until their commit is flushed.
+    let _reserved = reserve_body_bytes(&state, &headers).await?;
     let bytes = read_body(body, &headers, state.max_body_bytes, state.body_timeout).await?;
     let now = Utc::now();
     let verified =
@@ -219,6 +221,26 @@ fn new_callback(
 /// refused before reading anything; a chunked body is counted as it streams.
 /// Sinch sends small bodies at once: one trickling in past `timeout` is a client trying to
 /// hold a connection.
+/// Reserves the body's declared size (the largest allowed when none is declared), waiting
+/// for at most the body's time budget.
+async fn reserve_body_bytes(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<super::inflight::Reservation, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let bytes = declared.map_or(state.max_body_bytes, |len| len.min(state.max_body_bytes));
+    state
+        .inflight
+        .reserve(bytes, state.body_timeout)
+        .await
+        .ok_or(ApiError::InflightFull {
+            limit: state.inflight.limit(),
+        })
+}
+
 async fn read_body(
     body: Body,
     headers: &HeaderMap,

@@ -26,7 +26,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 
@@ -78,6 +78,11 @@ const FORGET_WHEN_IDLE: std::time::Duration = std::time::Duration::from_millis(2
 /// alternating). With bodies of ~1 KiB both bounds are reached together.
 const FRESH_CAPACITY: usize = 8192;
 const FRESH_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// Bodies held for the dispatcher by commits written but not flushed yet, at most. The
+/// writer does not wait for the flusher, so while a flush hangs, commits would pile up with
+/// their bodies (a request that gave up does not take its body back). Past this, a commit
+/// keeps no bodies: they are on the file, and the dispatcher reads them from there.
+const UNFLUSHED_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 /// The spool file of the SQLite database at `database`.
 pub fn path_for(database: &Path) -> PathBuf {
@@ -112,8 +117,12 @@ struct Flush {
     /// When the commit started: the journal's commit time runs from there to the sync.
     started: std::time::Instant,
     answers: Vec<(AppendReply, Answer)>,
-    /// The callbacks it accepted, for the dispatcher once they are flushed.
+    /// The callbacks it accepted, for the dispatcher once they are flushed: empty when the
+    /// flusher is too far behind (see `UNFLUSHED_MAX_BYTES`).
     accepted: Vec<(i64, NewCallback)>,
+    /// The newest id it accepted, and the body bytes `accepted` holds.
+    newest: Option<i64>,
+    bytes: usize,
 }
 
 /// What the spool held when it was opened: callbacks an earlier process acknowledged and
@@ -243,6 +252,7 @@ impl Spool {
         let synced_through = Arc::new(AtomicI64::new(next_id - 1));
         let written_through = Arc::new(AtomicI64::new(next_id - 1));
         let fresh = Arc::new(Mutex::new(Fresh::default()));
+        let unflushed_bytes = Arc::new(AtomicUsize::new(0));
         let mut writer = Writer {
             spool,
             main,
@@ -252,6 +262,7 @@ impl Spool {
             forget_target: forgotten_through,
             forgotten_through,
             durable_from: next_id,
+            unflushed_bytes: unflushed_bytes.clone(),
             broken: broken.clone(),
         };
         let mut flusher = Flusher {
@@ -260,6 +271,7 @@ impl Spool {
             synced_through: synced_through.clone(),
             fresh: fresh.clone(),
             health: health.clone(),
+            unflushed_bytes,
         };
         let start = |name: &'static str, run: Box<dyn FnOnce() + Send>| {
             let health = health.clone();
@@ -413,6 +425,8 @@ struct Writer {
     /// The first id this process gives: rows below it were left by an earlier process and
     /// are not trusted to be on disk until they are moved into the main file.
     durable_from: i64,
+    /// Body bytes held by the commits handed to the flusher and not flushed yet.
+    unflushed_bytes: Arc<AtomicUsize>,
     /// Set by the flusher when a sync failed: after that, what the OS says it wrote cannot be
     /// trusted, so nothing more is acknowledged until a restart (which recovers from the file).
     broken: Arc<AtomicBool>,
@@ -482,10 +496,20 @@ impl Writer {
                         })
                         .collect();
                     if !answers.is_empty() {
+                        let newest = accepted.last().map(|(id, _)| *id);
+                        let mut bytes = accepted.iter().map(|(_, c)| c.body.len()).sum();
+                        let unflushed = self.unflushed_bytes.load(Ordering::Acquire);
+                        if unflushed + bytes > UNFLUSHED_MAX_BYTES {
+                            accepted = Vec::new();
+                            bytes = 0;
+                        }
+                        self.unflushed_bytes.fetch_add(bytes, Ordering::AcqRel);
                         let flush = Flush {
                             started,
                             answers,
                             accepted,
+                            newest,
+                            bytes,
                         };
                         if let Err(mpsc::SendError(flush)) = flushes.send(flush) {
                             let replies = flush.answers.into_iter().map(|(reply, _)| reply);
@@ -952,6 +976,8 @@ struct Flusher {
     synced_through: Arc<AtomicI64>,
     fresh: Arc<Mutex<Fresh>>,
     health: Arc<Health>,
+    /// Shared with the writer: body bytes of the commits queued here.
+    unflushed_bytes: Arc<AtomicUsize>,
 }
 
 impl Flusher {
@@ -968,11 +994,7 @@ impl Flusher {
                 .sum();
             ::metrics::histogram!(metrics::JOURNAL_BATCH_SIZE).record(callbacks as f64);
             if synced.is_ok() {
-                let newest = group
-                    .iter()
-                    .flat_map(|flush| &flush.accepted)
-                    .map(|(id, _)| *id)
-                    .max();
+                let newest = group.iter().filter_map(|flush| flush.newest).max();
                 if let Some(newest) = newest {
                     self.synced_through.fetch_max(newest, Ordering::AcqRel);
                 }
@@ -981,6 +1003,8 @@ impl Flusher {
                     fresh.push(std::mem::take(&mut flush.accepted));
                 }
             }
+            let bytes: usize = group.iter().map(|flush| flush.bytes).sum();
+            self.unflushed_bytes.fetch_sub(bytes, Ordering::AcqRel);
             for flush in group {
                 ::metrics::histogram!(metrics::JOURNAL_COMMIT_SECONDS)
                     .record(flush.started.elapsed().as_secs_f64());

@@ -12,12 +12,12 @@ use sqlx::SqlitePool;
 use crate::helpers::*;
 use crate::process::Service;
 
-/// Kills per run: a few in CI, `CRASH_TEST_KILLS=20` (or more) for a longer local run.
+/// Kills per run: 20 by default, locally and in CI; `CRASH_TEST_KILLS` for more (or fewer).
 fn kills() -> usize {
     std::env::var("CRASH_TEST_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
+        .unwrap_or(20)
 }
 
 #[tokio::test]
