@@ -32,6 +32,7 @@ async fn a_second_serve_gives_up_after_the_lock_timeout_with_one_clear_line() {
         .expect("gives up")
         .unwrap();
     assert!(!status.success());
+    second.stderr_once_closed().await;
     let stderr = second.stderr.lock().unwrap().clone();
     assert_eq!(stderr.len(), 1, "one line: {stderr:?}");
     assert!(

@@ -78,6 +78,7 @@ pub struct Launched {
     pub logs: Arc<Mutex<Vec<String>>>,
     /// Every line written on stderr.
     pub stderr: Arc<Mutex<Vec<String>>>,
+    stderr_closed: Arc<Mutex<bool>>,
     dir: tempfile::TempDir,
 }
 
@@ -110,12 +111,13 @@ impl Launched {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("the sinch-webhooks binary starts");
-        let logs = collect(child.stdout.take().expect("stdout"), false);
-        let stderr = collect(child.stderr.take().expect("stderr"), true);
+        let (logs, _) = collect(child.stdout.take().expect("stdout"), false);
+        let (stderr, stderr_closed) = collect(child.stderr.take().expect("stderr"), true);
         Launched {
             child,
             logs,
             stderr,
+            stderr_closed,
             dir,
         }
     }
@@ -142,6 +144,18 @@ impl Launched {
         }
     }
 
+    /// Everything written on stderr, once the process exited and the pipe was read to its
+    /// end (the reader may still hold the last lines when the exit is seen).
+    pub async fn stderr_once_closed(&self) -> String {
+        for _ in 0..100 {
+            if *self.stderr_closed.lock().unwrap() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.stderr.lock().unwrap().join("\n")
+    }
+
     pub fn logged(&self, message: &str) -> Option<serde_json::Value> {
         self.logs
             .lock()
@@ -152,13 +166,16 @@ impl Launched {
     }
 }
 
-/// Reads lines of `pipe` into a list as they come (a full pipe would block the process).
+/// Reads lines of `pipe` into a list as they come (a full pipe would block the process);
+/// the flag is set once the pipe is closed.
+#[allow(clippy::type_complexity)]
 fn collect(
     pipe: impl tokio::io::AsyncRead + Unpin + Send + 'static,
     echo: bool,
-) -> Arc<Mutex<Vec<String>>> {
+) -> (Arc<Mutex<Vec<String>>>, Arc<Mutex<bool>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
+    let closed = Arc::new(Mutex::new(false));
+    let (sink, done) = (lines.clone(), closed.clone());
     let mut reader = BufReader::new(pipe).lines();
     tokio::spawn(async move {
         while let Ok(Some(line)) = reader.next_line().await {
@@ -167,6 +184,7 @@ fn collect(
             }
             sink.lock().unwrap().push(line);
         }
+        *done.lock().unwrap() = true;
     });
-    lines
+    (lines, closed)
 }

@@ -65,7 +65,7 @@ async fn a_failed_fsync_refuses_every_callback_and_stops_the_process_non_zero() 
         .expect("the process stops by itself")
         .unwrap();
     assert!(!status.success(), "exits non-zero: {status}");
-    let stderr = service.stderr.lock().unwrap().join("\n");
+    let stderr = service.stderr_once_closed().await;
     assert!(
         stderr.contains("spool_flush") && stderr.contains("Input/output error"),
         "says why: {stderr}"
@@ -141,7 +141,7 @@ async fn refused_start(url: &str, env: &[(&str, &str)]) -> String {
         .unwrap();
     assert!(!status.success());
     assert!(launched.logged("listening").is_none());
-    launched.stderr.lock().unwrap().join("\n")
+    launched.stderr_once_closed().await
 }
 
 #[tokio::test]
