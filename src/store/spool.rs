@@ -477,45 +477,7 @@ impl Writer {
                 Ok(outcomes) => {
                     self.written_through
                         .store(self.next_id - 1, Ordering::Release);
-                    let mut accepted = Vec::new();
-                    let answers: Vec<_> = appends
-                        .into_iter()
-                        .zip(outcomes)
-                        .map(|((batch, reply), (outcomes, unconfirmed))| {
-                            for (callback, outcome) in batch.into_iter().zip(&outcomes) {
-                                if let JournalOutcome::Accepted { id } = outcome {
-                                    accepted.push((*id, callback));
-                                }
-                            }
-                            let answer = if unconfirmed {
-                                Err(UNCONFIRMED.to_owned())
-                            } else {
-                                Ok(outcomes)
-                            };
-                            (reply, answer)
-                        })
-                        .collect();
-                    if !answers.is_empty() {
-                        let newest = accepted.last().map(|(id, _)| *id);
-                        let mut bytes = accepted.iter().map(|(_, c)| c.body.len()).sum();
-                        let unflushed = self.unflushed_bytes.load(Ordering::Acquire);
-                        if unflushed + bytes > UNFLUSHED_MAX_BYTES {
-                            accepted = Vec::new();
-                            bytes = 0;
-                        }
-                        self.unflushed_bytes.fetch_add(bytes, Ordering::AcqRel);
-                        let flush = Flush {
-                            started,
-                            answers,
-                            accepted,
-                            newest,
-                            bytes,
-                        };
-                        if let Err(mpsc::SendError(flush)) = flushes.send(flush) {
-                            let replies = flush.answers.into_iter().map(|(reply, _)| reply);
-                            refuse_replies(replies, "the spool flusher stopped");
-                        }
-                    }
+                    self.hand_to_flusher(appends, outcomes, started, &flushes);
                 }
                 Err(error) if appends.is_empty() => {
                     // Only forgetting failed: leave it to the next start rather than retry
@@ -531,6 +493,56 @@ impl Writer {
             }
         }
         tracing::debug!("spool writer stopped");
+    }
+
+    /// Queues a written commit's answers for the flusher, with the bodies it accepted for
+    /// the dispatcher unless the flusher is `UNFLUSHED_MAX_BYTES` behind.
+    fn hand_to_flusher(
+        &self,
+        appends: Vec<(Vec<NewCallback>, AppendReply)>,
+        outcomes: Vec<(Vec<JournalOutcome>, bool)>,
+        started: std::time::Instant,
+        flushes: &mpsc::Sender<Flush>,
+    ) {
+        let mut accepted = Vec::new();
+        let answers: Vec<_> = appends
+            .into_iter()
+            .zip(outcomes)
+            .map(|((batch, reply), (outcomes, unconfirmed))| {
+                for (callback, outcome) in batch.into_iter().zip(&outcomes) {
+                    if let JournalOutcome::Accepted { id } = outcome {
+                        accepted.push((*id, callback));
+                    }
+                }
+                let answer = if unconfirmed {
+                    Err(UNCONFIRMED.to_owned())
+                } else {
+                    Ok(outcomes)
+                };
+                (reply, answer)
+            })
+            .collect();
+        if answers.is_empty() {
+            return;
+        }
+        let newest = accepted.last().map(|(id, _)| *id);
+        let mut bytes = accepted.iter().map(|(_, c)| c.body.len()).sum();
+        if self.unflushed_bytes.load(Ordering::Acquire) + bytes > UNFLUSHED_MAX_BYTES {
+            accepted = Vec::new();
+            bytes = 0;
+        }
+        self.unflushed_bytes.fetch_add(bytes, Ordering::AcqRel);
+        let flush = Flush {
+            started,
+            answers,
+            accepted,
+            newest,
+            bytes,
+        };
+        if let Err(mpsc::SendError(flush)) = flushes.send(flush) {
+            let replies = flush.answers.into_iter().map(|(reply, _)| reply);
+            refuse_replies(replies, "the spool flusher stopped");
+        }
     }
 
     /// One transaction: forget (some of) what was moved, then append every batch.

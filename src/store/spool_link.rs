@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::StoreError;
-use super::spool::path_for;
 
 const CREATE_IDENTITY: &str = "CREATE TABLE IF NOT EXISTS spool_identity (id TEXT NOT NULL)";
 
@@ -51,15 +50,21 @@ fn judge(recorded: Option<String>, spool: Option<(Option<String>, bool)>) -> Fou
 /// Checks that the spool of `database` is its own, then makes sure both files carry the
 /// link. With `replace`, a missing spool is started anew and a foreign one moved aside
 /// (to `<spool>.foreign-<unix time>`, with its `-wal`), each with a WARN line.
-pub(super) fn check_and_link(database: &Path, replace: bool) -> Result<(), StoreError> {
-    let spool_path = path_for(database);
+///
+/// `spool_path` is the spool's file, and `now` the link's time as the main file stores times.
+pub(super) fn check_and_link(
+    database: &Path,
+    spool_path: &Path,
+    replace: bool,
+    now: &str,
+) -> Result<(), StoreError> {
     let main = Connection::open(database)?;
     main.pragma_update(None, "synchronous", "FULL")?;
     let recorded: Option<String> = main
         .query_row("SELECT spool_id FROM spool_link", [], |r| r.get(0))
         .optional()?;
     let spool = if spool_path.exists() {
-        Some(describe(&spool_path)?)
+        Some(describe(spool_path)?)
     } else {
         None
     };
@@ -71,9 +76,9 @@ pub(super) fn check_and_link(database: &Path, replace: bool) -> Result<(), Store
             "REPLACE_SPOOL: the database's spool is missing; starting a new one (callbacks \
              that were only in the missing spool are lost)"
         ),
-        Found::Missing { recorded } => return Err(missing(database, &spool_path, &recorded)),
+        Found::Missing { recorded } => return Err(missing(database, spool_path, &recorded)),
         Found::Foreign { recorded, found } if replace => {
-            let aside = move_aside(&spool_path)?;
+            let aside = move_aside(spool_path)?;
             tracing::warn!(
                 spool = %spool_path.display(),
                 moved_to = %aside.display(),
@@ -84,10 +89,10 @@ pub(super) fn check_and_link(database: &Path, replace: bool) -> Result<(), Store
             );
         }
         Found::Foreign { recorded, found } => {
-            return Err(foreign(database, &spool_path, &recorded, found.as_deref()));
+            return Err(foreign(database, spool_path, &recorded, found.as_deref()));
         }
     }
-    link(&main, &spool_path)
+    link(&main, spool_path, now)
 }
 
 /// The spool's identity, and whether it holds callbacks.
@@ -121,7 +126,7 @@ fn describe(spool_path: &Path) -> Result<(Option<String>, bool), StoreError> {
 /// Gives the spool an identity if it has none (creating the file if needed), then records
 /// it in the main file: spool first, so a crash between the two leaves a spool the next
 /// start adopts.
-fn link(main: &Connection, spool_path: &Path) -> Result<(), StoreError> {
+fn link(main: &Connection, spool_path: &Path, now: &str) -> Result<(), StoreError> {
     let spool = Connection::open(spool_path)?;
     spool.pragma_update(None, "journal_mode", "WAL")?;
     spool.pragma_update(None, "synchronous", "FULL")?;
@@ -144,7 +149,7 @@ fn link(main: &Connection, spool_path: &Path) -> Result<(), StoreError> {
         "INSERT INTO spool_link (singleton, spool_id, linked_at) VALUES (1, ?1, ?2) \
          ON CONFLICT (singleton) DO UPDATE SET spool_id = excluded.spool_id, \
          linked_at = excluded.linked_at WHERE spool_id <> excluded.spool_id",
-        params![id, super::sqlite::ts(&chrono::Utc::now())],
+        params![id, now],
     )?;
     Ok(())
 }

@@ -169,7 +169,12 @@ impl Spooling {
         options: &StoreOptions,
         owner: OwnerLock,
     ) -> Result<Spooling, StoreError> {
-        super::spool_link::check_and_link(path, options.replace_spool)?;
+        super::spool_link::check_and_link(
+            path,
+            &super::spool::path_for(path),
+            options.replace_spool,
+            &ts(&Utc::now()),
+        )?;
         let spool = Spool::open(
             path,
             options.busy_timeout,

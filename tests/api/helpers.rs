@@ -373,3 +373,18 @@ pub fn say_skipped(message: &str) {
 pub async fn scalar(db: &SqlitePool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
 }
+
+/// Posts a signed DELIVERED/READ report for each of `message_ids` and expects each one
+/// acknowledged.
+pub async fn post_reports_accepted(
+    client: &reqwest::Client,
+    webhook: &str,
+    message_ids: impl IntoIterator<Item = String>,
+    status: &str,
+) {
+    for message_id in message_ids {
+        let body = delivery_report(&message_id, status, "2025-03-04T12:00:00Z");
+        let answer = post_signed_to(client, webhook, &body).await.unwrap();
+        assert_eq!(answer.status(), 200, "{message_id}");
+    }
+}

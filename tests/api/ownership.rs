@@ -170,18 +170,11 @@ async fn the_cli_commands_that_write_run_beside_a_serving_process() {
     let url = format!("sqlite://{}", dir.path().join("journal.db").display());
     let service = Service::start(&url, &[]).await;
     let client = reqwest::Client::new();
-    let mut sent = 0;
-    let mut send = async |n: usize| {
-        for _ in 0..n {
-            let body = delivery_report(&format!("cli-{sent}"), "READ", "2025-03-04T12:00:00Z");
-            let answer = post_signed_to(&client, &service.webhook_url(), &body)
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 200);
-            sent += 1;
-        }
+    let send = async |range: std::ops::Range<usize>| {
+        let ids = range.map(|i| format!("cli-{i}"));
+        post_reports_accepted(&client, &service.webhook_url(), ids, "READ").await;
     };
-    send(50).await;
+    send(0..50).await;
     for args in [
         vec!["migrate"],
         vec!["replay", "--all"],
@@ -204,7 +197,7 @@ async fn the_cli_commands_that_write_run_beside_a_serving_process() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    send(50).await;
+    send(50..100).await;
     let db = inspection_pool(&url).await;
     wait_until_processed(&db).await;
     let journaled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal")

@@ -31,13 +31,7 @@ impl Service {
 
     async fn launch(database_url: &str, env: &[(&str, &str)], wrapper: Option<&str>) -> Service {
         let mut launched = Launched::spawn(database_url, env, wrapper);
-        let address = launched
-            .wait_for("listening", Duration::from_secs(60))
-            .await
-            .expect("the service exited early")["address"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let address = launched.address().await;
         Service {
             child: launched.child,
             address: format!("http://{address}"),
@@ -142,6 +136,16 @@ impl Launched {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The address it listens on, once it serves.
+    pub async fn address(&mut self) -> String {
+        self.wait_for("listening", Duration::from_secs(60))
+            .await
+            .expect("the service exited early")["address"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Everything written on stderr, once the process exited and the pipe was read to its

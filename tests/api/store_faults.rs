@@ -28,13 +28,7 @@ async fn a_failed_fsync_refuses_every_callback_and_stops_the_process_non_zero() 
     let faults = SyncFaults::new(SyncFault::Eio, ".spool-wal");
     let env = faults.env();
     let mut service = Launched::spawn(&url, &env_of(&env), None);
-    let address = service
-        .wait_for("listening", Duration::from_secs(30))
-        .await
-        .expect("starts")["address"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let address = service.address().await;
     let webhook = format!("http://{address}/api/sinch/webhook");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -115,14 +109,14 @@ async fn leave_callbacks_in_the_spool(url: &str, path: &std::path::Path, count: 
     .await
     .unwrap();
     let mut service = Service::start(url, &[]).await;
-    let client = reqwest::Client::new();
-    for i in 0..count {
-        let body = delivery_report(&format!("spooled-{i}"), "DELIVERED", "2025-03-04T12:00:00Z");
-        let answer = post_signed_to(&client, &service.webhook_url(), &body)
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200);
-    }
+    let ids = (0..count).map(|i| format!("spooled-{i}"));
+    post_reports_accepted(
+        &reqwest::Client::new(),
+        &service.webhook_url(),
+        ids,
+        "DELIVERED",
+    )
+    .await;
     service.kill().await;
     sqlx::query("DROP TRIGGER stall")
         .execute(&main)
