@@ -133,4 +133,18 @@ mod tests {
         drop(Watch::new(&calm, "dispatcher"));
         assert!(calm.failure().is_none(), "a normal end is not a failure");
     }
+
+    #[tokio::test]
+    async fn a_watched_task_that_panics_latches_its_component() {
+        let health = std::sync::Arc::new(Health::default());
+        let watched = health.clone();
+        let died = tokio::spawn(async move {
+            let _watch = Watch::new(&watched, "dispatcher");
+            tokio::task::yield_now().await;
+            panic!("boom");
+        })
+        .await;
+        assert!(died.is_err());
+        assert_eq!(health.failure().unwrap().component, "dispatcher");
+    }
 }
