@@ -17,6 +17,7 @@ use crate::http::inflight::InflightBytes;
 use crate::http::pressure::{self, Pressure};
 use crate::http::{AppState, WEBHOOK_PATH, router, server};
 use crate::journal::Journal;
+use crate::redact::redact_url;
 use crate::signature::Verifier;
 use crate::store::{self, Store, StoreOptions};
 use crate::{dispatch, forward, metrics};
@@ -247,11 +248,6 @@ fn own_webhook_url(mut address: SocketAddr) -> String {
         });
     }
     format!("http://{address}{WEBHOOK_PATH}")
-}
-
-/// Database URLs may carry a password; logs get the scheme and location only.
-pub fn redact_url(url: &str) -> String {
-    crate::telemetry::mask_user_info(url, "***")
 }
 
 /// Runs `work` on a thread with a runtime of its own, so that under load the HTTP tasks do

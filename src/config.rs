@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::forward::SigningKey;
+use crate::forward::signing::SigningKey;
+use crate::redact::{mask_user_info, url_label};
 use crate::store::StoreOptions;
+pub use crate::telemetry::LogFormat;
 
 /// The placeholder shipped in `.env.example`; running with it is almost certainly a mistake.
 pub const EXAMPLE_SECRET: &str = "replace-with-the-secret-of-your-sinch-webhook";
@@ -14,14 +16,6 @@ pub const EXAMPLE_SECRET: &str = "replace-with-the-secret-of-your-sinch-webhook"
 const MIN_SECRET_BYTES: usize = 16;
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/sinch-webhooks.db";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable, coloured; the default on a terminal.
-    Pretty,
-    /// One JSON object per line; the default otherwise (containers, systemd).
-    Json,
-}
 
 /// Everything `serve` needs. `Debug` never shows the secrets.
 #[derive(Debug, Clone)]
@@ -351,11 +345,8 @@ fn forward_urls(value: &str) -> Result<Vec<reqwest::Url>, String> {
             ));
         }
         // Destinations are known by their URL without credentials and query.
-        let label = crate::forward::webhook::label(&url);
-        if urls
-            .iter()
-            .any(|u| crate::forward::webhook::label(u) == label)
-        {
+        let label = url_label(&url);
+        if urls.iter().any(|u| url_label(u) == label) {
             return Err(format!("{label} is listed twice"));
         }
         urls.push(url);
@@ -372,10 +363,7 @@ fn without_secrets(url: &str) -> String {
         Some((before, _)) => (before, "?…"),
         None => (url, ""),
     };
-    format!(
-        "{}{query}",
-        crate::telemetry::mask_user_info(before_query, "…")
-    )
+    format!("{}{query}", mask_user_info(before_query, "…"))
 }
 
 /// NATS names: no white space, no wildcards, no separators.

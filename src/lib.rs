@@ -19,6 +19,7 @@ pub mod health;
 pub mod http;
 pub mod journal;
 pub mod metrics;
+pub mod redact;
 pub mod replay;
 pub mod samples;
 pub mod signature;

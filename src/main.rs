@@ -504,7 +504,10 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("migration failed (DATABASE_URL)")?;
     store.close().await;
-    println!("database {} is up to date", app::redact_url(&url));
+    println!(
+        "database {} is up to date",
+        sinch_webhooks::redact::redact_url(&url)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -516,7 +519,7 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     else {
         anyhow::bail!(
             "backup copies SQLite databases; for PostgreSQL use pg_dump (DATABASE_URL is {})",
-            app::redact_url(&url)
+            sinch_webhooks::redact::redact_url(&url)
         );
     };
     let path = PathBuf::from(path.split('?').next().unwrap_or(path));

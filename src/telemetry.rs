@@ -6,7 +6,13 @@ use std::time::{Duration, Instant};
 
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable, coloured; the default on a terminal.
+    Pretty,
+    /// One JSON object per line; the default otherwise (containers, systemd).
+    Json,
+}
 
 /// Used when `RUST_LOG` is unset: our INFO lines, only warnings from libraries.
 const DEFAULT_FILTER: &str = "info,sqlx=warn,tower_http=warn,hyper=warn";
@@ -44,16 +50,6 @@ pub fn init(format: Option<LogFormat>) -> LogGuard {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     LogGuard(guard)
-}
-
-/// A URL with its user info (`user:password@`) replaced by `mask`, for logs and messages.
-pub fn mask_user_info(url: &str, mask: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://{mask}@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    }
 }
 
 /// Lets through at most `per_window` log lines per window and counts the rest, so a flood

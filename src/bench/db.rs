@@ -59,7 +59,12 @@ pub struct Drain {
 
 impl Db {
     pub async fn connect(url: &str) -> anyhow::Result<Db> {
-        let what = || format!("cannot open the database {}", crate::app::redact_url(url));
+        let what = || {
+            format!(
+                "cannot open the database {}",
+                crate::redact::redact_url(url)
+            )
+        };
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(2)

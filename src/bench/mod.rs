@@ -314,7 +314,7 @@ impl Plan {
 fn spawn_report(spawned: &Spawned) -> SpawnReport {
     SpawnReport {
         pid: spawned.pid,
-        database: crate::app::redact_url(&spawned.database_url),
+        database: crate::redact::redact_url(&spawned.database_url),
         log: format!(
             "stdout and stderr to {} (removed at exit)",
             spawned.log_path.display()

@@ -69,7 +69,7 @@ pub async fn run(
         drained,
         receiver_cpu_secs: receiver.cpu_secs(),
         peak_rss_mib: receiver.peak_rss_kib().map(|kib| kib as f64 / 1024.0),
-        database: crate::app::redact_url(&url),
+        database: crate::redact::redact_url(&url),
     };
     db.close().await;
     receiver.stop().await?;
@@ -102,7 +102,7 @@ pub async fn run(
 async fn fill(url: &str, count: u64, mix: &Mix, secret: &str) -> anyhow::Result<()> {
     let store = store::open(&StoreOptions::new(url.to_owned()))
         .await
-        .with_context(|| format!("cannot open {}", crate::app::redact_url(url)))?;
+        .with_context(|| format!("cannot open {}", crate::redact::redact_url(url)))?;
     let options = GeneratorOptions {
         mix: mix.clone(),
         duplicates: 0.0,

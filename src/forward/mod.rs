@@ -10,7 +10,7 @@
 
 mod nats;
 pub mod retry;
-mod signing;
+pub mod signing;
 pub mod webhook;
 
 use std::sync::Arc;

@@ -8,6 +8,7 @@ use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use super::retry::{Attempt, parse_retry_after};
 use super::signing::SigningKey;
 use super::{Destination, EventIds};
+use crate::redact::url_label;
 use crate::store::EventRecord;
 
 /// Most of an error answer's body kept in `last_error`, to show what the application said.
@@ -38,23 +39,13 @@ impl WebhookDestination {
             .user_agent(concat!("sinch-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
-            label: label(&url),
+            label: url_label(&url),
             url,
             key,
             ids,
             client,
         })
     }
-}
-
-/// `scheme://host[:port]/path`: what identifies the destination without its secrets.
-pub fn label(url: &reqwest::Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.set_query(None);
-    shown.set_fragment(None);
-    shown.to_string()
 }
 
 #[async_trait::async_trait]
@@ -139,16 +130,4 @@ async fn first_bytes(mut response: reqwest::Response) -> String {
     };
     let text = String::from_utf8_lossy(&chunk[..chunk.len().min(ERROR_BODY_KEPT)]);
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_leave_out_credentials_and_query() {
-        let url = reqwest::Url::parse("https://user:pw@app.example:8443/hooks/sinch?token=abc#x")
-            .unwrap();
-        assert_eq!(label(&url), "https://app.example:8443/hooks/sinch");
-    }
 }
