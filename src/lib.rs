@@ -13,6 +13,7 @@ pub mod callback;
 pub mod client;
 pub mod config;
 pub mod dispatch;
+pub mod domain;
 pub mod forward;
 pub mod handlers;
 pub mod health;

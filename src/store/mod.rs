@@ -6,16 +6,18 @@
 //! again) or "processed with its effects", never half of it.
 
 pub mod backup;
-mod domain;
 pub mod outbox;
 mod owner;
 mod postgres;
+mod postgres_processing;
+mod processing;
 mod queries;
 mod records;
 mod spool;
 mod spool_link;
 mod sqlite;
 mod sqlite_processing;
+mod sqlite_time;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::callback::payload::{
-    CapabilityReport, ConsentReport, ContactChange, ContactEvent, ConversationChange,
-    ConversationState, DeliveryReport, IdentityDuplication, InboundMessage, SmsBatchReport,
-    SmsDeliveryReport, SmsInbound, SubmittedMessage,
-};
 use crate::callback::{Api, Trigger};
+pub use crate::domain::{Effect, NewEvent, Plan};
 
 pub use outbox::{
     DeliveryOutcome, DeliveryRecord, DueDelivery, Outbox, OutboxCount, OutboxQuery, Redrive,
@@ -123,69 +121,6 @@ impl PendingCallback {
     }
 }
 
-/// A change to the domain tables, decided by a handler and applied by the store. Each is
-/// idempotent: applying it again changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Effect {
-    /// A MESSAGE_DELIVERY report; it becomes the message's status only if the status rules
-    /// say so (see `callback::status`), and is kept in history either way.
-    MessageStatus(DeliveryReport),
-    /// An EVENT_DELIVERY report, by the same rules, for an app event.
-    AppEventStatus(DeliveryReport),
-    InboundMessage(InboundMessage),
-    MessageSubmitted(SubmittedMessage),
-    ContactEvent(ContactEvent),
-    Consent(ConsentReport),
-    Capability(CapabilityReport),
-    Contact {
-        change: ContactChange,
-        at: Option<DateTime<Utc>>,
-    },
-    Conversation {
-        change: ConversationChange,
-        state: ConversationState,
-        at: Option<DateTime<Utc>>,
-    },
-    IdentityDuplications {
-        duplications: Vec<IdentityDuplication>,
-        at: Option<DateTime<Utc>>,
-    },
-    SmsDelivery(SmsDeliveryReport),
-    SmsBatch(SmsBatchReport),
-    SmsInbound(SmsInbound),
-}
-
-impl Effect {
-    /// The domain row this effect locks. Transactions that take locks in one global order
-    /// cannot deadlock, so stores apply effects sorted by this key.
-    pub fn lock_key(&self) -> String {
-        match self {
-            Effect::MessageStatus(r) => format!("message/{}", r.id),
-            Effect::InboundMessage(m) => format!("message/{}", m.message_id),
-            Effect::MessageSubmitted(m) => format!("message/{}", m.message_id),
-            Effect::AppEventStatus(r) => format!("app_event/{}", r.id),
-            Effect::ContactEvent(e) => format!("contact_event/{}", e.event_id),
-            Effect::Consent(c) => format!("consent/{}/{}", c.channel, c.identity),
-            Effect::Capability(c) => format!("capability/{}/{}", c.channel, c.identity),
-            Effect::Contact { change, .. } => match change {
-                ContactChange::Created(c)
-                | ContactChange::Updated(c)
-                | ContactChange::Deleted(c) => {
-                    format!("contact/{}", c.contact_id)
-                }
-                ContactChange::Merged { preserved, .. } => {
-                    format!("contact/{}", preserved.contact_id)
-                }
-            },
-            Effect::Conversation { state, .. } => format!("conversation/{}", state.conversation_id),
-            Effect::IdentityDuplications { .. } => "identity_duplication".to_owned(),
-            Effect::SmsDelivery(r) => format!("sms/{}/{}", r.batch_id, r.recipient),
-            Effect::SmsBatch(b) => format!("sms_batch/{}", b.batch_id),
-            Effect::SmsInbound(m) => format!("sms_inbound/{}", m.id),
-        }
-    }
-}
-
 impl Work {
     /// The first row this callback's effects lock, if any.
     pub fn lock_key(&self) -> Option<String> {
@@ -194,24 +129,6 @@ impl Work {
             Plan::Unprocessable(_) => None,
         }
     }
-}
-
-/// A state change, as the live stream and the `events` table carry it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewEvent {
-    /// `message.status`, `message.inbound`, `consent`, `sms.delivery`, ...
-    pub kind: &'static str,
-    pub payload: serde_json::Value,
-}
-
-/// What a handler decided for one callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Plan {
-    /// Apply these effects (possibly none) and mark the callback processed.
-    Apply(Vec<Effect>),
-    /// The payload cannot be interpreted; retrying will not change that. The callback is
-    /// marked processed with the reason in `last_error`, and stays in the journal.
-    Unprocessable(String),
 }
 
 /// One callback's plan, with when to try again if applying it fails.
@@ -350,10 +267,10 @@ pub(crate) type BatchOutcome = (Vec<Processed>, Vec<(i64, NewEvent)>);
 /// the others. Replays always go one by one.
 pub(crate) async fn together_or_one_by_one<F, Fut, E>(
     work: &[Work],
-    run: F,
+    mut run: F,
 ) -> Result<BatchOutcome, E>
 where
-    F: Fn(bool) -> Fut,
+    F: FnMut(bool) -> Fut,
     Fut: std::future::Future<Output = Result<BatchOutcome, E>>,
     E: Environmental,
 {
@@ -361,20 +278,6 @@ where
     let outcome = run(together).await;
     if goes_one_by_one_after(together, &outcome) {
         run(false).await
-    } else {
-        outcome
-    }
-}
-
-/// The same, for a `run` that blocks.
-pub(crate) fn together_or_one_by_one_blocking<E: Environmental>(
-    work: &[Work],
-    mut run: impl FnMut(bool) -> Result<BatchOutcome, E>,
-) -> Result<BatchOutcome, E> {
-    let together = runs_together(work);
-    let outcome = run(together);
-    if goes_one_by_one_after(together, &outcome) {
-        run(false)
     } else {
         outcome
     }

@@ -11,11 +11,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, Row};
 use tokio::sync::watch;
 
 use super::records::*;
-use super::{GroupCommit, JournalOutcome, NewCallback, Store, StoreError, StoreOptions};
+use super::{
+    GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Store, StoreError,
+    StoreOptions, Work,
+};
 use crate::callback::Trigger;
 
 /// Journal batches committed at once. More than one lets commits overlap their round trips;
@@ -79,6 +82,8 @@ impl PostgresStore {
 }
 
 use super::BatchOutcome;
+use super::postgres_processing::PgTx;
+use super::processing::{self, sql::JOURNAL_COLUMNS};
 
 impl PostgresStore {
     /// One processing transaction.
@@ -92,7 +97,9 @@ impl PostgresStore {
         let mut conn = self.pool.acquire().await?;
         let outcome = async {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let (results, events) = process_batch(&mut tx, work, order, now, together).await?;
+            let mut adapter = PgTx { conn: &mut tx };
+            let (results, events) =
+                processing::process_batch(&mut adapter, work, order, now, together).await?;
             if !events.is_empty() {
                 // Event ids must follow commit order, or a stream resuming after id N could
                 // miss an event committed later with a smaller id. Replicas take turns from
@@ -101,7 +108,7 @@ impl PostgresStore {
                     .bind(EVENTS_LOCK)
                     .execute(&mut *tx)
                     .await?;
-                insert_events(&mut tx, &events, now).await?;
+                processing::insert_events(&mut PgTx { conn: &mut tx }, &events, now).await?;
                 sqlx::query("SELECT pg_notify($1, '')")
                     .bind(EVENTS_CHANNEL)
                     .execute(&mut *tx)
@@ -319,21 +326,49 @@ super::outbox::outbox_sql! {
     skip_locked: " FOR UPDATE SKIP LOCKED",
 }
 
-super::domain::domain_writes! {
-    conn: PgConnection,
-    row: PgRow,
-    bind_time: pg_time,
-    read_time: read_time,
-    lock: " FOR UPDATE",
-    release_lease: ", lease_owner = NULL, lease_until = NULL",
-    persist_batches: true,
-}
-
 /// PostgreSQL binds times as `TIMESTAMPTZ` directly.
 fn pg_time(time: &DateTime<Utc>) -> DateTime<Utc> {
     *time
 }
 
-fn read_time(row: &PgRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    row.try_get(column)
+/// Whether a callback with this dedupe key is journaled.
+async fn journaled(conn: &mut PgConnection, dedupe_key: &str) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query(processing::sql::JOURNALED)
+        .bind(dedupe_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Makes every unprocessed callback due now; returns how many are pending.
+async fn make_all_pending_due(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(processing::sql::MAKE_PENDING_DUE)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    let pending: i64 = sqlx::query_scalar(processing::sql::COUNT_PENDING)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(u64::try_from(pending).unwrap_or_default())
+}
+
+/// Binds `cb`'s values for `JOURNAL_COLUMNS` into a row of a multi-row insert.
+fn push_journal_columns<'args>(
+    row: &mut sqlx::query_builder::Separated<'_, 'args, Postgres, &'static str>,
+    cb: &'args NewCallback,
+) {
+    row.push_bind(cb.received_at)
+        .push_bind(cb.received_at)
+        .push_bind(cb.api.as_str())
+        .push_bind(cb.trigger.as_str())
+        .push_bind(&cb.dedupe_key)
+        .push_bind(&cb.app_id)
+        .push_bind(&cb.project_id)
+        .push_bind(&cb.message_id)
+        .push_bind(&cb.body)
+        .push_bind(&cb.nonce)
+        .push_bind(cb.signature_timestamp);
 }

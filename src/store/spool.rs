@@ -648,7 +648,7 @@ fn append_all(
             let outcome = if duplicate {
                 JournalOutcome::Duplicate
             } else {
-                let received_at = super::sqlite::ts(&cb.received_at);
+                let received_at = super::sqlite_time::ts(&cb.received_at);
                 insert.execute(params![
                     *next_id,
                     received_at,
@@ -759,7 +759,7 @@ impl Salvage {
         name: &str,
     ) -> chrono::DateTime<chrono::Utc> {
         let text = self.text(row, column, name);
-        super::sqlite::parse_ts(&text).unwrap_or_else(|| {
+        super::sqlite_time::parse_ts(&text).unwrap_or_else(|| {
             self.problem(format!("{name} is not a time: {:?}", shorten(&text)));
             chrono::Utc::now()
         })

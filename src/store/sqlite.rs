@@ -17,7 +17,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -27,9 +27,11 @@ use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Mutex, watch};
 
 use super::owner::OwnerLock;
+use super::processing;
 use super::records::*;
 use super::spool::Spool;
 use super::sqlite_processing::{ProcessError, Processor};
+pub(super) use super::sqlite_time::{parse_ts, ts};
 use super::{
     GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Role, Store, StoreError,
     StoreOptions, Work,
@@ -504,6 +506,7 @@ impl Store for SqliteStore {
                 .map_err(|error| match error {
                     ProcessError::Sqlite(error) => StoreError::Sqlite(error),
                     ProcessError::Conflict(why) => StoreError::Conflict(why),
+                    ProcessError::Waited => StoreError::Spool(ProcessError::Waited.to_string()),
                 })?
         };
         self.forget_moved(work);
@@ -574,9 +577,28 @@ super::outbox::outbox_sql! {
     skip_locked: "",
 }
 
-super::domain::journal_upkeep! {
-    conn: SqliteConnection,
-    bind_time: ts,
+/// Whether a callback with this dedupe key is journaled (in the main file).
+async fn journaled(conn: &mut SqliteConnection, dedupe_key: &str) -> Result<bool, sqlx::Error> {
+    let found = sqlx::query(processing::sql::JOURNALED)
+        .bind(dedupe_key)
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Makes every unprocessed callback in the main file due now; returns how many are pending.
+async fn make_all_pending_due(
+    conn: &mut SqliteConnection,
+    now: DateTime<Utc>,
+) -> Result<u64, sqlx::Error> {
+    sqlx::query(processing::sql::MAKE_PENDING_DUE)
+        .bind(ts(&now))
+        .execute(&mut *conn)
+        .await?;
+    let pending: i64 = sqlx::query_scalar(processing::sql::COUNT_PENDING)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(u64::try_from(pending).unwrap_or_default())
 }
 
 /// Runs `blocking`, which holds its thread for one SQLite transaction. A worker of a
@@ -607,15 +629,4 @@ fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
         spooled: None,
         unreadable: None,
     })
-}
-
-/// The stored form of a time: fixed-width UTC with microseconds, so text order is time order.
-pub(super) fn ts(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-pub(super) fn parse_ts(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }

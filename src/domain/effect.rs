@@ -1,0 +1,90 @@
+//! What a handler decides a callback changes, and the state changes that are reported.
+
+use chrono::{DateTime, Utc};
+
+use crate::callback::payload::{
+    CapabilityReport, ConsentReport, ContactChange, ContactEvent, ConversationChange,
+    ConversationState, DeliveryReport, IdentityDuplication, InboundMessage, SmsBatchReport,
+    SmsDeliveryReport, SmsInbound, SubmittedMessage,
+};
+
+/// A change to the domain tables, decided by a handler and applied by the store. Each is
+/// idempotent: applying it again changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// A MESSAGE_DELIVERY report; it becomes the message's status only if the status rules
+    /// say so (see `callback::status`), and is kept in history either way.
+    MessageStatus(DeliveryReport),
+    /// An EVENT_DELIVERY report, by the same rules, for an app event.
+    AppEventStatus(DeliveryReport),
+    InboundMessage(InboundMessage),
+    MessageSubmitted(SubmittedMessage),
+    ContactEvent(ContactEvent),
+    Consent(ConsentReport),
+    Capability(CapabilityReport),
+    Contact {
+        change: ContactChange,
+        at: Option<DateTime<Utc>>,
+    },
+    Conversation {
+        change: ConversationChange,
+        state: ConversationState,
+        at: Option<DateTime<Utc>>,
+    },
+    IdentityDuplications {
+        duplications: Vec<IdentityDuplication>,
+        at: Option<DateTime<Utc>>,
+    },
+    SmsDelivery(SmsDeliveryReport),
+    SmsBatch(SmsBatchReport),
+    SmsInbound(SmsInbound),
+}
+
+impl Effect {
+    /// The domain row this effect locks. Transactions that take locks in one global order
+    /// cannot deadlock, so stores apply effects sorted by this key.
+    pub fn lock_key(&self) -> String {
+        match self {
+            Effect::MessageStatus(r) => format!("message/{}", r.id),
+            Effect::InboundMessage(m) => format!("message/{}", m.message_id),
+            Effect::MessageSubmitted(m) => format!("message/{}", m.message_id),
+            Effect::AppEventStatus(r) => format!("app_event/{}", r.id),
+            Effect::ContactEvent(e) => format!("contact_event/{}", e.event_id),
+            Effect::Consent(c) => format!("consent/{}/{}", c.channel, c.identity),
+            Effect::Capability(c) => format!("capability/{}/{}", c.channel, c.identity),
+            Effect::Contact { change, .. } => match change {
+                ContactChange::Created(c)
+                | ContactChange::Updated(c)
+                | ContactChange::Deleted(c) => {
+                    format!("contact/{}", c.contact_id)
+                }
+                ContactChange::Merged { preserved, .. } => {
+                    format!("contact/{}", preserved.contact_id)
+                }
+            },
+            Effect::Conversation { state, .. } => format!("conversation/{}", state.conversation_id),
+            Effect::IdentityDuplications { .. } => "identity_duplication".to_owned(),
+            Effect::SmsDelivery(r) => format!("sms/{}/{}", r.batch_id, r.recipient),
+            Effect::SmsBatch(b) => format!("sms_batch/{}", b.batch_id),
+            Effect::SmsInbound(m) => format!("sms_inbound/{}", m.id),
+        }
+    }
+}
+
+/// A state change, as the live stream and the `events` table carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// `message.status`, `message.inbound`, `consent`, `sms.delivery`, ...
+    pub kind: &'static str,
+    pub payload: serde_json::Value,
+}
+
+/// What a handler decided for one callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Apply these effects (possibly none) and mark the callback processed.
+    Apply(Vec<Effect>),
+    /// The payload cannot be interpreted; retrying will not change that. The callback is
+    /// marked processed with the reason in `last_error`, and stays in the journal.
+    Unprocessable(String),
+}

@@ -1,0 +1,246 @@
+//! The state changes each effect reports, as the `events` table (the outbox) and the live
+//! stream carry them.
+
+use chrono::{DateTime, Utc};
+
+use super::NewEvent;
+use super::status::StatusReport;
+use crate::callback::payload::{
+    CapabilityReport, ConsentReport, ContactChange, ContactEvent, ContactState, ConversationChange,
+    ConversationState, DeliveryReport, IdentityDuplication, InboundMessage, SmsBatchReport,
+    SmsDeliveryReport, SmsInbound, SubmittedMessage,
+};
+
+/// A delivery report that became the current status of `key` (`message_id` or `event_id`).
+pub fn status(
+    kind: &'static str,
+    key: &str,
+    report: &DeliveryReport,
+    incoming: &StatusReport,
+    previous_status: Option<String>,
+) -> NewEvent {
+    let mut payload = serde_json::json!({
+        "status": report.status.as_str(),
+        "previous_status": previous_status,
+        "status_at": incoming.time.at,
+        "channel": report.channel,
+        "identity": report.identity,
+        "reason_code": report.reason_code,
+        "reason_description": report.reason_description,
+    });
+    payload[key] = serde_json::json!(report.id);
+    NewEvent { kind, payload }
+}
+
+pub fn inbound_message(message: &InboundMessage, at: Option<DateTime<Utc>>) -> NewEvent {
+    NewEvent {
+        kind: "message.inbound",
+        payload: serde_json::json!({
+            "message_id": message.message_id,
+            "channel": message.channel,
+            "identity": message.identity,
+            "conversation_id": message.conversation_id,
+            "contact_id": message.contact_id,
+            "text": message.text,
+            "at": at,
+        }),
+    }
+}
+
+pub fn submitted(submitted: &SubmittedMessage, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "message.submitted",
+        payload: serde_json::json!({
+            "message_id": submitted.message_id,
+            "channel": submitted.channel,
+            "identity": submitted.identity,
+            "submitted_at": at,
+        }),
+    }
+}
+
+pub fn contact_event(event: &ContactEvent, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "event.inbound",
+        payload: serde_json::json!({
+            "event_id": event.event_id,
+            "kind": event.kind,
+            "channel": event.channel,
+            "identity": event.identity,
+            "conversation_id": event.conversation_id,
+            "contact_id": event.contact_id,
+            "at": at,
+        }),
+    }
+}
+
+pub fn consent(consent: &ConsentReport, consented: Option<bool>, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "consent",
+        payload: serde_json::json!({
+            "channel": consent.channel,
+            "identity": consent.identity,
+            "consented": consented,
+            "kind": consent.kind.as_str(),
+            "status": consent.status,
+            "request_id": consent.request_id,
+            "error": consent.error,
+            "at": at,
+        }),
+    }
+}
+
+pub fn capability(capability: &CapabilityReport, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "capability",
+        payload: serde_json::json!({
+            "channel": capability.channel,
+            "identity": capability.identity,
+            "status": capability.status,
+            "at": at,
+        }),
+    }
+}
+
+pub fn contact(
+    change: &ContactChange,
+    contact: &ContactState,
+    merged: Option<&String>,
+    at: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent {
+        kind: "contact",
+        payload: serde_json::json!({
+            "contact_id": contact.contact_id,
+            "change": change.name(),
+            "merged_contact_id": merged,
+            "display_name": contact.display_name,
+            "identities": contact.identities.iter()
+                .map(|(channel, identity)| serde_json::json!({"channel": channel, "identity": identity}))
+                .collect::<Vec<_>>(),
+            "at": at,
+        }),
+    }
+}
+
+pub fn conversation(
+    change: ConversationChange,
+    state: &ConversationState,
+    active: Option<bool>,
+    at: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent {
+        kind: "conversation",
+        payload: serde_json::json!({
+            "conversation_id": state.conversation_id,
+            "change": change.name(),
+            "active": active,
+            "contact_id": state.contact_id,
+            "active_channel": state.active_channel,
+            "at": at,
+        }),
+    }
+}
+
+pub fn duplication(duplication: &IdentityDuplication, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "contact.duplicates",
+        payload: serde_json::json!({
+            "channel": duplication.channel,
+            "contact_ids": duplication.contact_ids,
+            "at": at,
+        }),
+    }
+}
+
+pub fn sms_delivery(
+    report: &SmsDeliveryReport,
+    previous_status: Option<String>,
+    at: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent {
+        kind: "sms.delivery",
+        payload: serde_json::json!({
+            "batch_id": report.batch_id,
+            "recipient": report.recipient,
+            "status": report.status,
+            "previous_status": previous_status,
+            "code": report.code,
+            "status_at": at,
+        }),
+    }
+}
+
+pub fn sms_batch(batch: &SmsBatchReport) -> NewEvent {
+    NewEvent {
+        kind: "sms.batch",
+        payload: serde_json::json!({
+            "batch_id": batch.batch_id,
+            "total_message_count": batch.total_message_count,
+            "statuses": serde_json::from_str::<serde_json::Value>(&batch.statuses).unwrap_or_default(),
+        }),
+    }
+}
+
+pub fn sms_inbound(message: &SmsInbound) -> NewEvent {
+    NewEvent {
+        kind: "sms.inbound",
+        payload: serde_json::json!({
+            "id": message.id,
+            "kind": message.kind,
+            "from": message.from,
+            "to": message.to,
+            "text": message.text,
+            "received_at": message.received_at,
+        }),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A contact event with only an id, for tests elsewhere.
+    pub(crate) fn contact_event() -> ContactEvent {
+        ContactEvent {
+            event_id: "e-1".into(),
+            kind: "composing_event".into(),
+            channel: None,
+            identity: None,
+            conversation_id: None,
+            contact_id: None,
+            payload: "{}".into(),
+            event_time: None,
+            accepted_time: None,
+        }
+    }
+
+    #[test]
+    fn a_status_event_names_its_row_by_the_tables_key() {
+        let report = DeliveryReport {
+            id: "m-1".into(),
+            status: crate::callback::status::DeliveryStatus::Read,
+            channel: Some("SMS".into()),
+            identity: None,
+            conversation_id: None,
+            contact_id: None,
+            reason_code: None,
+            reason_description: None,
+            event_time: None,
+            accepted_time: None,
+        };
+        let incoming = super::super::status::incoming(&report, DateTime::UNIX_EPOCH);
+        let event = status(
+            "event.status",
+            "event_id",
+            &report,
+            &incoming,
+            Some("DELIVERED".into()),
+        );
+        assert_eq!(event.kind, "event.status");
+        assert_eq!(event.payload["event_id"], "m-1");
+        assert_eq!(event.payload["previous_status"], "DELIVERED");
+        assert_eq!(event.payload["status"], "READ");
+        assert!(event.payload.get("message_id").is_none());
+    }
+}
