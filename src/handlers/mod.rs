@@ -70,7 +70,7 @@ mod tests {
             trigger,
             body: body.to_owned(),
             attempts: 0,
-            spooled: None,
+            source: crate::store::Source::Journal,
             unreadable: None,
         })
     }

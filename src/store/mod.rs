@@ -98,12 +98,33 @@ pub struct PendingCallback {
     pub body: String,
     /// Processing attempts made so far.
     pub attempts: i64,
-    /// SQLite: the callback is still in the spool (acknowledged, never processed);
-    /// processing writes it into `callbacks` under `id`.
-    pub spooled: Option<Box<NewCallback>>,
+    /// Where it is read from.
+    pub source: Source,
     /// Its stored row could not be read back as written (an edit, a downgrade): the values
     /// here are what could be salvaged, and it is set aside as unprocessable for this reason.
     pub unreadable: Option<String>,
+}
+
+/// Where a pending callback is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `callbacks`, the journal.
+    Journal,
+    /// SQLite's spool: acknowledged, never processed. Processing first writes it into
+    /// `callbacks` under its id, with these values and the callback's own.
+    Spool(Box<SpooledValues>),
+}
+
+/// What a spooled callback's journal row needs beyond what `PendingCallback` holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledValues {
+    pub api: Api,
+    pub dedupe_key: String,
+    pub app_id: Option<String>,
+    pub project_id: Option<String>,
+    pub message_id: Option<String>,
+    pub nonce: String,
+    pub signature_timestamp: i64,
 }
 
 impl PendingCallback {
@@ -113,10 +134,26 @@ impl PendingCallback {
             id,
             received_at: callback.received_at,
             trigger: callback.trigger,
-            body: callback.body.clone(),
+            body: callback.body,
             attempts: 0,
-            spooled: Some(Box::new(callback)),
+            source: Source::Spool(Box::new(SpooledValues {
+                api: callback.api,
+                dedupe_key: callback.dedupe_key,
+                app_id: callback.app_id,
+                project_id: callback.project_id,
+                message_id: callback.message_id,
+                nonce: callback.nonce,
+                signature_timestamp: callback.signature_timestamp,
+            })),
             unreadable: None,
+        }
+    }
+
+    /// Its spooled values, if it is still in the spool.
+    pub fn spooled_values(&self) -> Option<&SpooledValues> {
+        match &self.source {
+            Source::Spool(values) => Some(values),
+            Source::Journal => None,
         }
     }
 }

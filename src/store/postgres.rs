@@ -308,7 +308,7 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
         trigger: Trigger::parse(row.try_get("trigger")?),
         body: row.try_get("body")?,
         attempts: row.try_get("attempts")?,
-        spooled: None,
+        source: crate::store::Source::Journal,
         unreadable: None,
     })
 }

@@ -1217,7 +1217,7 @@ mod tests {
         let read: Vec<_> = read
             .iter()
             .map(|cb| {
-                let spooled = cb.spooled.as_deref().unwrap();
+                let spooled = cb.spooled_values().unwrap();
                 (
                     cb.id,
                     spooled.dedupe_key.as_str(),

@@ -33,8 +33,8 @@ use super::spool::Spool;
 use super::sqlite_processing::{ProcessError, Processor};
 pub(super) use super::sqlite_time::{parse_ts, ts};
 use super::{
-    GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Role, Store, StoreError,
-    StoreOptions, Work,
+    GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Role, Source, Store,
+    StoreError, StoreOptions, Work,
 };
 use crate::callback::Trigger;
 
@@ -389,7 +389,7 @@ impl SqliteStore {
             trigger: Trigger::parse(row.try_get("trigger").unwrap_or("UNKNOWN")),
             body: String::new(),
             attempts,
-            spooled: None,
+            source: Source::Journal,
             unreadable: Some(format!(
                 "journaled callback {id} could not be read back as written ({error}); set aside"
             )),
@@ -403,7 +403,7 @@ impl SqliteStore {
         };
         let moved: Vec<i64> = work
             .iter()
-            .filter(|item| item.callback.spooled.is_some())
+            .filter(|item| item.callback.spooled_values().is_some())
             .map(|item| item.callback.id)
             .collect();
         let Some(&through) = moved.iter().max() else {
@@ -487,7 +487,9 @@ impl Store for SqliteStore {
         due.dedup_by(|later, earlier| {
             let same = later.id == earlier.id;
             if same {
-                earlier.spooled = earlier.spooled.take().or(later.spooled.take());
+                if earlier.source == Source::Journal {
+                    earlier.source = std::mem::replace(&mut later.source, Source::Journal);
+                }
             }
             same
         });
@@ -626,7 +628,7 @@ fn pending_callback(row: &SqliteRow) -> Result<PendingCallback, sqlx::Error> {
         trigger: Trigger::parse(row.try_get("trigger")?),
         body: row.try_get("body")?,
         attempts: row.try_get("attempts")?,
-        spooled: None,
+        source: Source::Journal,
         unreadable: None,
     })
 }

@@ -24,7 +24,7 @@ use super::processing::sql::{self as shared, Texts};
 use super::processing::tx::{Kind, Row, Tx, Value};
 use super::processing::{self, sql::values_sql};
 use super::sqlite_time::{parse_ts, ts};
-use super::{BatchOutcome, Environmental, NewCallback, Work};
+use super::{BatchOutcome, Environmental, PendingCallback, SpooledValues, Work};
 
 /// Rows per multi-row statement: a chunk has one of these sizes, largest first. Each size is
 /// one more text to keep prepared per statement; small ones, because the per-row work is
@@ -298,9 +298,9 @@ impl Environmental for ProcessError {
 /// processes wrote these files, or someone edited them. That stops processing (see
 /// `ProcessError::Conflict`) instead of dropping either callback.
 fn move_spooled(conn: &Connection, work: &[Work]) -> Result<(), ProcessError> {
-    let spooled: Vec<(i64, &NewCallback)> = work
+    let spooled: Vec<(&PendingCallback, &SpooledValues)> = work
         .iter()
-        .filter_map(|item| Some((item.callback.id, item.callback.spooled.as_deref()?)))
+        .filter_map(|item| Some((&item.callback, item.callback.spooled_values()?)))
         .collect();
     if spooled.is_empty() {
         return Ok(());
@@ -308,18 +308,18 @@ fn move_spooled(conn: &Connection, work: &[Work]) -> Result<(), ProcessError> {
     let head = format!("INSERT INTO callbacks (id, {}) ", shared::JOURNAL_COLUMNS);
     for chunk in fixed_chunks(&spooled) {
         let mut values = Vec::with_capacity(chunk.len() * MOVE_VALUES);
-        for (id, cb) in chunk {
+        for (callback, cb) in chunk {
             values.extend([
-                Value::from(*id),
-                cb.received_at.into(),
-                cb.received_at.into(),
+                Value::from(callback.id),
+                callback.received_at.into(),
+                callback.received_at.into(),
                 cb.api.as_str().into(),
-                cb.trigger.as_str().into(),
+                callback.trigger.as_str().into(),
                 (&cb.dedupe_key).into(),
                 (&cb.app_id).into(),
                 (&cb.project_id).into(),
                 (&cb.message_id).into(),
-                (&cb.body).into(),
+                (&callback.body).into(),
                 (&cb.nonce).into(),
                 cb.signature_timestamp.into(),
             ]);
@@ -334,9 +334,13 @@ fn move_spooled(conn: &Connection, work: &[Work]) -> Result<(), ProcessError> {
 
 /// After a move that inserted fewer rows than it had: each row not inserted must be the
 /// same callback, already moved.
-fn check_moved(conn: &Connection, chunk: &[(i64, &NewCallback)]) -> Result<(), ProcessError> {
+fn check_moved(
+    conn: &Connection,
+    chunk: &[(&PendingCallback, &SpooledValues)],
+) -> Result<(), ProcessError> {
     let mut found = conn.prepare_cached(SAME_CALLBACK)?;
-    for (id, cb) in chunk {
+    for (callback, cb) in chunk {
+        let id = &callback.id;
         let mut rows = found.query(params![id, cb.dedupe_key])?;
         while let Some(row) = rows.next()? {
             let (other_id, other_key): (i64, String) = (row.get(0)?, row.get(1)?);
@@ -366,7 +370,7 @@ mod tests {
     use crate::callback::{Api, Trigger};
     use crate::store::processing::sql::{self, list_sql};
     use crate::store::processing::status::{APP_EVENTS, MESSAGES, StatusTable};
-    use crate::store::{Effect, PendingCallback, Plan, Processed};
+    use crate::store::{Effect, NewCallback, PendingCallback, Plan, Processed};
     use crate::store::{SqliteStore, Store, StoreOptions};
 
     /// A migrated database in a temporary folder, and a processor on it.
