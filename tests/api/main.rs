@@ -13,6 +13,7 @@ mod forward;
 mod helpers;
 mod hostile;
 mod inspector;
+mod layout;
 mod nats;
 mod ownership;
 mod pg;
