@@ -486,10 +486,8 @@ impl Store for SqliteStore {
         // item, with the journal's attempts (its move is then a no-op, and it is forgotten).
         due.dedup_by(|later, earlier| {
             let same = later.id == earlier.id;
-            if same {
-                if earlier.source == Source::Journal {
-                    earlier.source = std::mem::replace(&mut later.source, Source::Journal);
-                }
+            if same && earlier.source == Source::Journal {
+                earlier.source = std::mem::replace(&mut later.source, Source::Journal);
             }
             same
         });
