@@ -8,7 +8,6 @@
 pub mod activity;
 pub mod app;
 pub mod backoff;
-pub mod bench;
 pub mod callback;
 pub mod client;
 pub mod config;

@@ -46,8 +46,6 @@ enum Command {
     /// Inspect and redrive forwarded events (FORWARD_URL, NATS_URL)
     #[command(subcommand)]
     Outbox(OutboxCommand),
-    /// Drive a receiver with signed callbacks and report throughput, latency and lag.
-    Bench(sinch_webhooks::bench::BenchArgs),
 }
 
 #[derive(Args, Default)]
@@ -242,7 +240,6 @@ fn main() -> ExitCode {
             Command::Backup(args) => backup(args),
             Command::Replay(args) => replay(args).await,
             Command::Outbox(command) => outbox(command).await,
-            Command::Bench(args) => sinch_webhooks::bench::run(args).await,
         }
     });
     match result {

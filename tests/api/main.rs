@@ -2,7 +2,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod bench;
 mod browser;
 #[macro_use]
 mod contract;

@@ -192,3 +192,22 @@ fn collect(
     });
     (lines, closed)
 }
+
+#[test]
+fn the_receivers_command_line_offers_an_operators_commands_and_not_the_load_tool() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for command in [
+        "serve", "sign", "send", "migrate", "backup", "replay", "outbox",
+    ] {
+        assert!(help.contains(command), "{command} missing from:\n{help}");
+    }
+    assert!(
+        !help.contains("bench"),
+        "the load tool is sinch-webhooks-bench:\n{help}"
+    );
+}

@@ -62,7 +62,7 @@ impl Db {
         let what = || {
             format!(
                 "cannot open the database {}",
-                crate::redact::redact_url(url)
+                sinch_webhooks::redact::redact_url(url)
             )
         };
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -78,7 +78,7 @@ impl Db {
             .with_context(what)?
             .read_only(true)
             .busy_timeout(Duration::from_secs(5));
-        let attach = crate::store::spool_attach_statement(options.get_filename());
+        let attach = sinch_webhooks::store::spool_attach_statement(options.get_filename());
         let pool = SqlitePoolOptions::new()
             .max_connections(2)
             .after_connect(move |conn, _| {
@@ -204,9 +204,10 @@ mod tests {
     async fn lag_backlog_and_drain_from_a_journal() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("j.db").display());
-        let store = crate::store::open(&crate::store::StoreOptions::new(url.clone()))
-            .await
-            .unwrap();
+        let store =
+            sinch_webhooks::store::open(&sinch_webhooks::store::StoreOptions::new(url.clone()))
+                .await
+                .unwrap();
         store.close().await;
         // A minimal stand-in for what the receiver writes.
         let writer = SqlitePool::connect(&url).await.unwrap();

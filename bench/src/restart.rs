@@ -15,8 +15,8 @@ use serde::Serialize;
 use super::db::Db;
 use super::mix::{Generator, GeneratorOptions, Mix};
 use super::spawn::Spawned;
-use crate::callback::classify;
-use crate::store::{self, NewCallback, StoreOptions};
+use sinch_webhooks::callback::classify;
+use sinch_webhooks::store::{self, NewCallback, StoreOptions};
 
 /// Callbacks per journal commit while filling the database.
 const FILL_BATCH: usize = 500;
@@ -42,7 +42,7 @@ pub async fn run(
     mix: &Mix,
     secret: &str,
     database_url: Option<&str>,
-    env: &[(String, String)],
+    receiver: &super::spawn::Receiver<'_>,
     timeout: Duration,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -52,7 +52,7 @@ pub async fn run(
 
     let db = Db::connect(&url).await?;
     let started = Instant::now();
-    let receiver = Spawned::start(secret, Some(&url), env).await?;
+    let receiver = Spawned::start(receiver, secret, Some(&url)).await?;
     let mut drained = false;
     while started.elapsed() < timeout {
         if !db.any_pending().await? {
@@ -69,7 +69,7 @@ pub async fn run(
         drained,
         receiver_cpu_secs: receiver.cpu_secs(),
         peak_rss_mib: receiver.peak_rss_kib().map(|kib| kib as f64 / 1024.0),
-        database: crate::redact::redact_url(&url),
+        database: sinch_webhooks::redact::redact_url(&url),
     };
     db.close().await;
     receiver.stop().await?;
@@ -102,7 +102,7 @@ pub async fn run(
 async fn fill(url: &str, count: u64, mix: &Mix, secret: &str) -> anyhow::Result<()> {
     let store = store::open(&StoreOptions::new(url.to_owned()))
         .await
-        .with_context(|| format!("cannot open {}", crate::redact::redact_url(url)))?;
+        .with_context(|| format!("cannot open {}", sinch_webhooks::redact::redact_url(url)))?;
     let options = GeneratorOptions {
         mix: mix.clone(),
         duplicates: 0.0,

@@ -1,4 +1,4 @@
-//! `sinch-webhooks bench`: drives a receiver with realistic, signed callbacks over HTTP/1.1
+//! `sinch-webhooks-bench`: drives a receiver with realistic, signed callbacks over HTTP/1.1
 //! keep-alive and reports throughput, ack latency, processing lag and drain time; with
 //! `--floor`, also a verify-only server measured in the same run for comparison, and with
 //! `--spawn`, the receiver itself on a temporary database.
@@ -38,17 +38,17 @@ const AFTER_HELP: &str = "\
 Examples:
   # The full report in one command: the floor, then a receiver started on a temporary
   # SQLite database, 64 connections, 20 s each:
-  sinch-webhooks bench --spawn --floor --duration 20
+  sinch-webhooks-bench --spawn --floor --duration 20
 
   # A receiver you run yourself; lag and drain time read from its database:
-  SINCH_WEBHOOK_SECRET=... sinch-webhooks bench --url http://127.0.0.1:3000/api/sinch/webhook \\
+  SINCH_WEBHOOK_SECRET=... sinch-webhooks-bench --url http://127.0.0.1:3000/api/sinch/webhook \\
       --database-url sqlite://data/sinch-webhooks.db --duration 30
 
   # Open loop at a fixed 10,000 requests/s for a minute, 5% resends, 1% bad signatures:
-  sinch-webhooks bench --spawn --rate 10000 --duration 60 --duplicates 0.05 --bad-signatures 0.01
+  sinch-webhooks-bench --spawn --rate 10000 --duration 60 --duplicates 0.05 --bad-signatures 0.01
 
   # A spawned receiver on PostgreSQL, with its logging at WARN, as JSON:
-  sinch-webhooks bench --spawn --database-url postgres://postgres@127.0.0.1/bench \\
+  sinch-webhooks-bench --spawn --database-url postgres://postgres@127.0.0.1/bench \\
       --child-env RUST_LOG=warn --json
 
 Measurements:
@@ -60,7 +60,7 @@ Measurements:
                 (both written by the receiver). Needs --spawn or --database-url.
   drain         from the last answer until no callback is pending (polled every 50 ms).
 
-With --spawn the receiver is this executable's `serve`, with its default INFO logging
+With --spawn the receiver is `sinch-webhooks serve` (--receiver), with its default INFO logging
 written to a file in the temporary folder (removed at exit), HOST=127.0.0.1, PORT=0.
 The load generator and the servers share this machine's cores: compare ratios measured in
 one run (--floor) rather than absolute figures across runs.
@@ -68,7 +68,7 @@ one run (--floor) rather than absolute figures across runs.
 Exit status: 0 when every answer was the expected one (2xx, or 401 for --bad-signatures)
 and the backlog drained; 1 otherwise (the report is printed either way).";
 
-/// Options of `sinch-webhooks bench`.
+/// Options of `sinch-webhooks-bench`.
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = AFTER_HELP,
@@ -118,10 +118,13 @@ pub struct BenchArgs {
     /// folder]
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
-    /// Start the receiver (this executable's `serve`) on a temporary database and
-    /// measure it
+    /// Start the receiver (`sinch-webhooks serve`) on a temporary database and measure it
     #[arg(long)]
     pub spawn: bool,
+    /// The receiver executable --spawn and --restart-drain start [default: `sinch-webhooks`
+    /// beside this executable (as cargo builds them), else on PATH]
+    #[arg(long, value_name = "PATH")]
+    pub receiver: Option<std::path::PathBuf>,
     /// Also measure, first, a verify-only server in this process (read body, check HMAC,
     /// answer 200: no storage, no logging), and report the receiver's throughput as a
     /// percentage of it
@@ -192,13 +195,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             "no secret: pass --secret or set SINCH_WEBHOOK_SECRET (the receiver's), or use --spawn"
         ),
     };
+    let receiver = spawn::Receiver {
+        executable: spawn::receiver_executable(args.receiver.as_deref())?,
+        env: &args.child_env,
+    };
     if let Some(count) = args.restart_drain {
         return restart::run(
             count,
             &args.mix,
             &secret,
             args.database_url.as_deref(),
-            &args.child_env,
+            &receiver,
             Duration::from_secs_f64(args.drain_timeout),
             args.json,
         )
@@ -207,7 +214,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::new(&args, secret);
     let spawned = if args.spawn {
         let database_url = args.database_url.as_deref();
-        Some(Spawned::start(&plan.generator.secret, database_url, &args.child_env).await?)
+        Some(Spawned::start(&receiver, &plan.generator.secret, database_url).await?)
     } else {
         None
     };
@@ -216,7 +223,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if let Some(spawned) = spawned
         && let Err(error) = spawned.stop().await
     {
-        eprintln!("sinch-webhooks bench: {error:#}");
+        eprintln!("sinch-webhooks-bench: {error:#}");
     }
     let (floor, receiver) = measured?;
     let report = plan.report(floor, receiver, spawn_report);
@@ -314,7 +321,7 @@ impl Plan {
 fn spawn_report(spawned: &Spawned) -> SpawnReport {
     SpawnReport {
         pid: spawned.pid,
-        database: crate::redact::redact_url(&spawned.database_url),
+        database: sinch_webhooks::redact::redact_url(&spawned.database_url),
         log: format!(
             "stdout and stderr to {} (removed at exit)",
             spawned.log_path.display()

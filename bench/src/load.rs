@@ -26,7 +26,7 @@ use tokio::task::JoinSet;
 
 use super::mix::{Generator, GeneratorOptions, Prepared};
 use super::stats::{Outcome, Tally};
-use crate::signature::{
+use sinch_webhooks::signature::{
     ALGORITHM, ALGORITHM_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
 };
 

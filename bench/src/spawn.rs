@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
-use crate::http::WEBHOOK_PATH;
+use sinch_webhooks::http::WEBHOOK_PATH;
 
 /// How long the child may take to listen (it migrates a fresh database first).
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -23,6 +23,30 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// Linux `USER_HZ`: the unit of the CPU times in `/proc/<pid>/stat` (100 on every common
 /// Linux build; reading `sysconf` would need `unsafe`, which this crate forbids).
 const CLOCK_TICKS_PER_SEC: f64 = 100.0;
+
+/// The receiver to spawn: its executable and extra environment.
+pub struct Receiver<'a> {
+    pub executable: PathBuf,
+    pub env: &'a [(String, String)],
+}
+
+/// `given`, else `sinch-webhooks` beside this executable (cargo builds both into one
+/// folder), else `sinch-webhooks` on PATH.
+pub fn receiver_executable(given: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    if let Some(given) = given {
+        return Ok(given.to_owned());
+    }
+    let name = format!("sinch-webhooks{}", std::env::consts::EXE_SUFFIX);
+    let this = std::env::current_exe().context("cannot find this executable")?;
+    // Test binaries live one folder deeper (`target/debug/deps`).
+    let beside = this
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|folder| folder.join(&name))
+        .find(|candidate| candidate.is_file());
+    Ok(beside.unwrap_or_else(|| PathBuf::from(name)))
+}
 
 /// A receiver started by the bench.
 pub struct Spawned {
@@ -39,17 +63,16 @@ impl Spawned {
     /// Starts `serve` with `secret`, on `database_url` or a new SQLite file in a temporary
     /// folder, plus `env` (`KEY=VALUE` overrides such as `RUST_LOG=warn`).
     pub async fn start(
+        receiver: &Receiver<'_>,
         secret: &str,
         database_url: Option<&str>,
-        env: &[(String, String)],
     ) -> anyhow::Result<Spawned> {
         let (dir, database_url) =
             temporary_database("sinch-webhooks-bench-", "bench.db", database_url)?;
         let log_path = dir.path().join("receiver.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let executable = std::env::current_exe().context("cannot find this executable")?;
-        let mut command = Command::new(executable);
+        let mut command = Command::new(&receiver.executable);
         command
             .arg("serve")
             // A folder of its own, so no .env of the caller's is picked up.
@@ -65,10 +88,15 @@ impl Spawned {
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .kill_on_drop(true);
-        for (key, value) in env {
+        for (key, value) in receiver.env {
             command.env(key, child_env_value(key, value).as_ref());
         }
-        let mut child = command.spawn().context("cannot start the receiver")?;
+        let mut child = command.spawn().with_context(|| {
+            format!(
+                "cannot start the receiver {}",
+                receiver.executable.display()
+            )
+        })?;
         let pid = child.id().context("the receiver exited at once")?;
         let address = wait_for_listening(&mut child, &log_path).await?;
         Ok(Spawned {

@@ -636,7 +636,7 @@ fn hmac_key(secret: &str) -> HmacSha256 {
         .unwrap_or_else(|_| HmacSha256::new(&Default::default()))
 }
 
-/// Sinch's scheme (see `crate::signature`): base64(HMAC(body "." nonce "." timestamp)).
+/// Sinch's scheme (see `sinch_webhooks::signature`): base64(HMAC(body "." nonce "." timestamp)).
 fn signature(key: &HmacSha256, body: &[u8], nonce: &[u8], timestamp: &str) -> [u8; 44] {
     let mut mac = key.clone();
     mac.update(body);
@@ -657,8 +657,8 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::callback::{Trigger, classify};
-    use crate::signature::{ALGORITHM, Rejection, SignatureHeaders, Verifier, sign};
+    use sinch_webhooks::callback::{Trigger, classify};
+    use sinch_webhooks::signature::{ALGORITHM, Rejection, SignatureHeaders, Verifier, sign};
 
     const SECRET: &str = "bench-test-secret-0123456789";
 

@@ -1,4 +1,8 @@
-//! `sinch-webhooks bench`: the real binary, spawning a receiver and the floor, end to end.
+//! `sinch-webhooks-bench`: the real binary, spawning the real receiver and the floor, end to
+//! end. The receiver is the `sinch-webhooks` that cargo builds beside the bench (a
+//! `cargo test` at the workspace root builds both).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
 
@@ -29,9 +33,8 @@ fn assert_latency_ordered(latency: &Value) {
 fn bench_spawns_a_receiver_measures_it_against_the_floor_and_reports_json() {
     // A working folder of its own, so no developer's .env is picked up.
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
+    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks-bench"))
         .args([
-            "bench",
             "--spawn",
             "--floor",
             "--requests",
@@ -106,8 +109,8 @@ fn bench_spawns_a_receiver_measures_it_against_the_floor_and_reports_json() {
 
 #[test]
 fn bench_help_explains_itself() {
-    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
-        .args(["bench", "--help"])
+    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks-bench"))
+        .args(["--help"])
         .output()
         .unwrap();
     assert!(output.status.success());
@@ -121,6 +124,7 @@ fn bench_help_explains_itself() {
         "--mix",
         "--database-url",
         "--json",
+        "--receiver",
         "Examples:",
     ] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
@@ -132,9 +136,8 @@ fn restart_drain_journals_unprocessed_callbacks_and_times_a_receiver_draining_th
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("restart.db");
     let database_url = format!("sqlite://{}", database.display());
-    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks"))
+    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks-bench"))
         .args([
-            "bench",
             "--restart-drain",
             "400",
             "--database-url",

@@ -17,8 +17,8 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use tokio::sync::oneshot;
 
-use crate::http::WEBHOOK_PATH;
-use crate::signature::{
+use sinch_webhooks::http::WEBHOOK_PATH;
+use sinch_webhooks::signature::{
     ALGORITHM_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SignatureHeaders, TIMESTAMP_HEADER, Verifier,
 };
 
@@ -136,15 +136,15 @@ mod tests {
     use std::collections::VecDeque;
 
     use super::*;
-    use crate::bench::load::{Connection, Target};
-    use crate::bench::mix::{Expect, Generator, GeneratorOptions, Mix};
+    use crate::load::{Connection, Target};
+    use crate::mix::{Expect, Generator, GeneratorOptions, Mix};
 
     #[tokio::test]
     async fn the_floor_accepts_good_signatures_and_refuses_bad_ones() {
         let floor = Floor::start("floor-secret-0123456789").unwrap();
         let target = Target::resolve(&floor.url()).await.unwrap();
         let options = GeneratorOptions {
-            mix: crate::bench::mix::DEFAULT_MIX.parse::<Mix>().unwrap(),
+            mix: crate::mix::DEFAULT_MIX.parse::<Mix>().unwrap(),
             duplicates: 0.0,
             bad_signatures: 0.5,
             secret: "floor-secret-0123456789".into(),
