@@ -9,6 +9,7 @@ pub mod activity;
 pub mod app;
 pub mod backoff;
 pub mod callback;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod dispatch;
