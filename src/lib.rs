@@ -25,4 +25,5 @@ pub mod replay;
 pub mod samples;
 pub mod signature;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -502,12 +502,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Processed>, StoreError> {
         let (results, events) = {
             let _gate = self.write_gate.lock().await;
-            block_on_this_thread(|| super::spool::lock(&self.processor).process(work, now))
-                .map_err(|error| match error {
+            block_on_this_thread(|| crate::sync::lock(&self.processor).process(work, now)).map_err(
+                |error| match error {
                     ProcessError::Sqlite(error) => StoreError::Sqlite(error),
                     ProcessError::Conflict(why) => StoreError::Conflict(why),
                     ProcessError::Waited => StoreError::Spool(ProcessError::Waited.to_string()),
-                })?
+                },
+            )?
         };
         self.forget_moved(work);
         if !events.is_empty() {
@@ -559,7 +560,7 @@ impl Store for SqliteStore {
         self.pool.close().await;
         if let Some(spooling) = &self.spooling {
             // Last: a process waiting to take over must find both files closed.
-            super::spool::lock(&spooling.owner).take();
+            crate::sync::lock(&spooling.owner).take();
         }
     }
 }
