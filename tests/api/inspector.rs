@@ -311,6 +311,43 @@ async fn the_page_is_served_with_a_strict_policy_only_when_the_api_is_on() {
 }
 
 #[tokio::test]
+async fn an_unknown_file_under_ui_is_the_same_json_404_as_any_unknown_route() {
+    let app = spawn_with_api().await;
+    let without_api = spawn_app().await;
+    let unknown_route = app
+        .client
+        .get(format!("{}/no-such-route", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_route.status(), 404);
+    let expected: Value = unknown_route.json().await.unwrap();
+    assert_eq!(expected["error"], "not_found");
+
+    for server in [&app, &without_api] {
+        // index.html is the page, served at /ui only; %FF does not decode to a name.
+        for path in ["/ui/nope.js", "/ui/js/nope.js", "/ui/index.html", "/ui/%FF"] {
+            let response = server
+                .client
+                .get(format!("{}{path}", server.address))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "{path}");
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{path}"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body, expected, "{path}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn with_api_actions_off_the_api_only_reads() {
     let app = spawn_app_with(&[("API_TOKEN", TOKEN), ("API_ACTIONS", "false")]).await;
     let ack = json(
