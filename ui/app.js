@@ -1,1670 +1,1668 @@
-// sinch-webhooks inspector: vanilla JS, no build step, no dependencies.
+// sinch-webhooks inspector: vanilla JS, no build step, no dependencies. A module script:
+// strict and deferred by itself, and its top level is not the page's global scope.
 //
 // Everything the server sends is shown with textContent (bodies are attacker-influenced);
 // nothing here builds HTML from strings. Every call goes to the documented API with the
 // bearer token the user typed, kept in sessionStorage for this tab only.
-'use strict';
 
-(() => {
-  const TOKEN_KEY = 'sinch-webhooks.api-token';
-  const THEME_KEY = 'sinch-webhooks.theme';
-  /** Rows kept in the live feed; older ones are dropped from the bottom. */
-  const MAX_ROWS = 500;
-  /** Reconnect delays for the activity stream. */
-  const RETRY_MIN_MS = 1000;
-  const RETRY_MAX_MS = 30000;
-  /** The server sends a comment at least every 15 s: silence longer than this is a dead link. */
-  const STREAM_SILENCE_MS = 45000;
+const TOKEN_KEY = 'sinch-webhooks.api-token';
+const THEME_KEY = 'sinch-webhooks.theme';
+/** Rows kept in the live feed; older ones are dropped from the bottom. */
+const MAX_ROWS = 500;
+/** Reconnect delays for the activity stream. */
+const RETRY_MIN_MS = 1000;
+const RETRY_MAX_MS = 30000;
+/** The server sends a comment at least every 15 s: silence longer than this is a dead link. */
+const STREAM_SILENCE_MS = 45000;
 
-  const $ = (id) => document.getElementById(id);
+const $ = (id) => document.getElementById(id);
 
-  // ---------------------------------------------------------------------------------------
-  // DOM helpers: elements from data, never from HTML strings.
+// ---------------------------------------------------------------------------------------
+// DOM helpers: elements from data, never from HTML strings.
 
-  function el(tag, props, ...children) {
-    const node = document.createElement(tag);
-    if (props) {
-      for (const [key, value] of Object.entries(props)) {
-        if (value === null || value === undefined || value === false) continue;
-        if (key === 'class') node.className = value;
-        else if (key === 'text') node.textContent = String(value);
-        else if (key === 'dataset') Object.assign(node.dataset, value);
-        else if (key.startsWith('on') && typeof value === 'function') {
-          node.addEventListener(key.slice(2), value);
-        } else node.setAttribute(key, value === true ? '' : String(value));
+function el(tag, props, ...children) {
+  const node = document.createElement(tag);
+  if (props) {
+    for (const [key, value] of Object.entries(props)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === 'class') node.className = value;
+      else if (key === 'text') node.textContent = String(value);
+      else if (key === 'dataset') Object.assign(node.dataset, value);
+      else if (key.startsWith('on') && typeof value === 'function') {
+        node.addEventListener(key.slice(2), value);
+      } else node.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+  append(node, children);
+  return node;
+}
+
+function append(node, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function clear(node) {
+  node.replaceChildren();
+  return node;
+}
+
+const dash = '—';
+const orDash = (v) => (v === null || v === undefined || v === '' ? dash : String(v));
+const enc = encodeURIComponent;
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+
+function parseTime(value) {
+  if (!value) return null;
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+/** HH:MM:SS.mmm, local time. */
+function fmtClock(value) {
+  const d = parseTime(value);
+  if (!d) return dash;
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
+}
+
+/** YYYY-MM-DD HH:MM:SS.mmm, local time. */
+function fmtDateTime(value) {
+  const d = parseTime(value);
+  if (!d) return dash;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtClock(value)}`;
+}
+
+/** A time element: local time shown, the server's UTC value in the title. */
+function timeEl(value, short) {
+  if (!value) return el('span', { class: 'muted', text: dash });
+  return el('time', { datetime: value, title: `${value} (UTC)`, text: short ? fmtClock(value) : fmtDateTime(value) });
+}
+
+function fmtMs(ms) {
+  if (typeof ms !== 'number' || !Number.isFinite(ms)) return '';
+  if (ms >= 10000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms >= 100) return `${Math.round(ms)} ms`;
+  if (ms >= 10) return `${ms.toFixed(1)} ms`;
+  return `${ms.toFixed(2)} ms`;
+}
+
+function fmtBytes(n) {
+  if (typeof n !== 'number') return dash;
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function fmtSkew(secs) {
+  if (typeof secs !== 'number') return dash;
+  const sign = secs > 0 ? '+' : secs < 0 ? '−' : '';
+  const abs = Math.abs(secs);
+  if (abs < 120) return `${sign}${abs} s`;
+  if (abs < 7200) return `${sign}${Math.round(abs / 60)} min`;
+  if (abs < 172800) return `${sign}${(abs / 3600).toFixed(1)} h`;
+  return `${sign}${(abs / 86400).toFixed(1)} d`;
+}
+
+function badge(kind, text, title) {
+  return el('span', { class: `badge b-${kind}`, title, text: text ?? kind });
+}
+
+function statusEl(status) {
+  if (!status) return el('span', { class: 'muted', text: dash });
+  return el('span', { class: `st st-${String(status).replace(/[^A-Za-z_]/g, '')}`, text: status });
+}
+
+/** Pretty-printed JSON when the text is JSON, else the text as it is. */
+function prettyJson(text) {
+  if (typeof text !== 'string') return JSON.stringify(text, null, 2);
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
+function kv(pairs) {
+  const dl = el('dl', { class: 'kv' });
+  for (const [key, value] of pairs) {
+    if (value === undefined) continue;
+    dl.append(el('dt', { text: key }), el('dd', null, value instanceof Node ? value : orDash(value)));
+  }
+  return dl;
+}
+
+function mono(text) {
+  return el('span', { class: 'mono', text: orDash(text) });
+}
+
+// ---------------------------------------------------------------------------------------
+// The API client: bearer token on every call; a 401 sends the user back to the login form.
+
+let token = sessionStorage.getItem(TOKEN_KEY);
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** The server's explanation from an error body (`message`, or `reason`). */
+function reasonOf(data, status) {
+  if (data && typeof data === 'object') {
+    const text = data.message || data.reason;
+    if (data.error && text) return `${text} (${data.error})`;
+    if (text) return String(text);
+    if (data.error) return String(data.error);
+  }
+  return `HTTP ${status}`;
+}
+
+async function api(path, { method = 'GET', body, signal } = {}) {
+  const sent = token;
+  const headers = { Accept: 'application/json', Authorization: `Bearer ${sent}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+  } catch (error) {
+    if (error.name === 'AbortError') throw error;
+    throw new ApiError(0, 'network', `the receiver did not answer (${error.message})`);
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (response.status === 401) {
+    const reason = reasonOf(data, 401);
+    // Only the token in use decides; an answer to an older one is stale.
+    if (token === sent) signOut(reason);
+    throw new ApiError(401, data?.error || 'unauthorized', reason);
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data?.error || `http_${response.status}`, reasonOf(data, response.status));
+  }
+  return data;
+}
+
+function showError(target, error) {
+  if (error && error.name === 'AbortError') return;
+  if (error instanceof ApiError && error.status === 401) return; // the login form says it
+  target.textContent = error instanceof ApiError ? error.message : `Unexpected error: ${error}`;
+}
+
+// ---------------------------------------------------------------------------------------
+// Theme: the system's choice unless the toggle says otherwise.
+
+const darkQuery = window.matchMedia('(prefers-color-scheme: dark)');
+const systemTheme = () => (darkQuery.matches ? 'dark' : 'light');
+function storedTheme() {
+  try {
+    const value = localStorage.getItem(THEME_KEY);
+    return value === 'light' || value === 'dark' ? value : 'auto';
+  } catch {
+    return 'auto';
+  }
+}
+function effectiveTheme() {
+  const mode = storedTheme();
+  return mode === 'auto' ? systemTheme() : mode;
+}
+function applyTheme() {
+  const mode = storedTheme();
+  if (mode === 'auto') document.documentElement.removeAttribute('data-theme');
+  else document.documentElement.setAttribute('data-theme', mode);
+  const current = effectiveTheme();
+  const other = current === 'dark' ? 'light' : 'dark';
+  const button = $('theme-toggle');
+  button.replaceChildren(
+    el('span', { class: 'theme-name', text: current === 'dark' ? 'Dark' : 'Light' }),
+    mode === 'auto' ? el('span', { class: 'theme-auto', text: ' · auto' }) : null,
+  );
+  button.setAttribute(
+    'aria-label',
+    `Theme: ${current}${mode === 'auto' ? ', following the system' : ''}. Switch to ${other}`,
+  );
+  button.dataset.theme = current;
+}
+function toggleTheme() {
+  const next = effectiveTheme() === 'dark' ? 'light' : 'dark';
+  try {
+    // Choosing what the system already says means: follow the system again.
+    if (next === systemTheme()) localStorage.removeItem(THEME_KEY);
+    else localStorage.setItem(THEME_KEY, next);
+  } catch {
+    /* storage refused: the change lasts until reload */
+    document.documentElement.setAttribute('data-theme', next);
+  }
+  applyTheme();
+}
+
+// ---------------------------------------------------------------------------------------
+// Views and routing (#feed, #rejected, #message/<id>, #callback/<id>, #lookup, #actions).
+
+const VIEWS = ['login', 'feed', 'rejected', 'message', 'lookup', 'actions'];
+let currentView = null;
+
+function showView(name) {
+  if (currentView === 'feed' && name !== 'feed') feed.saveScroll();
+  for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
+  for (const tab of document.querySelectorAll('.tab')) {
+    if (tab.dataset.view === name) tab.setAttribute('aria-current', 'page');
+    else tab.removeAttribute('aria-current');
+  }
+  const entering = currentView !== name;
+  currentView = name;
+  if (name === 'feed' && entering) feed.restoreScroll();
+}
+
+function route() {
+  if (!token) {
+    showLogin();
+    return;
+  }
+  const hash = decodeHash();
+  const [head, ...rest] = hash.split('/');
+  const arg = rest.length ? rest.map(safeDecode).join('/') : '';
+  switch (head) {
+    case 'rejected':
+      showView('rejected');
+      rejections.load();
+      break;
+    case 'message':
+      showView('message');
+      messages.open(arg);
+      break;
+    case 'callback':
+      showView('message');
+      messages.openCallback(arg);
+      break;
+    case 'lookup':
+      showView('lookup');
+      break;
+    case 'batch':
+      showView('lookup');
+      if (arg) lookup.openBatch(arg);
+      break;
+    case 'actions':
+      showView('actions');
+      actions.load();
+      break;
+    default:
+      showView('feed');
+  }
+  document.title = `${titleOf(head)} · sinch-webhooks inspector`;
+}
+
+function titleOf(head) {
+  return (
+    { rejected: 'Rejected attempts', message: 'Messages', callback: 'Callback', lookup: 'Lookup', batch: 'SMS batch', actions: 'Send & replay' }[head] ||
+    'Live feed'
+  );
+}
+
+function decodeHash() {
+  return location.hash.replace(/^#\/?/, '');
+}
+
+function safeDecode(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Login
+
+function showLogin(reason) {
+  $('tabs').hidden = true;
+  $('logout').hidden = true;
+  $('conn').hidden = true;
+  showView('login');
+  document.title = 'Open · sinch-webhooks inspector';
+  $('login-error').textContent = reason || '';
+  const input = $('token');
+  input.value = '';
+  input.focus();
+}
+
+function signOut(reason) {
+  const wasSignedIn = token !== null;
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  activity.stop();
+  feed.reset();
+  rejections.reset();
+  actions.reset();
+  if (wasSignedIn || reason) showLogin(reason);
+}
+
+async function onLogin(event) {
+  event.preventDefault();
+  const value = $('token').value.trim();
+  const error = $('login-error');
+  error.textContent = '';
+  if (!value) {
+    error.textContent = 'Enter the API token.';
+    return;
+  }
+  // A header value must be Latin-1; anything else cannot be the token.
+  if (/[^\x20-\x7e]/.test(value)) {
+    error.textContent = 'The token has characters an HTTP header cannot carry; check what you pasted.';
+    return;
+  }
+  const button = $('login-submit');
+  button.disabled = true;
+  token = value;
+  try {
+    // Any authenticated read checks the token; this one is cheap.
+    await api('/api/messages?limit=1');
+    sessionStorage.setItem(TOKEN_KEY, value);
+    startSession();
+  } catch (e) {
+    if (!(e instanceof ApiError && e.status === 401)) {
+      token = null;
+      error.textContent = e instanceof ApiError ? e.message : String(e);
+    }
+    // A 401 has already put the server's reason on the form.
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function startSession() {
+  $('tabs').hidden = false;
+  $('logout').hidden = false;
+  $('conn').hidden = false;
+  route();
+  activity.start();
+  rejections.load();
+}
+
+// ---------------------------------------------------------------------------------------
+// The activity stream: SSE read with fetch (EventSource cannot send the bearer token).
+
+class SseParser {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = '';
+    this.data = [];
+    this.event = '';
+    this.lastId = null;
+  }
+
+  push(chunk) {
+    this.buffer += chunk;
+    for (;;) {
+      const match = /\r\n|\r|\n/.exec(this.buffer);
+      if (!match) break;
+      // A lone CR at the end may be the first half of a CRLF: wait for the next chunk.
+      if (match[0] === '\r' && match.index === this.buffer.length - 1) break;
+      const line = this.buffer.slice(0, match.index);
+      this.buffer = this.buffer.slice(match.index + match[0].length);
+      this.line(line);
+    }
+  }
+
+  line(line) {
+    if (line === '') {
+      if (this.data.length) {
+        this.onEvent({ type: this.event || 'message', data: this.data.join('\n'), id: this.lastId });
       }
+      this.data = [];
+      this.event = '';
+      return;
     }
-    append(node, children);
-    return node;
+    if (line.startsWith(':')) return; // a heartbeat comment
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') this.data.push(value);
+    else if (field === 'event') this.event = value;
+    else if (field === 'id' && !value.includes('\0')) this.lastId = value;
+    // `retry:` is ignored: reconnection uses its own backoff.
   }
+}
 
-  function append(node, children) {
-    for (const child of children.flat(Infinity)) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+const activity = {
+  controller: null,
+  lastEventId: null,
+  delay: RETRY_MIN_MS,
+  retryTimer: null,
+  silenceTimer: null,
+  /** True while waiting out a backoff before the next attempt. */
+  waiting: false,
 
-  function clear(node) {
-    node.replaceChildren();
-    return node;
-  }
+  start() {
+    this.stop();
+    this.lastEventId = null;
+    this.delay = RETRY_MIN_MS;
+    this.connect();
+  },
 
-  const dash = '—';
-  const orDash = (v) => (v === null || v === undefined || v === '' ? dash : String(v));
-  const enc = encodeURIComponent;
-  const pad = (n, w = 2) => String(n).padStart(w, '0');
+  stop() {
+    const controller = this.controller;
+    this.controller = null;
+    this.waiting = false;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.silenceTimer);
+    if (controller) controller.abort();
+  },
 
-  function parseTime(value) {
-    if (!value) return null;
-    const d = new Date(value);
-    return Number.isNaN(d.getTime()) ? null : d;
-  }
+  watch(controller) {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => controller.abort(), STREAM_SILENCE_MS);
+  },
 
-  /** HH:MM:SS.mmm, local time. */
-  function fmtClock(value) {
-    const d = parseTime(value);
-    if (!d) return dash;
-    return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
-  }
-
-  /** YYYY-MM-DD HH:MM:SS.mmm, local time. */
-  function fmtDateTime(value) {
-    const d = parseTime(value);
-    if (!d) return dash;
-    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtClock(value)}`;
-  }
-
-  /** A time element: local time shown, the server's UTC value in the title. */
-  function timeEl(value, short) {
-    if (!value) return el('span', { class: 'muted', text: dash });
-    return el('time', { datetime: value, title: `${value} (UTC)`, text: short ? fmtClock(value) : fmtDateTime(value) });
-  }
-
-  function fmtMs(ms) {
-    if (typeof ms !== 'number' || !Number.isFinite(ms)) return '';
-    if (ms >= 10000) return `${(ms / 1000).toFixed(1)} s`;
-    if (ms >= 100) return `${Math.round(ms)} ms`;
-    if (ms >= 10) return `${ms.toFixed(1)} ms`;
-    return `${ms.toFixed(2)} ms`;
-  }
-
-  function fmtBytes(n) {
-    if (typeof n !== 'number') return dash;
-    if (n < 1024) return `${n} B`;
-    if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-    return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-  }
-
-  function fmtSkew(secs) {
-    if (typeof secs !== 'number') return dash;
-    const sign = secs > 0 ? '+' : secs < 0 ? '−' : '';
-    const abs = Math.abs(secs);
-    if (abs < 120) return `${sign}${abs} s`;
-    if (abs < 7200) return `${sign}${Math.round(abs / 60)} min`;
-    if (abs < 172800) return `${sign}${(abs / 3600).toFixed(1)} h`;
-    return `${sign}${(abs / 86400).toFixed(1)} d`;
-  }
-
-  function badge(kind, text, title) {
-    return el('span', { class: `badge b-${kind}`, title, text: text ?? kind });
-  }
-
-  function statusEl(status) {
-    if (!status) return el('span', { class: 'muted', text: dash });
-    return el('span', { class: `st st-${String(status).replace(/[^A-Za-z_]/g, '')}`, text: status });
-  }
-
-  /** Pretty-printed JSON when the text is JSON, else the text as it is. */
-  function prettyJson(text) {
-    if (typeof text !== 'string') return JSON.stringify(text, null, 2);
+  async connect() {
+    clearTimeout(this.retryTimer);
+    this.waiting = false;
+    const controller = new AbortController();
+    this.controller = controller;
+    setConn('connecting', 'connecting…');
     try {
-      return JSON.stringify(JSON.parse(text), null, 2);
-    } catch {
-      return text;
-    }
-  }
-
-  function kv(pairs) {
-    const dl = el('dl', { class: 'kv' });
-    for (const [key, value] of pairs) {
-      if (value === undefined) continue;
-      dl.append(el('dt', { text: key }), el('dd', null, value instanceof Node ? value : orDash(value)));
-    }
-    return dl;
-  }
-
-  function mono(text) {
-    return el('span', { class: 'mono', text: orDash(text) });
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // The API client: bearer token on every call; a 401 sends the user back to the login form.
-
-  let token = sessionStorage.getItem(TOKEN_KEY);
-
-  class ApiError extends Error {
-    constructor(status, code, message) {
-      super(message);
-      this.status = status;
-      this.code = code;
-    }
-  }
-
-  /** The server's explanation from an error body (`message`, or `reason`). */
-  function reasonOf(data, status) {
-    if (data && typeof data === 'object') {
-      const text = data.message || data.reason;
-      if (data.error && text) return `${text} (${data.error})`;
-      if (text) return String(text);
-      if (data.error) return String(data.error);
-    }
-    return `HTTP ${status}`;
-  }
-
-  async function api(path, { method = 'GET', body, signal } = {}) {
-    const sent = token;
-    const headers = { Accept: 'application/json', Authorization: `Bearer ${sent}` };
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
-    let response;
-    try {
-      response = await fetch(path, {
-        method,
+      const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${token}` };
+      if (this.lastEventId !== null) headers['Last-Event-ID'] = this.lastEventId;
+      this.watch(controller);
+      const response = await fetch('/api/activity', {
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
+        signal: controller.signal,
         cache: 'no-store',
         credentials: 'omit',
       });
-    } catch (error) {
-      if (error.name === 'AbortError') throw error;
-      throw new ApiError(0, 'network', `the receiver did not answer (${error.message})`);
-    }
-    const text = await response.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      data = null;
-    }
-    if (response.status === 401) {
-      const reason = reasonOf(data, 401);
-      // Only the token in use decides; an answer to an older one is stale.
-      if (token === sent) signOut(reason);
-      throw new ApiError(401, data?.error || 'unauthorized', reason);
-    }
-    if (!response.ok) {
-      throw new ApiError(response.status, data?.error || `http_${response.status}`, reasonOf(data, response.status));
-    }
-    return data;
-  }
-
-  function showError(target, error) {
-    if (error && error.name === 'AbortError') return;
-    if (error instanceof ApiError && error.status === 401) return; // the login form says it
-    target.textContent = error instanceof ApiError ? error.message : `Unexpected error: ${error}`;
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Theme: the system's choice unless the toggle says otherwise.
-
-  const darkQuery = window.matchMedia('(prefers-color-scheme: dark)');
-  const systemTheme = () => (darkQuery.matches ? 'dark' : 'light');
-  function storedTheme() {
-    try {
-      const value = localStorage.getItem(THEME_KEY);
-      return value === 'light' || value === 'dark' ? value : 'auto';
-    } catch {
-      return 'auto';
-    }
-  }
-  function effectiveTheme() {
-    const mode = storedTheme();
-    return mode === 'auto' ? systemTheme() : mode;
-  }
-  function applyTheme() {
-    const mode = storedTheme();
-    if (mode === 'auto') document.documentElement.removeAttribute('data-theme');
-    else document.documentElement.setAttribute('data-theme', mode);
-    const current = effectiveTheme();
-    const other = current === 'dark' ? 'light' : 'dark';
-    const button = $('theme-toggle');
-    button.replaceChildren(
-      el('span', { class: 'theme-name', text: current === 'dark' ? 'Dark' : 'Light' }),
-      mode === 'auto' ? el('span', { class: 'theme-auto', text: ' · auto' }) : null,
-    );
-    button.setAttribute(
-      'aria-label',
-      `Theme: ${current}${mode === 'auto' ? ', following the system' : ''}. Switch to ${other}`,
-    );
-    button.dataset.theme = current;
-  }
-  function toggleTheme() {
-    const next = effectiveTheme() === 'dark' ? 'light' : 'dark';
-    try {
-      // Choosing what the system already says means: follow the system again.
-      if (next === systemTheme()) localStorage.removeItem(THEME_KEY);
-      else localStorage.setItem(THEME_KEY, next);
-    } catch {
-      /* storage refused: the change lasts until reload */
-      document.documentElement.setAttribute('data-theme', next);
-    }
-    applyTheme();
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Views and routing (#feed, #rejected, #message/<id>, #callback/<id>, #lookup, #actions).
-
-  const VIEWS = ['login', 'feed', 'rejected', 'message', 'lookup', 'actions'];
-  let currentView = null;
-
-  function showView(name) {
-    if (currentView === 'feed' && name !== 'feed') feed.saveScroll();
-    for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
-    for (const tab of document.querySelectorAll('.tab')) {
-      if (tab.dataset.view === name) tab.setAttribute('aria-current', 'page');
-      else tab.removeAttribute('aria-current');
-    }
-    const entering = currentView !== name;
-    currentView = name;
-    if (name === 'feed' && entering) feed.restoreScroll();
-  }
-
-  function route() {
-    if (!token) {
-      showLogin();
-      return;
-    }
-    const hash = decodeHash();
-    const [head, ...rest] = hash.split('/');
-    const arg = rest.length ? rest.map(safeDecode).join('/') : '';
-    switch (head) {
-      case 'rejected':
-        showView('rejected');
-        rejections.load();
-        break;
-      case 'message':
-        showView('message');
-        messages.open(arg);
-        break;
-      case 'callback':
-        showView('message');
-        messages.openCallback(arg);
-        break;
-      case 'lookup':
-        showView('lookup');
-        break;
-      case 'batch':
-        showView('lookup');
-        if (arg) lookup.openBatch(arg);
-        break;
-      case 'actions':
-        showView('actions');
-        actions.load();
-        break;
-      default:
-        showView('feed');
-    }
-    document.title = `${titleOf(head)} · sinch-webhooks inspector`;
-  }
-
-  function titleOf(head) {
-    return (
-      { rejected: 'Rejected attempts', message: 'Messages', callback: 'Callback', lookup: 'Lookup', batch: 'SMS batch', actions: 'Send & replay' }[head] ||
-      'Live feed'
-    );
-  }
-
-  function decodeHash() {
-    return location.hash.replace(/^#\/?/, '');
-  }
-
-  function safeDecode(part) {
-    try {
-      return decodeURIComponent(part);
-    } catch {
-      return part;
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Login
-
-  function showLogin(reason) {
-    $('tabs').hidden = true;
-    $('logout').hidden = true;
-    $('conn').hidden = true;
-    showView('login');
-    document.title = 'Open · sinch-webhooks inspector';
-    $('login-error').textContent = reason || '';
-    const input = $('token');
-    input.value = '';
-    input.focus();
-  }
-
-  function signOut(reason) {
-    const wasSignedIn = token !== null;
-    token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
-    activity.stop();
-    feed.reset();
-    rejections.reset();
-    actions.reset();
-    if (wasSignedIn || reason) showLogin(reason);
-  }
-
-  async function onLogin(event) {
-    event.preventDefault();
-    const value = $('token').value.trim();
-    const error = $('login-error');
-    error.textContent = '';
-    if (!value) {
-      error.textContent = 'Enter the API token.';
-      return;
-    }
-    // A header value must be Latin-1; anything else cannot be the token.
-    if (/[^\x20-\x7e]/.test(value)) {
-      error.textContent = 'The token has characters an HTTP header cannot carry; check what you pasted.';
-      return;
-    }
-    const button = $('login-submit');
-    button.disabled = true;
-    token = value;
-    try {
-      // Any authenticated read checks the token; this one is cheap.
-      await api('/api/messages?limit=1');
-      sessionStorage.setItem(TOKEN_KEY, value);
-      startSession();
-    } catch (e) {
-      if (!(e instanceof ApiError && e.status === 401)) {
-        token = null;
-        error.textContent = e instanceof ApiError ? e.message : String(e);
-      }
-      // A 401 has already put the server's reason on the form.
-    } finally {
-      button.disabled = false;
-    }
-  }
-
-  function startSession() {
-    $('tabs').hidden = false;
-    $('logout').hidden = false;
-    $('conn').hidden = false;
-    route();
-    activity.start();
-    rejections.load();
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // The activity stream: SSE read with fetch (EventSource cannot send the bearer token).
-
-  class SseParser {
-    constructor(onEvent) {
-      this.onEvent = onEvent;
-      this.buffer = '';
-      this.data = [];
-      this.event = '';
-      this.lastId = null;
-    }
-
-    push(chunk) {
-      this.buffer += chunk;
-      for (;;) {
-        const match = /\r\n|\r|\n/.exec(this.buffer);
-        if (!match) break;
-        // A lone CR at the end may be the first half of a CRLF: wait for the next chunk.
-        if (match[0] === '\r' && match.index === this.buffer.length - 1) break;
-        const line = this.buffer.slice(0, match.index);
-        this.buffer = this.buffer.slice(match.index + match[0].length);
-        this.line(line);
-      }
-    }
-
-    line(line) {
-      if (line === '') {
-        if (this.data.length) {
-          this.onEvent({ type: this.event || 'message', data: this.data.join('\n'), id: this.lastId });
-        }
-        this.data = [];
-        this.event = '';
+      if (response.status === 401) {
+        const data = await response.json().catch(() => null);
+        if (this.controller === controller) signOut(reasonOf(data, 401));
         return;
       }
-      if (line.startsWith(':')) return; // a heartbeat comment
-      const colon = line.indexOf(':');
-      const field = colon === -1 ? line : line.slice(0, colon);
-      let value = colon === -1 ? '' : line.slice(colon + 1);
-      if (value.startsWith(' ')) value = value.slice(1);
-      if (field === 'data') this.data.push(value);
-      else if (field === 'event') this.event = value;
-      else if (field === 'id' && !value.includes('\0')) this.lastId = value;
-      // `retry:` is ignored: reconnection uses its own backoff.
-    }
-  }
-
-  const activity = {
-    controller: null,
-    lastEventId: null,
-    delay: RETRY_MIN_MS,
-    retryTimer: null,
-    silenceTimer: null,
-    /** True while waiting out a backoff before the next attempt. */
-    waiting: false,
-
-    start() {
-      this.stop();
-      this.lastEventId = null;
+      if (!response.ok || !response.body) {
+        const data = await response.json().catch(() => null);
+        throw new Error(reasonOf(data, response.status));
+      }
+      setConn('live', 'live');
       this.delay = RETRY_MIN_MS;
-      this.connect();
-    },
-
-    stop() {
-      const controller = this.controller;
-      this.controller = null;
-      this.waiting = false;
-      clearTimeout(this.retryTimer);
-      clearTimeout(this.silenceTimer);
-      if (controller) controller.abort();
-    },
-
-    watch(controller) {
-      clearTimeout(this.silenceTimer);
-      this.silenceTimer = setTimeout(() => controller.abort(), STREAM_SILENCE_MS);
-    },
-
-    async connect() {
-      clearTimeout(this.retryTimer);
-      this.waiting = false;
-      const controller = new AbortController();
-      this.controller = controller;
-      setConn('connecting', 'connecting…');
-      try {
-        const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${token}` };
-        if (this.lastEventId !== null) headers['Last-Event-ID'] = this.lastEventId;
+      const parser = new SseParser((event) => this.onEvent(event));
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
         this.watch(controller);
-        const response = await fetch('/api/activity', {
-          headers,
-          signal: controller.signal,
-          cache: 'no-store',
-          credentials: 'omit',
-        });
-        if (response.status === 401) {
-          const data = await response.json().catch(() => null);
-          if (this.controller === controller) signOut(reasonOf(data, 401));
-          return;
-        }
-        if (!response.ok || !response.body) {
-          const data = await response.json().catch(() => null);
-          throw new Error(reasonOf(data, response.status));
-        }
-        setConn('live', 'live');
-        this.delay = RETRY_MIN_MS;
-        const parser = new SseParser((event) => this.onEvent(event));
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          this.watch(controller);
-          parser.push(value);
-        }
-        // The receiver ended the stream itself: it is stopping, and its positions end with
-        // it (a restarted receiver numbers from 1 again). Start afresh: the recent items
-        // it sends first are merged into the rows already shown, not repeated.
-        this.lastEventId = null;
-        throw new Error('the receiver closed the stream');
-      } catch (error) {
-        if (this.controller !== controller) return; // stopped on purpose
-        this.retry(controller.signal.aborted ? 'no heartbeat from the receiver' : error.message);
+        parser.push(value);
       }
-    },
+      // The receiver ended the stream itself: it is stopping, and its positions end with
+      // it (a restarted receiver numbers from 1 again). Start afresh: the recent items
+      // it sends first are merged into the rows already shown, not repeated.
+      this.lastEventId = null;
+      throw new Error('the receiver closed the stream');
+    } catch (error) {
+      if (this.controller !== controller) return; // stopped on purpose
+      this.retry(controller.signal.aborted ? 'no heartbeat from the receiver' : error.message);
+    }
+  },
 
-    retry(why) {
-      clearTimeout(this.silenceTimer);
-      const delay = Math.min(RETRY_MAX_MS, this.delay);
-      this.delay = Math.min(RETRY_MAX_MS, this.delay * 2);
-      const wait = Math.round(delay * (0.8 + Math.random() * 0.4));
-      setConn('retry', `retry in ${Math.max(1, Math.round(wait / 1000))} s`, why);
-      this.waiting = true;
-      this.retryTimer = setTimeout(() => this.connect(), wait);
-    },
+  retry(why) {
+    clearTimeout(this.silenceTimer);
+    const delay = Math.min(RETRY_MAX_MS, this.delay);
+    this.delay = Math.min(RETRY_MAX_MS, this.delay * 2);
+    const wait = Math.round(delay * (0.8 + Math.random() * 0.4));
+    setConn('retry', `retry in ${Math.max(1, Math.round(wait / 1000))} s`, why);
+    this.waiting = true;
+    this.retryTimer = setTimeout(() => this.connect(), wait);
+  },
 
-    onEvent(event) {
-      if (event.id !== null) this.lastEventId = event.id;
-      if (event.type !== 'callback' && event.type !== 'message') return;
-      let item;
-      try {
-        item = JSON.parse(event.data);
-      } catch {
-        return;
+  onEvent(event) {
+    if (event.id !== null) this.lastEventId = event.id;
+    if (event.type !== 'callback' && event.type !== 'message') return;
+    let item;
+    try {
+      item = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (item && typeof item === 'object') feed.receive(item);
+  },
+};
+
+function setConn(state, text, title) {
+  const conn = $('conn');
+  conn.dataset.state = state;
+  $('conn-text').textContent = text;
+  if (title) conn.title = title;
+  else conn.removeAttribute('title');
+}
+
+// ---------------------------------------------------------------------------------------
+// Live feed: one fixed-height row per callback, updated in place as its outcome changes.
+// New rows are prepended only while the list is scrolled to the top and not paused;
+// otherwise they wait, counted in the fixed-size "N new" pill, so nothing the user is
+// reading moves.
+
+const OUTCOME_RANK = { accepted: 1, duplicate: 1, rejected: 1, failed: 2, processed: 3, unprocessable: 3 };
+
+const feed = {
+  entries: new Map(),
+  pending: [],
+  inbox: [],
+  scheduled: false,
+  paused: false,
+  savedScroll: 0,
+  tabStop: null,
+  knownTriggers: new Set(),
+  knownStatuses: new Set(),
+  list: null,
+  scroller: null,
+
+  init() {
+    this.list = $('feed-list');
+    this.scroller = $('feed-scroll');
+    this.scroller.addEventListener('scroll', () => this.flushIfPossible(), { passive: true });
+    $('new-pill').addEventListener('click', () => this.showNew());
+    $('pause').addEventListener('click', () => this.setPaused(!this.paused));
+    for (const id of ['f-trigger', 'f-status', 'f-outcome']) $(id).addEventListener('change', () => this.refilter());
+    $('f-id').addEventListener('input', () => this.refilter());
+    $('feed-filters').addEventListener('submit', (event) => event.preventDefault());
+    this.list.addEventListener('keydown', (event) => listKeys(event, this.list, '.row'));
+    // One tab stop for the whole list (the last row used); arrows move within it.
+    this.list.addEventListener('focusin', (event) => {
+      const li = event.target.closest('li');
+      if (li) this.setTabStop(li);
+    });
+  },
+
+  reset() {
+    this.tabStop = null;
+    this.entries.clear();
+    this.pending = [];
+    this.inbox = [];
+    clear(this.list);
+    this.updatePill();
+    this.updateEmpty();
+  },
+
+  keyOf(item) {
+    const separate = item.outcome === 'duplicate' || item.outcome === 'rejected';
+    if (!separate && item.callback_id !== null && item.callback_id !== undefined) return `cb:${item.callback_id}`;
+    // Positions restart with the receiver: with the time, an item is told apart from
+    // another at the same position, and one sent again on a resume is not shown twice.
+    return `seq:${item.seq}@${item.at}`;
+  },
+
+  receive(item) {
+    this.inbox.push(item);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    // One DOM update per frame, however many items a burst brings.
+    const run = () => {
+      this.scheduled = false;
+      this.drain();
+    };
+    if (document.hidden) setTimeout(run, 200);
+    else requestAnimationFrame(run);
+  },
+
+  drain() {
+    const items = this.inbox;
+    this.inbox = [];
+    let rejected = false;
+    const touchedMessages = new Set();
+    for (const item of items) {
+      this.learn(item);
+      if (item.outcome === 'rejected') rejected = true;
+      if (item.message_id) touchedMessages.add(item.message_id);
+      const key = this.keyOf(item);
+      const entry = this.entries.get(key);
+      if (entry) {
+        this.merge(entry, item);
+        if (entry.li) {
+          if (this.paused) entry.dirty = true;
+          else this.paint(entry);
+        }
+      } else {
+        const fresh = { key, first: item, li: null, dirty: false };
+        this.merge(fresh, item);
+        this.entries.set(key, fresh);
+        this.pending.push(fresh);
       }
-      if (item && typeof item === 'object') feed.receive(item);
-    },
-  };
+    }
+    // The position of the last item handled: lets a test (or a curious user) see how far
+    // the page has read.
+    if (items.length) this.list.dataset.lastSeq = String(items[items.length - 1].seq);
+    this.flushIfPossible();
+    this.updatePill();
+    if (rejected) rejections.refreshSoon();
+    messages.touched(touchedMessages);
+  },
 
-  function setConn(state, text, title) {
-    const conn = $('conn');
-    conn.dataset.state = state;
-    $('conn-text').textContent = text;
-    if (title) conn.title = title;
-    else conn.removeAttribute('title');
-  }
+  merge(entry, item) {
+    entry.seq = item.seq;
+    entry.at = entry.at || item.at;
+    for (const field of ['trigger', 'message_id', 'app_id', 'status', 'callback_id', 'reason']) {
+      if (item[field] !== null && item[field] !== undefined && item[field] !== '') entry[field] = item[field];
+    }
+    const rank = OUTCOME_RANK[item.outcome] || 0;
+    if (!entry.outcome || rank >= (OUTCOME_RANK[entry.outcome] || 0)) entry.outcome = item.outcome;
+    if (typeof item.latency_ms === 'number') {
+      if (['accepted', 'duplicate', 'rejected'].includes(item.outcome)) entry.ackMs = item.latency_ms;
+      else entry.procMs = item.latency_ms;
+    }
+    if (item.error) entry.error = item.error;
+    if (item.outcome === 'processed') entry.error = null;
+  },
 
-  // ---------------------------------------------------------------------------------------
-  // Live feed: one fixed-height row per callback, updated in place as its outcome changes.
-  // New rows are prepended only while the list is scrolled to the top and not paused;
-  // otherwise they wait, counted in the fixed-size "N new" pill, so nothing the user is
-  // reading moves.
+  learn(item) {
+    addOption($('f-trigger'), this.knownTriggers, item.trigger);
+    addOption($('f-status'), this.knownStatuses, item.status);
+  },
 
-  const OUTCOME_RANK = { accepted: 1, duplicate: 1, rejected: 1, failed: 2, processed: 3, unprocessable: 3 };
+  atTop() {
+    if (currentView !== 'feed') return this.savedScroll <= 1;
+    return this.scroller.scrollTop <= 1;
+  },
 
-  const feed = {
-    entries: new Map(),
-    pending: [],
-    inbox: [],
-    scheduled: false,
-    paused: false,
-    savedScroll: 0,
-    tabStop: null,
-    knownTriggers: new Set(),
-    knownStatuses: new Set(),
-    list: null,
-    scroller: null,
+  flushIfPossible() {
+    if (this.paused || !this.atTop()) return;
+    if (this.pending.length) this.flush();
+    this.applyDeferredVisibility();
+  },
 
-    init() {
-      this.list = $('feed-list');
-      this.scroller = $('feed-scroll');
-      this.scroller.addEventListener('scroll', () => this.flushIfPossible(), { passive: true });
-      $('new-pill').addEventListener('click', () => this.showNew());
-      $('pause').addEventListener('click', () => this.setPaused(!this.paused));
-      for (const id of ['f-trigger', 'f-status', 'f-outcome']) $(id).addEventListener('change', () => this.refilter());
-      $('f-id').addEventListener('input', () => this.refilter());
-      $('feed-filters').addEventListener('submit', (event) => event.preventDefault());
-      this.list.addEventListener('keydown', (event) => listKeys(event, this.list, '.row'));
-      // One tab stop for the whole list (the last row used); arrows move within it.
-      this.list.addEventListener('focusin', (event) => {
-        const li = event.target.closest('li');
-        if (li) this.setTabStop(li);
-      });
-    },
+  flush() {
+    const batch = this.pending;
+    this.pending = [];
+    const fragment = document.createDocumentFragment();
+    const animate = batch.length <= 20;
+    for (let i = batch.length - 1; i >= 0; i -= 1) {
+      const entry = batch[i];
+      entry.li = el('li', { class: animate ? 'fresh' : null });
+      entry.dirty = false;
+      this.paint(entry);
+      fragment.append(entry.li);
+    }
+    this.list.prepend(fragment);
+    while (this.list.children.length > MAX_ROWS) {
+      const last = this.list.lastElementChild;
+      this.entries.delete(last.dataset.key);
+      last.remove();
+    }
+    this.updatePill();
+    this.updateEmpty();
+  },
 
-    reset() {
-      this.tabStop = null;
-      this.entries.clear();
-      this.pending = [];
-      this.inbox = [];
-      clear(this.list);
-      this.updatePill();
-      this.updateEmpty();
-    },
+  /** Fills a row's fixed slots; the row's height never depends on its content. */
+  paint(entry) {
+    const li = entry.li;
+    const rejected = entry.outcome === 'rejected';
+    li.dataset.key = entry.key;
+    li.dataset.outcome = entry.outcome || '';
+    if (entry.callback_id !== undefined) li.dataset.callbackId = entry.callback_id;
+    if (entry.message_id) li.dataset.messageId = entry.message_id;
+    const href = rejected ? '#rejected' : linkOf(entry);
+    const ids = el('span', { class: 'c-ids' });
+    if (rejected) ids.append(el('span', { text: entry.reason || 'rejected' }));
+    else if (entry.message_id) ids.append(el('span', { text: entry.message_id }));
+    else if (entry.app_id) ids.append(el('span', { class: 'app', text: 'app' }), el('span', { text: entry.app_id }));
+    else ids.append(el('span', { text: dash }));
+    if (entry.callback_id !== undefined && entry.callback_id !== null) {
+      ids.append(el('span', { class: 'cb', text: `#${entry.callback_id}` }));
+    }
+    const title = [entry.error, rejected ? `rejected: ${entry.reason || 'unknown reason'}` : null].filter(Boolean).join(' · ');
+    const row = el(
+      'a',
+      { class: 'row', href, title: title || null },
+      el('span', { class: 'c-time' }, entry.at ? el('time', { datetime: entry.at, text: fmtClock(entry.at) }) : dash),
+      el('span', { class: 'c-trigger', title: entry.trigger || null, text: rejected ? 'signature check' : entry.trigger || dash }),
+      ids,
+      el('span', { class: 'c-status' }, statusEl(entry.status)),
+      el('span', { class: 'c-outcome' }, badge(entry.outcome || 'unknown', entry.outcome || '?', entry.error || null)),
+      el(
+        'span',
+        { class: 'c-latency' },
+        el('span', { class: 'lat-ack', title: 'time to answer Sinch', text: entry.ackMs !== undefined ? fmtMs(entry.ackMs) : '' }),
+        el('span', {
+          class: 'lat-proc',
+          title: 'answer → processed',
+          text: entry.procMs !== undefined ? `${entry.ackMs !== undefined ? ' · ' : ''}+${fmtMs(entry.procMs)}` : '',
+        }),
+      ),
+    );
+    const hadFocus = li.contains(document.activeElement);
+    row.tabIndex = li === this.tabStop ? 0 : -1;
+    li.replaceChildren(row);
+    if (hadFocus) row.focus({ preventScroll: true });
+    const visible = this.matches(entry);
+    if (li.hidden === visible) {
+      // Showing or hiding a row above the reader would move what they read.
+      if (this.atTop() && !this.paused) li.hidden = !visible;
+      else entry.visibilityDeferred = true;
+    }
+  },
 
-    keyOf(item) {
-      const separate = item.outcome === 'duplicate' || item.outcome === 'rejected';
-      if (!separate && item.callback_id !== null && item.callback_id !== undefined) return `cb:${item.callback_id}`;
-      // Positions restart with the receiver: with the time, an item is told apart from
-      // another at the same position, and one sent again on a resume is not shown twice.
-      return `seq:${item.seq}@${item.at}`;
-    },
+  setTabStop(li) {
+    if (this.tabStop === li) return;
+    const old = this.tabStop?.querySelector('.row');
+    if (old) old.tabIndex = -1;
+    this.tabStop = li;
+    const row = li?.querySelector('.row');
+    if (row) row.tabIndex = 0;
+  },
 
-    receive(item) {
-      this.inbox.push(item);
-      if (this.scheduled) return;
-      this.scheduled = true;
-      // One DOM update per frame, however many items a burst brings.
-      const run = () => {
-        this.scheduled = false;
-        this.drain();
-      };
-      if (document.hidden) setTimeout(run, 200);
-      else requestAnimationFrame(run);
-    },
+  /** Keeps the list reachable with Tab: its tab stop is a visible row. */
+  ensureTabStop() {
+    const stop = this.tabStop;
+    if (stop && stop.isConnected && !stop.hidden) return;
+    this.setTabStop(this.list.querySelector('li:not([hidden])'));
+  },
 
-    drain() {
-      const items = this.inbox;
-      this.inbox = [];
-      let rejected = false;
-      const touchedMessages = new Set();
-      for (const item of items) {
-        this.learn(item);
-        if (item.outcome === 'rejected') rejected = true;
-        if (item.message_id) touchedMessages.add(item.message_id);
-        const key = this.keyOf(item);
-        const entry = this.entries.get(key);
-        if (entry) {
-          this.merge(entry, item);
-          if (entry.li) {
-            if (this.paused) entry.dirty = true;
-            else this.paint(entry);
-          }
-        } else {
-          const fresh = { key, first: item, li: null, dirty: false };
-          this.merge(fresh, item);
-          this.entries.set(key, fresh);
-          this.pending.push(fresh);
+  applyDeferredVisibility() {
+    for (const entry of this.entries.values()) {
+      if (entry.visibilityDeferred && entry.li) {
+        entry.visibilityDeferred = false;
+        entry.li.hidden = !this.matches(entry);
+      }
+    }
+    this.updateEmpty();
+  },
+
+  filters() {
+    return {
+      trigger: $('f-trigger').value,
+      status: $('f-status').value,
+      outcome: $('f-outcome').value,
+      id: $('f-id').value.trim().toLowerCase(),
+    };
+  },
+
+  matches(entry, f = this.filters()) {
+    if (f.trigger && entry.trigger !== f.trigger) return false;
+    if (f.status && entry.status !== f.status) return false;
+    if (f.outcome && entry.outcome !== f.outcome) return false;
+    if (f.id) {
+      const haystack = [entry.message_id, entry.app_id, entry.callback_id, entry.callback_id != null ? `#${entry.callback_id}` : null]
+        .filter((v) => v !== null && v !== undefined)
+        .map((v) => String(v).toLowerCase());
+      if (!haystack.some((v) => v.includes(f.id))) return false;
+    }
+    return true;
+  },
+
+  /** A filter change is the user's own action: rows may come and go. */
+  refilter() {
+    const f = this.filters();
+    for (const entry of this.entries.values()) {
+      if (entry.li) {
+        entry.li.hidden = !this.matches(entry, f);
+        entry.visibilityDeferred = false;
+      }
+    }
+    this.updatePill();
+    this.updateEmpty();
+  },
+
+  updatePill() {
+    const f = this.filters();
+    const count = this.pending.reduce((n, entry) => n + (this.matches(entry, f) ? 1 : 0), 0);
+    const pill = $('new-pill');
+    pill.classList.toggle('show', count > 0);
+    pill.classList.toggle('paused', this.paused);
+    pill.tabIndex = count > 0 ? 0 : -1;
+    const shown = count > 999 ? '999+' : String(count);
+    $('new-pill-text').textContent = this.paused ? `${shown} new · paused` : `${shown} new`;
+    pill.setAttribute(
+      'aria-label',
+      this.paused ? `${count} new callbacks while paused; show them` : `${count} new callbacks; scroll to the top to show them`,
+    );
+    pill.dataset.count = String(count);
+  },
+
+  updateEmpty() {
+    this.ensureTabStop();
+    const rows = this.list.children.length;
+    $('feed-empty').hidden = rows > 0 || this.pending.length > 0;
+    let anyVisible = false;
+    for (const li of this.list.children) {
+      if (!li.hidden) {
+        anyVisible = true;
+        break;
+      }
+    }
+    $('feed-filtered').hidden = rows === 0 || anyVisible;
+  },
+
+  showNew() {
+    if (this.paused) this.setPaused(false);
+    this.scroller.scrollTop = 0;
+    this.flushIfPossible();
+    const first = this.list.querySelector('li:not([hidden]) .row');
+    if (first) first.focus({ preventScroll: true });
+  },
+
+  setPaused(paused) {
+    this.paused = paused;
+    const button = $('pause');
+    button.setAttribute('aria-pressed', String(paused));
+    button.textContent = paused ? 'Resume' : 'Pause';
+    if (!paused) {
+      for (const entry of this.entries.values()) {
+        if (entry.dirty && entry.li) {
+          entry.dirty = false;
+          this.paint(entry);
         }
       }
-      // The position of the last item handled: lets a test (or a curious user) see how far
-      // the page has read.
-      if (items.length) this.list.dataset.lastSeq = String(items[items.length - 1].seq);
       this.flushIfPossible();
-      this.updatePill();
-      if (rejected) rejections.refreshSoon();
-      messages.touched(touchedMessages);
-    },
+    }
+    this.updatePill();
+  },
 
-    merge(entry, item) {
-      entry.seq = item.seq;
-      entry.at = entry.at || item.at;
-      for (const field of ['trigger', 'message_id', 'app_id', 'status', 'callback_id', 'reason']) {
-        if (item[field] !== null && item[field] !== undefined && item[field] !== '') entry[field] = item[field];
+  saveScroll() {
+    this.savedScroll = this.scroller.scrollTop;
+  },
+
+  restoreScroll() {
+    this.scroller.scrollTop = this.savedScroll;
+    this.flushIfPossible();
+  },
+};
+
+/** Conversation message callbacks open the message; SMS delivery reports their batch. */
+const MESSAGE_TRIGGERS = new Set(['MESSAGE_DELIVERY', 'MESSAGE_INBOUND', 'MESSAGE_SUBMIT']);
+const BATCH_TRIGGERS = /^(recipient_)?delivery_report_(sms|mms)$/;
+
+function linkOf(entry) {
+  const hasCallback = entry.callback_id !== undefined && entry.callback_id !== null;
+  if (entry.message_id && MESSAGE_TRIGGERS.has(entry.trigger)) return `#message/${enc(entry.message_id)}`;
+  if (entry.message_id && BATCH_TRIGGERS.test(entry.trigger || '')) return `#batch/${enc(entry.message_id)}`;
+  if (hasCallback) return `#callback/${enc(entry.callback_id)}`;
+  if (entry.message_id) return `#message/${enc(entry.message_id)}`;
+  return '#feed';
+}
+
+function addOption(select, known, value) {
+  if (!value || known.has(value)) return;
+  known.add(value);
+  // Options are kept sorted; adding one never changes the select's size.
+  const option = el('option', { value, text: value });
+  const after = [...select.options].slice(1).find((o) => o.value.localeCompare(value) > 0);
+  select.insertBefore(option, after || null);
+}
+
+/** Up/Down/Home/End move between the focusable rows of a list. */
+function listKeys(event, container, selector) {
+  if (!['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(event.key)) return;
+  const rows = [...container.querySelectorAll(selector)].filter((row) => row.offsetParent !== null);
+  if (!rows.length) return;
+  const index = rows.indexOf(document.activeElement);
+  let next = index;
+  if (event.key === 'ArrowDown') next = Math.min(rows.length - 1, index + 1);
+  else if (event.key === 'ArrowUp') next = Math.max(0, index - 1);
+  else if (event.key === 'Home') next = 0;
+  else next = rows.length - 1;
+  event.preventDefault();
+  rows[next].focus();
+  rows[next].scrollIntoView({ block: 'nearest' });
+}
+
+// ---------------------------------------------------------------------------------------
+// Rejected attempts
+
+const REASONS = [
+  ['signature_mismatch', 'The MAC matches no configured secret: a wrong SINCH_WEBHOOK_SECRET, a body modified on the way (a proxy re-encoding it, a framework re-serialising JSON), or a per-message callback_url override signed with the app\'s secret_for_overridden_callback_urls.'],
+  ['stale_timestamp', 'The signature is valid but its timestamp is more than SIGNATURE_TOLERANCE_SECS away: this machine\'s clock (check NTP; see the clock skew), or a replay.'],
+  ['missing_header', 'A signature header is absent: no secret is set on the Sinch webhook (Sinch then does not sign), or a proxy drops x- headers.'],
+  ['invalid_header', 'A signature header is not printable ASCII: a proxy mangling headers.'],
+  ['unsupported_algorithm', 'x-sinch-webhook-signature-algorithm is not HmacSHA256: not a Sinch Conversation or SMS callback.'],
+  ['bad_timestamp', 'The timestamp is not whole unix seconds: not a Sinch callback.'],
+  ['malformed_signature', 'The signature is not the padded base64 of a 32-byte MAC: a truncated header, or not Sinch.'],
+];
+
+const rejections = {
+  loading: null,
+  timer: null,
+  total: 0,
+
+  init() {
+    $('rejected-refresh').addEventListener('click', () => this.load());
+    const help = $('reason-help');
+    for (const [code, text] of REASONS) help.append(el('dt', { text: code }), el('dd', { text }));
+  },
+
+  reset() {
+    this.total = 0;
+    clearTimeout(this.timer);
+    this.setCount(0);
+    clear($('rejected-rows'));
+    $('rejected-summary').textContent = '\u00a0';
+  },
+
+  refreshSoon() {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.load(), 250);
+  },
+
+  setCount(total) {
+    const count = $('rejected-count');
+    count.textContent = total > 9999 ? '9999+' : String(total);
+    count.classList.toggle('alert', total > 0);
+    count.setAttribute('aria-label', `${total} rejected since start`);
+  },
+
+  async load() {
+    if (this.loading) return this.loading;
+    this.loading = (async () => {
+      try {
+        const data = await api('/api/rejections');
+        this.render(data);
+      } catch (error) {
+        const summary = $('rejected-summary');
+        summary.textContent = '';
+        showError(summary, error);
+      } finally {
+        this.loading = null;
       }
-      const rank = OUTCOME_RANK[item.outcome] || 0;
-      if (!entry.outcome || rank >= (OUTCOME_RANK[entry.outcome] || 0)) entry.outcome = item.outcome;
-      if (typeof item.latency_ms === 'number') {
-        if (['accepted', 'duplicate', 'rejected'].includes(item.outcome)) entry.ackMs = item.latency_ms;
-        else entry.procMs = item.latency_ms;
-      }
-      if (item.error) entry.error = item.error;
-      if (item.outcome === 'processed') entry.error = null;
-    },
+    })();
+    return this.loading;
+  },
 
-    learn(item) {
-      addOption($('f-trigger'), this.knownTriggers, item.trigger);
-      addOption($('f-status'), this.knownStatuses, item.status);
-    },
-
-    atTop() {
-      if (currentView !== 'feed') return this.savedScroll <= 1;
-      return this.scroller.scrollTop <= 1;
-    },
-
-    flushIfPossible() {
-      if (this.paused || !this.atTop()) return;
-      if (this.pending.length) this.flush();
-      this.applyDeferredVisibility();
-    },
-
-    flush() {
-      const batch = this.pending;
-      this.pending = [];
-      const fragment = document.createDocumentFragment();
-      const animate = batch.length <= 20;
-      for (let i = batch.length - 1; i >= 0; i -= 1) {
-        const entry = batch[i];
-        entry.li = el('li', { class: animate ? 'fresh' : null });
-        entry.dirty = false;
-        this.paint(entry);
-        fragment.append(entry.li);
-      }
-      this.list.prepend(fragment);
-      while (this.list.children.length > MAX_ROWS) {
-        const last = this.list.lastElementChild;
-        this.entries.delete(last.dataset.key);
-        last.remove();
-      }
-      this.updatePill();
-      this.updateEmpty();
-    },
-
-    /** Fills a row's fixed slots; the row's height never depends on its content. */
-    paint(entry) {
-      const li = entry.li;
-      const rejected = entry.outcome === 'rejected';
-      li.dataset.key = entry.key;
-      li.dataset.outcome = entry.outcome || '';
-      if (entry.callback_id !== undefined) li.dataset.callbackId = entry.callback_id;
-      if (entry.message_id) li.dataset.messageId = entry.message_id;
-      const href = rejected ? '#rejected' : linkOf(entry);
-      const ids = el('span', { class: 'c-ids' });
-      if (rejected) ids.append(el('span', { text: entry.reason || 'rejected' }));
-      else if (entry.message_id) ids.append(el('span', { text: entry.message_id }));
-      else if (entry.app_id) ids.append(el('span', { class: 'app', text: 'app' }), el('span', { text: entry.app_id }));
-      else ids.append(el('span', { text: dash }));
-      if (entry.callback_id !== undefined && entry.callback_id !== null) {
-        ids.append(el('span', { class: 'cb', text: `#${entry.callback_id}` }));
-      }
-      const title = [entry.error, rejected ? `rejected: ${entry.reason || 'unknown reason'}` : null].filter(Boolean).join(' · ');
-      const row = el(
-        'a',
-        { class: 'row', href, title: title || null },
-        el('span', { class: 'c-time' }, entry.at ? el('time', { datetime: entry.at, text: fmtClock(entry.at) }) : dash),
-        el('span', { class: 'c-trigger', title: entry.trigger || null, text: rejected ? 'signature check' : entry.trigger || dash }),
-        ids,
-        el('span', { class: 'c-status' }, statusEl(entry.status)),
-        el('span', { class: 'c-outcome' }, badge(entry.outcome || 'unknown', entry.outcome || '?', entry.error || null)),
+  render(data) {
+    const list = Array.isArray(data?.rejections) ? data.rejections : [];
+    const total = typeof data?.total === 'number' ? data.total : list.length;
+    this.total = total;
+    this.setCount(total);
+    const summary = clear($('rejected-summary'));
+    summary.append(
+      el('strong', { text: String(total) }),
+      total === 1 ? ' request rejected since the receiver started' : ' requests rejected since the receiver started',
+    );
+    if (total > 0) {
+      summary.append(
+        el('span', {
+          class: 'muted',
+          text: ` · showing the latest ${list.length}${data?.capacity ? ` (keeps up to ${data.capacity})` : ''}`,
+        }),
+      );
+    }
+    const rows = clear($('rejected-rows'));
+    const help = new Map(REASONS);
+    for (const r of list) {
+      const source = el('td', { class: 'wrap' }, el('span', { class: 'mono', text: orDash(r.peer) }));
+      if (r.forwarded_for) source.append(el('span', { class: 'sub', text: `forwarded for ${r.forwarded_for}` }));
+      rows.append(
         el(
-          'span',
-          { class: 'c-latency' },
-          el('span', { class: 'lat-ack', title: 'time to answer Sinch', text: entry.ackMs !== undefined ? fmtMs(entry.ackMs) : '' }),
-          el('span', {
-            class: 'lat-proc',
-            title: 'answer → processed',
-            text: entry.procMs !== undefined ? `${entry.ackMs !== undefined ? ' · ' : ''}+${fmtMs(entry.procMs)}` : '',
-          }),
+          'tr',
+          { dataset: { reason: r.reason || '' } },
+          el('td', null, timeEl(r.at)),
+          el(
+            'td',
+            { class: 'wrap' },
+            badge('rejected', r.reason || 'unknown', help.get(r.reason) || null),
+            r.detail ? el('span', { class: 'sub', text: r.detail }) : null,
+          ),
+          el('td', { class: 'num', title: 'now − signature timestamp', text: fmtSkew(r.clock_skew_secs) }),
+          el('td', { class: 'num', text: fmtBytes(r.body_bytes) }),
+          source,
+          el('td', { class: 'wrap muted', text: orDash(r.user_agent) }),
         ),
       );
-      const hadFocus = li.contains(document.activeElement);
-      row.tabIndex = li === this.tabStop ? 0 : -1;
-      li.replaceChildren(row);
-      if (hadFocus) row.focus({ preventScroll: true });
-      const visible = this.matches(entry);
-      if (li.hidden === visible) {
-        // Showing or hiding a row above the reader would move what they read.
-        if (this.atTop() && !this.paused) li.hidden = !visible;
-        else entry.visibilityDeferred = true;
-      }
-    },
+    }
+    $('rejected-empty').hidden = list.length > 0;
+    $('rejected-table').hidden = list.length === 0;
+  },
+};
 
-    setTabStop(li) {
-      if (this.tabStop === li) return;
-      const old = this.tabStop?.querySelector('.row');
-      if (old) old.tabIndex = -1;
-      this.tabStop = li;
-      const row = li?.querySelector('.row');
-      if (row) row.tabIndex = 0;
-    },
+// ---------------------------------------------------------------------------------------
+// Messages: recent list, one message's timeline, one callback.
 
-    /** Keeps the list reachable with Tab: its tab stop is a visible row. */
-    ensureTabStop() {
-      const stop = this.tabStop;
-      if (stop && stop.isConnected && !stop.hidden) return;
-      this.setTabStop(this.list.querySelector('li:not([hidden])'));
-    },
+const messages = {
+  controller: null,
+  currentId: null,
+  refreshTimer: null,
 
-    applyDeferredVisibility() {
-      for (const entry of this.entries.values()) {
-        if (entry.visibilityDeferred && entry.li) {
-          entry.visibilityDeferred = false;
-          entry.li.hidden = !this.matches(entry);
-        }
-      }
-      this.updateEmpty();
-    },
+  init() {
+    $('message-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const id = $('message-id').value.trim();
+      if (id) location.hash = `#message/${enc(id)}`;
+    });
+  },
 
-    filters() {
-      return {
-        trigger: $('f-trigger').value,
-        status: $('f-status').value,
-        outcome: $('f-outcome').value,
-        id: $('f-id').value.trim().toLowerCase(),
-      };
-    },
+  begin() {
+    if (this.controller) this.controller.abort();
+    this.controller = new AbortController();
+    $('message-error').textContent = '';
+    return this.controller.signal;
+  },
 
-    matches(entry, f = this.filters()) {
-      if (f.trigger && entry.trigger !== f.trigger) return false;
-      if (f.status && entry.status !== f.status) return false;
-      if (f.outcome && entry.outcome !== f.outcome) return false;
-      if (f.id) {
-        const haystack = [entry.message_id, entry.app_id, entry.callback_id, entry.callback_id != null ? `#${entry.callback_id}` : null]
-          .filter((v) => v !== null && v !== undefined)
-          .map((v) => String(v).toLowerCase());
-        if (!haystack.some((v) => v.includes(f.id))) return false;
-      }
-      return true;
-    },
+  async open(id) {
+    const signal = this.begin();
+    this.currentId = id || null;
+    const body = $('message-body');
+    $('message-id').value = id || '';
+    if (!id) {
+      $('message-title').textContent = 'Messages';
+      await this.recent(signal, body);
+      return;
+    }
+    $('message-title').textContent = 'Message';
+    await this.load(id, signal, true);
+  },
 
-    /** A filter change is the user's own action: rows may come and go. */
-    refilter() {
-      const f = this.filters();
-      for (const entry of this.entries.values()) {
-        if (entry.li) {
-          entry.li.hidden = !this.matches(entry, f);
-          entry.visibilityDeferred = false;
-        }
-      }
-      this.updatePill();
-      this.updateEmpty();
-    },
+  /** Called with the message ids the feed just saw: the open timeline follows them. */
+  touched(ids) {
+    if (!this.currentId || currentView !== 'message' || !ids.has(this.currentId)) return;
+    clearTimeout(this.refreshTimer);
+    const id = this.currentId;
+    this.refreshTimer = setTimeout(() => {
+      if (this.currentId === id && currentView === 'message') this.load(id, this.begin(), false);
+    }, 300);
+  },
 
-    updatePill() {
-      const f = this.filters();
-      const count = this.pending.reduce((n, entry) => n + (this.matches(entry, f) ? 1 : 0), 0);
-      const pill = $('new-pill');
-      pill.classList.toggle('show', count > 0);
-      pill.classList.toggle('paused', this.paused);
-      pill.tabIndex = count > 0 ? 0 : -1;
-      const shown = count > 999 ? '999+' : String(count);
-      $('new-pill-text').textContent = this.paused ? `${shown} new · paused` : `${shown} new`;
-      pill.setAttribute(
-        'aria-label',
-        this.paused ? `${count} new callbacks while paused; show them` : `${count} new callbacks; scroll to the top to show them`,
-      );
-      pill.dataset.count = String(count);
-    },
-
-    updateEmpty() {
-      this.ensureTabStop();
-      const rows = this.list.children.length;
-      $('feed-empty').hidden = rows > 0 || this.pending.length > 0;
-      let anyVisible = false;
-      for (const li of this.list.children) {
-        if (!li.hidden) {
-          anyVisible = true;
-          break;
-        }
-      }
-      $('feed-filtered').hidden = rows === 0 || anyVisible;
-    },
-
-    showNew() {
-      if (this.paused) this.setPaused(false);
-      this.scroller.scrollTop = 0;
-      this.flushIfPossible();
-      const first = this.list.querySelector('li:not([hidden]) .row');
-      if (first) first.focus({ preventScroll: true });
-    },
-
-    setPaused(paused) {
-      this.paused = paused;
-      const button = $('pause');
-      button.setAttribute('aria-pressed', String(paused));
-      button.textContent = paused ? 'Resume' : 'Pause';
-      if (!paused) {
-        for (const entry of this.entries.values()) {
-          if (entry.dirty && entry.li) {
-            entry.dirty = false;
-            this.paint(entry);
-          }
-        }
-        this.flushIfPossible();
-      }
-      this.updatePill();
-    },
-
-    saveScroll() {
-      this.savedScroll = this.scroller.scrollTop;
-    },
-
-    restoreScroll() {
-      this.scroller.scrollTop = this.savedScroll;
-      this.flushIfPossible();
-    },
-  };
-
-  /** Conversation message callbacks open the message; SMS delivery reports their batch. */
-  const MESSAGE_TRIGGERS = new Set(['MESSAGE_DELIVERY', 'MESSAGE_INBOUND', 'MESSAGE_SUBMIT']);
-  const BATCH_TRIGGERS = /^(recipient_)?delivery_report_(sms|mms)$/;
-
-  function linkOf(entry) {
-    const hasCallback = entry.callback_id !== undefined && entry.callback_id !== null;
-    if (entry.message_id && MESSAGE_TRIGGERS.has(entry.trigger)) return `#message/${enc(entry.message_id)}`;
-    if (entry.message_id && BATCH_TRIGGERS.test(entry.trigger || '')) return `#batch/${enc(entry.message_id)}`;
-    if (hasCallback) return `#callback/${enc(entry.callback_id)}`;
-    if (entry.message_id) return `#message/${enc(entry.message_id)}`;
-    return '#feed';
-  }
-
-  function addOption(select, known, value) {
-    if (!value || known.has(value)) return;
-    known.add(value);
-    // Options are kept sorted; adding one never changes the select's size.
-    const option = el('option', { value, text: value });
-    const after = [...select.options].slice(1).find((o) => o.value.localeCompare(value) > 0);
-    select.insertBefore(option, after || null);
-  }
-
-  /** Up/Down/Home/End move between the focusable rows of a list. */
-  function listKeys(event, container, selector) {
-    if (!['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(event.key)) return;
-    const rows = [...container.querySelectorAll(selector)].filter((row) => row.offsetParent !== null);
-    if (!rows.length) return;
-    const index = rows.indexOf(document.activeElement);
-    let next = index;
-    if (event.key === 'ArrowDown') next = Math.min(rows.length - 1, index + 1);
-    else if (event.key === 'ArrowUp') next = Math.max(0, index - 1);
-    else if (event.key === 'Home') next = 0;
-    else next = rows.length - 1;
-    event.preventDefault();
-    rows[next].focus();
-    rows[next].scrollIntoView({ block: 'nearest' });
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Rejected attempts
-
-  const REASONS = [
-    ['signature_mismatch', 'The MAC matches no configured secret: a wrong SINCH_WEBHOOK_SECRET, a body modified on the way (a proxy re-encoding it, a framework re-serialising JSON), or a per-message callback_url override signed with the app\'s secret_for_overridden_callback_urls.'],
-    ['stale_timestamp', 'The signature is valid but its timestamp is more than SIGNATURE_TOLERANCE_SECS away: this machine\'s clock (check NTP; see the clock skew), or a replay.'],
-    ['missing_header', 'A signature header is absent: no secret is set on the Sinch webhook (Sinch then does not sign), or a proxy drops x- headers.'],
-    ['invalid_header', 'A signature header is not printable ASCII: a proxy mangling headers.'],
-    ['unsupported_algorithm', 'x-sinch-webhook-signature-algorithm is not HmacSHA256: not a Sinch Conversation or SMS callback.'],
-    ['bad_timestamp', 'The timestamp is not whole unix seconds: not a Sinch callback.'],
-    ['malformed_signature', 'The signature is not the padded base64 of a 32-byte MAC: a truncated header, or not Sinch.'],
-  ];
-
-  const rejections = {
-    loading: null,
-    timer: null,
-    total: 0,
-
-    init() {
-      $('rejected-refresh').addEventListener('click', () => this.load());
-      const help = $('reason-help');
-      for (const [code, text] of REASONS) help.append(el('dt', { text: code }), el('dd', { text }));
-    },
-
-    reset() {
-      this.total = 0;
-      clearTimeout(this.timer);
-      this.setCount(0);
-      clear($('rejected-rows'));
-      $('rejected-summary').textContent = '\u00a0';
-    },
-
-    refreshSoon() {
-      clearTimeout(this.timer);
-      this.timer = setTimeout(() => this.load(), 250);
-    },
-
-    setCount(total) {
-      const count = $('rejected-count');
-      count.textContent = total > 9999 ? '9999+' : String(total);
-      count.classList.toggle('alert', total > 0);
-      count.setAttribute('aria-label', `${total} rejected since start`);
-    },
-
-    async load() {
-      if (this.loading) return this.loading;
-      this.loading = (async () => {
-        try {
-          const data = await api('/api/rejections');
-          this.render(data);
-        } catch (error) {
-          const summary = $('rejected-summary');
-          summary.textContent = '';
-          showError(summary, error);
-        } finally {
-          this.loading = null;
-        }
-      })();
-      return this.loading;
-    },
-
-    render(data) {
-      const list = Array.isArray(data?.rejections) ? data.rejections : [];
-      const total = typeof data?.total === 'number' ? data.total : list.length;
-      this.total = total;
-      this.setCount(total);
-      const summary = clear($('rejected-summary'));
-      summary.append(
-        el('strong', { text: String(total) }),
-        total === 1 ? ' request rejected since the receiver started' : ' requests rejected since the receiver started',
-      );
-      if (total > 0) {
-        summary.append(
-          el('span', {
-            class: 'muted',
-            text: ` · showing the latest ${list.length}${data?.capacity ? ` (keeps up to ${data.capacity})` : ''}`,
-          }),
-        );
-      }
-      const rows = clear($('rejected-rows'));
-      const help = new Map(REASONS);
-      for (const r of list) {
-        const source = el('td', { class: 'wrap' }, el('span', { class: 'mono', text: orDash(r.peer) }));
-        if (r.forwarded_for) source.append(el('span', { class: 'sub', text: `forwarded for ${r.forwarded_for}` }));
-        rows.append(
-          el(
-            'tr',
-            { dataset: { reason: r.reason || '' } },
-            el('td', null, timeEl(r.at)),
+  async recent(signal, body) {
+    try {
+      const data = await api('/api/messages?limit=25', { signal });
+      const list = data?.messages || [];
+      const table = el(
+        'table',
+        { class: 'grid list-msgs' },
+        el(
+          'thead',
+          null,
+          el('tr', null, ['Message id', 'Direction', 'Status', 'Channel', 'Updated'].map((h) => el('th', { scope: 'col', text: h }))),
+        ),
+        el(
+          'tbody',
+          null,
+          list.map((m) =>
             el(
-              'td',
-              { class: 'wrap' },
-              badge('rejected', r.reason || 'unknown', help.get(r.reason) || null),
-              r.detail ? el('span', { class: 'sub', text: r.detail }) : null,
+              'tr',
+              null,
+              el('td', null, el('a', { href: `#message/${enc(m.message_id)}`, text: m.message_id })),
+              el('td', { text: orDash(m.direction) }),
+              el('td', null, statusEl(m.status)),
+              el('td', { text: orDash(m.channel) }),
+              el('td', null, timeEl(m.updated_at)),
             ),
-            el('td', { class: 'num', title: 'now − signature timestamp', text: fmtSkew(r.clock_skew_secs) }),
-            el('td', { class: 'num', text: fmtBytes(r.body_bytes) }),
-            source,
-            el('td', { class: 'wrap muted', text: orDash(r.user_agent) }),
           ),
-        );
-      }
-      $('rejected-empty').hidden = list.length > 0;
-      $('rejected-table').hidden = list.length === 0;
-    },
-  };
+        ),
+      );
+      clear(body).append(
+        el('h2', { class: 'section-gap', text: 'Recent messages' }),
+        list.length ? el('div', { class: 'table-scroll' }, table) : el('p', { class: 'muted', text: 'No message stored yet.' }),
+      );
+    } catch (error) {
+      showError($('message-error'), error);
+    }
+  },
 
-  // ---------------------------------------------------------------------------------------
-  // Messages: recent list, one message's timeline, one callback.
-
-  const messages = {
-    controller: null,
-    currentId: null,
-    refreshTimer: null,
-
-    init() {
-      $('message-form').addEventListener('submit', (event) => {
-        event.preventDefault();
-        const id = $('message-id').value.trim();
-        if (id) location.hash = `#message/${enc(id)}`;
+  async load(id, signal, fresh) {
+    const body = $('message-body');
+    const open = new Set([...body.querySelectorAll('details[open]')].map((d) => d.dataset.callbackId));
+    if (fresh) clear(body).append(el('p', { class: 'muted', text: 'Loading…' }));
+    try {
+      const data = await api(`/api/messages/${enc(id)}`, { signal });
+      const history = Array.isArray(data?.history) ? data.history : [];
+      const ids = [...new Set(history.map((h) => h.callback_id).filter((v) => v !== null && v !== undefined))];
+      const callbacks = new Map();
+      const answers = await Promise.allSettled(ids.map((cid) => api(`/api/callbacks/${enc(cid)}`, { signal })));
+      answers.forEach((answer, i) => {
+        if (answer.status === 'fulfilled' && answer.value?.callback) callbacks.set(ids[i], answer.value.callback);
       });
-    },
+      if (signal.aborted) return;
+      clear(body).append(this.renderMessage(data.message, history, callbacks, open));
+    } catch (error) {
+      if (signal.aborted) return;
+      clear(body);
+      showError($('message-error'), error);
+    }
+  },
 
-    begin() {
-      if (this.controller) this.controller.abort();
-      this.controller = new AbortController();
-      $('message-error').textContent = '';
-      return this.controller.signal;
-    },
+  renderMessage(message, history, callbacks, open) {
+    const fragment = document.createDocumentFragment();
+    const head = el(
+      'section',
+      { class: 'card', 'aria-label': 'Current state' },
+      el(
+        'div',
+        { class: 'msg-head' },
+        el('span', { class: 'mono', id: 'message-current-id', text: message.message_id }),
+        message.status ? badge('current', message.status, 'current status') : badge('duplicate', message.direction),
+      ),
+      kv([
+        ['Direction', message.direction],
+        ['Status', message.status ? statusEl(message.status) : undefined],
+        ['Status time', message.status_at ? timeEl(message.status_at) : dash],
+        ['Channel', message.channel],
+        ['Identity', message.identity ? mono(message.identity) : dash],
+        ['Conversation', message.conversation_id ? mono(message.conversation_id) : undefined],
+        [
+          'Contact',
+          message.contact_id
+            ? el('a', { href: '#lookup', class: 'mono', text: message.contact_id, onclick: () => lookup.prefillContact(message.contact_id) })
+            : undefined,
+        ],
+        ['Reason', message.reason_code ? `${message.reason_code}${message.reason_description ? `: ${message.reason_description}` : ''}` : undefined],
+        ['Text', message.text ?? undefined],
+        ['First seen', timeEl(message.created_at)],
+        ['Updated', timeEl(message.updated_at)],
+      ]),
+    );
+    fragment.append(head);
+    if (message.content) {
+      fragment.append(
+        el('details', { class: 'raw card section-gap' }, el('summary', { text: 'Message content (JSON)' }), el('pre', { class: 'json', text: prettyJson(message.content) })),
+      );
+    }
+    if (!history.length) {
+      if (message.direction !== 'inbound') fragment.append(el('p', { class: 'muted section-gap', text: 'No delivery report received for this message.' }));
+      return fragment;
+    }
 
-    async open(id) {
-      const signal = this.begin();
-      this.currentId = id || null;
-      const body = $('message-body');
-      $('message-id').value = id || '';
-      if (!id) {
-        $('message-title').textContent = 'Messages';
-        await this.recent(signal, body);
-        return;
+    // Arrival order: the journal's ids increase as callbacks are received.
+    const arrival = [...history].sort((a, b) => a.callback_id - b.callback_id || 0);
+    const arrivalIndex = new Map(arrival.map((h, i) => [h, i + 1]));
+    const statusAt = parseTime(message.status_at)?.getTime();
+    let current = null;
+    for (const h of arrival) {
+      if (h.applied && h.status === message.status && parseTime(h.status_at)?.getTime() === statusAt) current = h;
+    }
+    if (!current) current = [...arrival].reverse().find((h) => h.applied) || null;
+
+    // Shown in event-time order: what happened to the message, in the order it happened.
+    const timeline = [...history].sort(
+      (a, b) =>
+        (parseTime(a.status_at)?.getTime() ?? 0) - (parseTime(b.status_at)?.getTime() ?? 0) ||
+        (parseTime(a.accepted_at)?.getTime() ?? 0) - (parseTime(b.accepted_at)?.getTime() ?? 0) ||
+        a.callback_id - b.callback_id,
+    );
+    const list = el('ol', { class: 'timeline', 'aria-label': 'Delivery reports, by event time' });
+    for (const h of timeline) {
+      const n = arrivalIndex.get(h);
+      let kind;
+      let label;
+      let note = null;
+      if (h === current) {
+        kind = 'current';
+        label = 'current';
+      } else if (h.applied) {
+        kind = 'superseded';
+        label = 'superseded';
+        note = 'Was the current status until a newer report replaced it.';
+      } else if (h.status === 'SUBMITTED') {
+        kind = 'submitted';
+        label = 'submitted';
+        note = 'Handed to the channel (MESSAGE_SUBMIT); not a delivery status.';
+      } else if (arrival.slice(0, n - 1).some((prior) => prior.applied)) {
+        kind = 'late';
+        label = 'late · not current';
+        note = `Arrived after a newer or final report${current ? ` (${current.status})` : ''}: kept in history, never applied.`;
+      } else {
+        kind = 'late';
+        label = 'not applied';
+        note = 'Not applied: a status this receiver does not rank, kept in history only.';
       }
-      $('message-title').textContent = 'Message';
-      await this.load(id, signal, true);
-    },
-
-    /** Called with the message ids the feed just saw: the open timeline follows them. */
-    touched(ids) {
-      if (!this.currentId || currentView !== 'message' || !ids.has(this.currentId)) return;
-      clearTimeout(this.refreshTimer);
-      const id = this.currentId;
-      this.refreshTimer = setTimeout(() => {
-        if (this.currentId === id && currentView === 'message') this.load(id, this.begin(), false);
-      }, 300);
-    },
-
-    async recent(signal, body) {
-      try {
-        const data = await api('/api/messages?limit=25', { signal });
-        const list = data?.messages || [];
-        const table = el(
-          'table',
-          { class: 'grid list-msgs' },
-          el(
-            'thead',
-            null,
-            el('tr', null, ['Message id', 'Direction', 'Status', 'Channel', 'Updated'].map((h) => el('th', { scope: 'col', text: h }))),
-          ),
-          el(
-            'tbody',
-            null,
-            list.map((m) =>
-              el(
-                'tr',
-                null,
-                el('td', null, el('a', { href: `#message/${enc(m.message_id)}`, text: m.message_id })),
-                el('td', { text: orDash(m.direction) }),
-                el('td', null, statusEl(m.status)),
-                el('td', { text: orDash(m.channel) }),
-                el('td', null, timeEl(m.updated_at)),
-              ),
-            ),
-          ),
-        );
-        clear(body).append(
-          el('h2', { class: 'section-gap', text: 'Recent messages' }),
-          list.length ? el('div', { class: 'table-scroll' }, table) : el('p', { class: 'muted', text: 'No message stored yet.' }),
-        );
-      } catch (error) {
-        showError($('message-error'), error);
-      }
-    },
-
-    async load(id, signal, fresh) {
-      const body = $('message-body');
-      const open = new Set([...body.querySelectorAll('details[open]')].map((d) => d.dataset.callbackId));
-      if (fresh) clear(body).append(el('p', { class: 'muted', text: 'Loading…' }));
-      try {
-        const data = await api(`/api/messages/${enc(id)}`, { signal });
-        const history = Array.isArray(data?.history) ? data.history : [];
-        const ids = [...new Set(history.map((h) => h.callback_id).filter((v) => v !== null && v !== undefined))];
-        const callbacks = new Map();
-        const answers = await Promise.allSettled(ids.map((cid) => api(`/api/callbacks/${enc(cid)}`, { signal })));
-        answers.forEach((answer, i) => {
-          if (answer.status === 'fulfilled' && answer.value?.callback) callbacks.set(ids[i], answer.value.callback);
-        });
-        if (signal.aborted) return;
-        clear(body).append(this.renderMessage(data.message, history, callbacks, open));
-      } catch (error) {
-        if (signal.aborted) return;
-        clear(body);
-        showError($('message-error'), error);
-      }
-    },
-
-    renderMessage(message, history, callbacks, open) {
-      const fragment = document.createDocumentFragment();
-      const head = el(
-        'section',
-        { class: 'card', 'aria-label': 'Current state' },
+      const callback = callbacks.get(h.callback_id);
+      const item = el(
+        'li',
+        { class: `tl-item ${kind}`, dataset: { status: h.status, kind, callbackId: String(h.callback_id), applied: String(Boolean(h.applied)) } },
         el(
           'div',
-          { class: 'msg-head' },
-          el('span', { class: 'mono', id: 'message-current-id', text: message.message_id }),
-          message.status ? badge('current', message.status, 'current status') : badge('duplicate', message.direction),
-        ),
-        kv([
-          ['Direction', message.direction],
-          ['Status', message.status ? statusEl(message.status) : undefined],
-          ['Status time', message.status_at ? timeEl(message.status_at) : dash],
-          ['Channel', message.channel],
-          ['Identity', message.identity ? mono(message.identity) : dash],
-          ['Conversation', message.conversation_id ? mono(message.conversation_id) : undefined],
-          [
-            'Contact',
-            message.contact_id
-              ? el('a', { href: '#lookup', class: 'mono', text: message.contact_id, onclick: () => lookup.prefillContact(message.contact_id) })
-              : undefined,
-          ],
-          ['Reason', message.reason_code ? `${message.reason_code}${message.reason_description ? `: ${message.reason_description}` : ''}` : undefined],
-          ['Text', message.text ?? undefined],
-          ['First seen', timeEl(message.created_at)],
-          ['Updated', timeEl(message.updated_at)],
-        ]),
-      );
-      fragment.append(head);
-      if (message.content) {
-        fragment.append(
-          el('details', { class: 'raw card section-gap' }, el('summary', { text: 'Message content (JSON)' }), el('pre', { class: 'json', text: prettyJson(message.content) })),
-        );
-      }
-      if (!history.length) {
-        if (message.direction !== 'inbound') fragment.append(el('p', { class: 'muted section-gap', text: 'No delivery report received for this message.' }));
-        return fragment;
-      }
-
-      // Arrival order: the journal's ids increase as callbacks are received.
-      const arrival = [...history].sort((a, b) => a.callback_id - b.callback_id || 0);
-      const arrivalIndex = new Map(arrival.map((h, i) => [h, i + 1]));
-      const statusAt = parseTime(message.status_at)?.getTime();
-      let current = null;
-      for (const h of arrival) {
-        if (h.applied && h.status === message.status && parseTime(h.status_at)?.getTime() === statusAt) current = h;
-      }
-      if (!current) current = [...arrival].reverse().find((h) => h.applied) || null;
-
-      // Shown in event-time order: what happened to the message, in the order it happened.
-      const timeline = [...history].sort(
-        (a, b) =>
-          (parseTime(a.status_at)?.getTime() ?? 0) - (parseTime(b.status_at)?.getTime() ?? 0) ||
-          (parseTime(a.accepted_at)?.getTime() ?? 0) - (parseTime(b.accepted_at)?.getTime() ?? 0) ||
-          a.callback_id - b.callback_id,
-      );
-      const list = el('ol', { class: 'timeline', 'aria-label': 'Delivery reports, by event time' });
-      for (const h of timeline) {
-        const n = arrivalIndex.get(h);
-        let kind;
-        let label;
-        let note = null;
-        if (h === current) {
-          kind = 'current';
-          label = 'current';
-        } else if (h.applied) {
-          kind = 'superseded';
-          label = 'superseded';
-          note = 'Was the current status until a newer report replaced it.';
-        } else if (h.status === 'SUBMITTED') {
-          kind = 'submitted';
-          label = 'submitted';
-          note = 'Handed to the channel (MESSAGE_SUBMIT); not a delivery status.';
-        } else if (arrival.slice(0, n - 1).some((prior) => prior.applied)) {
-          kind = 'late';
-          label = 'late · not current';
-          note = `Arrived after a newer or final report${current ? ` (${current.status})` : ''}: kept in history, never applied.`;
-        } else {
-          kind = 'late';
-          label = 'not applied';
-          note = 'Not applied: a status this receiver does not rank, kept in history only.';
-        }
-        const callback = callbacks.get(h.callback_id);
-        const item = el(
-          'li',
-          { class: `tl-item ${kind}`, dataset: { status: h.status, kind, callbackId: String(h.callback_id), applied: String(Boolean(h.applied)) } },
+          { class: 'tl-card' },
           el(
             'div',
-            { class: 'tl-card' },
-            el(
-              'div',
-              { class: 'tl-top' },
-              el('span', { class: 'tl-status' }, statusEl(h.status)),
-              badge(kind === 'current' ? 'current' : kind === 'late' ? 'late' : 'duplicate', label),
-              el('span', { class: 'tl-order', text: `received ${ordinal(n)} of ${arrival.length}` }),
-            ),
-            el(
-              'dl',
-              { class: 'tl-times' },
-              el('dt', { text: 'Event time' }),
-              el('dd', null, timeEl(h.status_at)),
-              el('dt', { text: 'Received' }),
-              el('dd', null, timeEl(callback?.received_at || h.recorded_at)),
-              el('dt', { text: 'Channel' }),
-              el('dd', { text: orDash(h.channel) }),
-              h.reason_code || h.reason_description
-                ? [el('dt', { text: 'Reason' }), el('dd', { text: [h.reason_code, h.reason_description].filter(Boolean).join(': ') })]
-                : null,
-              el('dt', { text: 'Callback' }),
-              el('dd', null, el('a', { href: `#callback/${enc(h.callback_id)}`, text: `#${h.callback_id}` })),
-            ),
-            note ? el('p', { class: 'tl-note', text: note }) : null,
-            callback ? rawBody(callback, open.has(String(h.callback_id))) : null,
+            { class: 'tl-top' },
+            el('span', { class: 'tl-status' }, statusEl(h.status)),
+            badge(kind === 'current' ? 'current' : kind === 'late' ? 'late' : 'duplicate', label),
+            el('span', { class: 'tl-order', text: `received ${ordinal(n)} of ${arrival.length}` }),
           ),
-        );
-        list.append(item);
-      }
-      fragment.append(
-        el('h2', { class: 'section-gap', text: `Delivery reports (${history.length})` }),
-        el(
-          'div',
-          { class: 'legend' },
-          el('span', null, badge('current', 'current'), ' set the status shown above'),
-          el('span', null, badge('late', 'late · not current'), ' arrived after a newer or final report'),
-          el('span', null, 'Listed by event time; "received n of m" is arrival order.'),
+          el(
+            'dl',
+            { class: 'tl-times' },
+            el('dt', { text: 'Event time' }),
+            el('dd', null, timeEl(h.status_at)),
+            el('dt', { text: 'Received' }),
+            el('dd', null, timeEl(callback?.received_at || h.recorded_at)),
+            el('dt', { text: 'Channel' }),
+            el('dd', { text: orDash(h.channel) }),
+            h.reason_code || h.reason_description
+              ? [el('dt', { text: 'Reason' }), el('dd', { text: [h.reason_code, h.reason_description].filter(Boolean).join(': ') })]
+              : null,
+            el('dt', { text: 'Callback' }),
+            el('dd', null, el('a', { href: `#callback/${enc(h.callback_id)}`, text: `#${h.callback_id}` })),
+          ),
+          note ? el('p', { class: 'tl-note', text: note }) : null,
+          callback ? rawBody(callback, open.has(String(h.callback_id))) : null,
         ),
-        list,
       );
-      return fragment;
-    },
+      list.append(item);
+    }
+    fragment.append(
+      el('h2', { class: 'section-gap', text: `Delivery reports (${history.length})` }),
+      el(
+        'div',
+        { class: 'legend' },
+        el('span', null, badge('current', 'current'), ' set the status shown above'),
+        el('span', null, badge('late', 'late · not current'), ' arrived after a newer or final report'),
+        el('span', null, 'Listed by event time; "received n of m" is arrival order.'),
+      ),
+      list,
+    );
+    return fragment;
+  },
 
-    async openCallback(id) {
-      const signal = this.begin();
-      this.currentId = null;
-      $('message-title').textContent = 'Callback';
-      $('message-id').value = '';
-      const body = clear($('message-body'));
+  async openCallback(id) {
+    const signal = this.begin();
+    this.currentId = null;
+    $('message-title').textContent = 'Callback';
+    $('message-id').value = '';
+    const body = clear($('message-body'));
+    if (!/^\d+$/.test(id)) {
+      $('message-error').textContent = 'A callback id is a number.';
+      return;
+    }
+    try {
+      const data = await api(`/api/callbacks/${enc(id)}`, { signal });
+      const c = data.callback;
+      body.append(
+        el(
+          'section',
+          { class: 'card' },
+          el('div', { class: 'msg-head' }, el('span', { class: 'mono', text: `callback #${c.id}` }), badge('accepted', c.trigger, 'trigger'),
+            c.processed_at ? badge('processed', 'processed') : badge('failed', 'pending')),
+          kv([
+            ['Trigger', c.trigger],
+            ['API', c.api],
+            ['Received', timeEl(c.received_at)],
+            ['Processed', c.processed_at ? timeEl(c.processed_at) : 'not yet'],
+            ['Attempts', String(c.attempts ?? 0)],
+            ['Last error', c.last_error ?? undefined],
+            ['Message', c.message_id ? el('a', { href: `#message/${enc(c.message_id)}`, class: 'mono', text: c.message_id }) : dash],
+            ['App', c.app_id ? mono(c.app_id) : dash],
+            ['Project', c.project_id ? mono(c.project_id) : dash],
+            ['Dedupe key', mono(c.dedupe_key)],
+          ]),
+          rawBody(c, true),
+        ),
+      );
+    } catch (error) {
+      if (!signal.aborted) showError($('message-error'), error);
+    }
+  },
+};
+
+function ordinal(n) {
+  const s = ['th', 'st', 'nd', 'rd'];
+  const v = n % 100;
+  return n + (s[(v - 20) % 10] || s[v] || s[0]);
+}
+
+/** The raw callback body, pretty-printed (folded unless `open`), and a replay button. */
+function rawBody(callback, open) {
+  const out = el('span', { class: 'out', role: 'status' });
+  const button = el('button', {
+    type: 'button',
+    class: 'btn small',
+    text: 'Replay',
+    title: `Run callback #${callback.id} through the handlers again`,
+    onclick: () => replay(callback.id, button, out),
+  });
+  return [
+    el(
+      'details',
+      { class: 'raw', open: open || null, dataset: { callbackId: String(callback.id) } },
+      el('summary', { text: `Raw callback #${callback.id} (${callback.trigger}, ${fmtBytes(new Blob([callback.body || '']).size)})` }),
+      el('pre', { class: 'json', tabindex: '0', 'aria-label': `Body of callback ${callback.id}`, text: prettyJson(callback.body ?? '') }),
+    ),
+    el('div', { class: 'actions-row' }, button, out),
+  ];
+}
+
+async function replay(id, button, out) {
+  button.disabled = true;
+  out.textContent = 'replaying…';
+  out.className = 'out muted';
+  try {
+    const data = await api(`/api/callbacks/${enc(id)}/replay`, { method: 'POST' });
+    clear(out).append(
+      badge(data?.result === 'applied' ? 'applied' : 'unprocessable', data?.result || '?'),
+      ` callback #${data?.callback_id ?? id}`,
+      data?.detail ? ` · ${data.detail}` : '',
+    );
+    out.className = 'out';
+    out.dataset.result = data?.result || '';
+  } catch (error) {
+    out.textContent = '';
+    out.className = 'out error';
+    showError(out, error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Lookups: consent, SMS batch, contact
+
+const lookup = {
+  init() {
+    this.form('consent-form', 'consent-error', 'consent-result', async (signal) => {
+      const channel = $('consent-channel').value.trim().toUpperCase();
+      const identity = $('consent-identity').value.trim();
+      return this.renderConsent(await api(`/api/consents/${enc(channel)}/${enc(identity)}`, { signal }));
+    });
+    this.form('batch-form', 'batch-error', 'batch-result', async (signal) =>
+      this.renderBatch(await api(`/api/sms/batches/${enc($('batch-id').value.trim())}`, { signal })),
+    );
+    this.form('contact-form', 'contact-error', 'contact-result', async (signal) =>
+      this.renderContact(await api(`/api/contacts/${enc($('contact-id').value.trim())}`, { signal })),
+    );
+  },
+
+  form(formId, errorId, resultId, run) {
+    let controller = null;
+    $(formId).addEventListener('submit', async (event) => {
+      event.preventDefault();
+      if (controller) controller.abort();
+      controller = new AbortController();
+      const signal = controller.signal;
+      $(errorId).textContent = '';
+      const result = clear($(resultId));
+      try {
+        const node = await run(signal);
+        if (!signal.aborted) result.append(node);
+      } catch (error) {
+        if (!signal.aborted) showError($(errorId), error);
+      }
+    });
+  },
+
+  openBatch(id) {
+    $('batch-id').value = id;
+    $('batch-form').requestSubmit();
+  },
+
+  prefillContact(id) {
+    $('contact-id').value = id;
+  },
+
+  renderConsent(data) {
+    const may = data.may_message === true;
+    const c = data.consent;
+    const cap = data.capability;
+    const history = Array.isArray(data.history) ? data.history : [];
+    return el(
+      'div',
+      { dataset: { mayMessage: String(may) } },
+      el(
+        'p',
+        { class: 'big-answer' },
+        badge(may ? 'yes' : 'no', may ? 'may message' : 'may not message'),
+        el('span', { class: 'mono', text: `${data.channel} ${data.identity}` }),
+      ),
+      el('p', {
+        class: 'muted small',
+        text:
+          data.consented === true
+            ? 'The latest successful consent change was an opt-in.'
+            : data.consented === false
+              ? 'The latest successful consent change was an opt-out.'
+              : 'No successful opt-in or opt-out is known for this identity on this channel.',
+      }),
+      c
+        ? kv([
+            ['Last notification', `${c.last_kind} · ${c.last_status}`],
+            ['Event time', timeEl(c.last_event_at)],
+            ['Consent changed', c.consented_at ? timeEl(c.consented_at) : dash],
+            ['Last error', c.last_error ?? undefined],
+            ['Contact', c.contact_id ? mono(c.contact_id) : dash],
+          ])
+        : null,
+      cap
+        ? [
+            el('h3', { text: 'Capability' }),
+            kv([
+              ['Status', cap.status],
+              ['Checked', timeEl(cap.checked_at)],
+              ['Reason', cap.reason ?? undefined],
+              ['Capabilities', cap.channel_capabilities ? mono(cap.channel_capabilities) : undefined],
+            ]),
+          ]
+        : null,
+      history.length
+        ? [
+            el('h3', { text: `History (${history.length})` }),
+            table(
+              ['Event time', 'Kind', 'Status', 'Error', 'Callback'],
+              history.map((h) => [
+                timeEl(h.event_at),
+                h.kind,
+                h.status,
+                orDash(h.error),
+                el('a', { href: `#callback/${enc(h.callback_id)}`, text: `#${h.callback_id}` }),
+              ]),
+            ),
+          ]
+        : null,
+    );
+  },
+
+  renderBatch(data) {
+    const s = data.summary;
+    const recipients = Array.isArray(data.recipients) ? data.recipients : [];
+    const statuses = Array.isArray(s?.statuses) ? s.statuses : [];
+    return el(
+      'div',
+      null,
+      el('p', { class: 'big-answer' }, el('span', { class: 'mono', text: data.batch_id })),
+      s
+        ? [
+            kv([
+              ['Summary', s.kind],
+              ['Messages', s.total_message_count ?? undefined],
+              ['Client reference', s.client_reference ?? undefined],
+              ['Updated', timeEl(s.updated_at)],
+            ]),
+            statuses.length
+              ? table(
+                  ['Status', 'Code', 'Count', 'Recipients'],
+                  statuses.map((x) => [statusEl(x.status), orDash(x.code), orDash(x.count), Array.isArray(x.recipients) ? x.recipients.join(', ') : dash]),
+                )
+              : null,
+          ]
+        : el('p', { class: 'muted small', text: 'No batch summary report received (only per-recipient reports).' }),
+      el('h3', { text: `Recipients (${recipients.length})` }),
+      recipients.length
+        ? table(
+            ['Recipient', 'Status', 'Code', 'Status time', 'Operator', 'Updated'],
+            recipients.map((r) => [mono(r.recipient), statusEl(r.status), orDash(r.code), timeEl(r.status_at), orDash(r.operator), timeEl(r.updated_at)]),
+            'recipients',
+          )
+        : el('p', { class: 'muted small', text: 'No per-recipient report received.' }),
+    );
+  },
+
+  renderContact(data) {
+    const c = data.contact;
+    const identities = Array.isArray(data.identities) ? data.identities : [];
+    const conversations = Array.isArray(data.conversations) ? data.conversations : [];
+    return el(
+      'div',
+      null,
+      el('p', { class: 'big-answer' }, el('span', { class: 'mono', text: c.contact_id }), c.deleted_at ? badge('no', 'deleted') : null),
+      kv([
+        ['Name', c.display_name],
+        ['Email', c.email],
+        ['External id', c.external_id],
+        ['Language', c.language],
+        ['Merged into', c.merged_into ?? undefined],
+        ['Updated', timeEl(c.updated_at)],
+      ]),
+      el('h3', { text: `Identities (${identities.length})` }),
+      identities.length ? table(['Channel', 'Identity'], identities.map((i) => [i.channel, mono(i.identity)])) : null,
+      el('h3', { text: `Conversations (${conversations.length})` }),
+      conversations.length
+        ? table(
+            ['Conversation', 'Channel', 'Active', 'Started'],
+            conversations.map((v) => [mono(v.conversation_id), orDash(v.active_channel), v.active === null ? dash : v.active ? 'yes' : 'no', timeEl(v.started_at)]),
+          )
+        : null,
+    );
+  },
+};
+
+function table(headers, rows, name) {
+  return el(
+    'div',
+    { class: 'table-scroll section-gap' },
+    el(
+      'table',
+      { class: 'grid', dataset: name ? { name } : null },
+      el('thead', null, el('tr', null, headers.map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', null, rows.map((cells) => el('tr', null, cells.map((cell) => el('td', null, cell instanceof Node ? cell : orDash(cell)))))),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// Actions: send a signed test callback, replay a stored one
+
+const actions = {
+  loaded: null,
+  samples: [],
+
+  init() {
+    $('send-sample').addEventListener('change', () => this.describe());
+    $('send-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.send();
+    });
+    $('replay-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const id = $('replay-id').value.trim();
       if (!/^\d+$/.test(id)) {
-        $('message-error').textContent = 'A callback id is a number.';
+        $('replay-result').textContent = 'A callback id is a number.';
         return;
       }
-      try {
-        const data = await api(`/api/callbacks/${enc(id)}`, { signal });
-        const c = data.callback;
-        body.append(
-          el(
-            'section',
-            { class: 'card' },
-            el('div', { class: 'msg-head' }, el('span', { class: 'mono', text: `callback #${c.id}` }), badge('accepted', c.trigger, 'trigger'),
-              c.processed_at ? badge('processed', 'processed') : badge('failed', 'pending')),
-            kv([
-              ['Trigger', c.trigger],
-              ['API', c.api],
-              ['Received', timeEl(c.received_at)],
-              ['Processed', c.processed_at ? timeEl(c.processed_at) : 'not yet'],
-              ['Attempts', String(c.attempts ?? 0)],
-              ['Last error', c.last_error ?? undefined],
-              ['Message', c.message_id ? el('a', { href: `#message/${enc(c.message_id)}`, class: 'mono', text: c.message_id }) : dash],
-              ['App', c.app_id ? mono(c.app_id) : dash],
-              ['Project', c.project_id ? mono(c.project_id) : dash],
-              ['Dedupe key', mono(c.dedupe_key)],
-            ]),
-            rawBody(c, true),
-          ),
-        );
-      } catch (error) {
-        if (!signal.aborted) showError($('message-error'), error);
-      }
-    },
-  };
-
-  function ordinal(n) {
-    const s = ['th', 'st', 'nd', 'rd'];
-    const v = n % 100;
-    return n + (s[(v - 20) % 10] || s[v] || s[0]);
-  }
-
-  /** The raw callback body, pretty-printed (folded unless `open`), and a replay button. */
-  function rawBody(callback, open) {
-    const out = el('span', { class: 'out', role: 'status' });
-    const button = el('button', {
-      type: 'button',
-      class: 'btn small',
-      text: 'Replay',
-      title: `Run callback #${callback.id} through the handlers again`,
-      onclick: () => replay(callback.id, button, out),
+      replay(id, $('replay-submit'), $('replay-result'));
     });
-    return [
-      el(
-        'details',
-        { class: 'raw', open: open || null, dataset: { callbackId: String(callback.id) } },
-        el('summary', { text: `Raw callback #${callback.id} (${callback.trigger}, ${fmtBytes(new Blob([callback.body || '']).size)})` }),
-        el('pre', { class: 'json', tabindex: '0', 'aria-label': `Body of callback ${callback.id}`, text: prettyJson(callback.body ?? '') }),
-      ),
-      el('div', { class: 'actions-row' }, button, out),
-    ];
-  }
+  },
 
-  async function replay(id, button, out) {
-    button.disabled = true;
-    out.textContent = 'replaying…';
-    out.className = 'out muted';
-    try {
-      const data = await api(`/api/callbacks/${enc(id)}/replay`, { method: 'POST' });
-      clear(out).append(
-        badge(data?.result === 'applied' ? 'applied' : 'unprocessable', data?.result || '?'),
-        ` callback #${data?.callback_id ?? id}`,
-        data?.detail ? ` · ${data.detail}` : '',
-      );
-      out.className = 'out';
-      out.dataset.result = data?.result || '';
-    } catch (error) {
-      out.textContent = '';
-      out.className = 'out error';
-      showError(out, error);
-    } finally {
-      button.disabled = false;
+  reset() {
+    this.loaded = null;
+  },
+
+  load() {
+    if (!this.loaded) {
+      this.loaded = api('/api/samples')
+        .then((data) => this.fill(data))
+        .catch((error) => {
+          this.loaded = null;
+          showError($('send-result'), error);
+        });
     }
-  }
+    return this.loaded;
+  },
 
-  // ---------------------------------------------------------------------------------------
-  // Lookups: consent, SMS batch, contact
+  fill(data) {
+    this.samples = Array.isArray(data?.samples) ? data.samples : [];
+    const select = clear($('send-sample'));
+    for (const s of this.samples) select.append(el('option', { value: s.name, text: `${s.name} (${s.trigger})` }));
+    // Suggestions, not a closed list: SMS reports take their own statuses (Delivered, Failed…).
+    const statuses = clear($('send-statuses'));
+    for (const status of Array.isArray(data?.statuses) ? data.statuses : []) statuses.append(el('option', { value: status }));
+    this.describe();
+  },
 
-  const lookup = {
-    init() {
-      this.form('consent-form', 'consent-error', 'consent-result', async (signal) => {
-        const channel = $('consent-channel').value.trim().toUpperCase();
-        const identity = $('consent-identity').value.trim();
-        return this.renderConsent(await api(`/api/consents/${enc(channel)}/${enc(identity)}`, { signal }));
-      });
-      this.form('batch-form', 'batch-error', 'batch-result', async (signal) =>
-        this.renderBatch(await api(`/api/sms/batches/${enc($('batch-id').value.trim())}`, { signal })),
-      );
-      this.form('contact-form', 'contact-error', 'contact-result', async (signal) =>
-        this.renderContact(await api(`/api/contacts/${enc($('contact-id').value.trim())}`, { signal })),
-      );
-    },
+  describe() {
+    const sample = this.samples.find((s) => s.name === $('send-sample').value);
+    $('send-desc').textContent = sample?.description || '\u00a0';
+  },
 
-    form(formId, errorId, resultId, run) {
-      let controller = null;
-      $(formId).addEventListener('submit', async (event) => {
-        event.preventDefault();
-        if (controller) controller.abort();
-        controller = new AbortController();
-        const signal = controller.signal;
-        $(errorId).textContent = '';
-        const result = clear($(resultId));
-        try {
-          const node = await run(signal);
-          if (!signal.aborted) result.append(node);
-        } catch (error) {
-          if (!signal.aborted) showError($(errorId), error);
-        }
-      });
-    },
-
-    openBatch(id) {
-      $('batch-id').value = id;
-      $('batch-form').requestSubmit();
-    },
-
-    prefillContact(id) {
-      $('contact-id').value = id;
-    },
-
-    renderConsent(data) {
-      const may = data.may_message === true;
-      const c = data.consent;
-      const cap = data.capability;
-      const history = Array.isArray(data.history) ? data.history : [];
-      return el(
-        'div',
-        { dataset: { mayMessage: String(may) } },
+  async send() {
+    const button = $('send-submit');
+    const out = clear($('send-result'));
+    const request = { sample: $('send-sample').value };
+    const messageId = $('send-message-id').value.trim();
+    const status = $('send-status').value.trim();
+    if (messageId) request.message_id = messageId;
+    if (status) request.status = status;
+    button.disabled = true;
+    out.append(el('p', { class: 'muted', text: 'sending…' }));
+    try {
+      const data = await api('/api/send', { method: 'POST', body: request });
+      const ack = data?.ack || {};
+      const ok = typeof data?.http_status === 'number' && data.http_status >= 200 && data.http_status < 300;
+      clear(out).append(
         el(
           'p',
           { class: 'big-answer' },
-          badge(may ? 'yes' : 'no', may ? 'may message' : 'may not message'),
-          el('span', { class: 'mono', text: `${data.channel} ${data.identity}` }),
+          badge(ok ? (ack.status === 'duplicate' ? 'duplicate' : 'accepted') : 'rejected', ack.status || ack.error || `HTTP ${data?.http_status}`),
+          el('span', { text: `HTTP ${orDash(data?.http_status)}` }),
         ),
-        el('p', {
-          class: 'muted small',
-          text:
-            data.consented === true
-              ? 'The latest successful consent change was an opt-in.'
-              : data.consented === false
-                ? 'The latest successful consent change was an opt-out.'
-                : 'No successful opt-in or opt-out is known for this identity on this channel.',
-        }),
-        c
-          ? kv([
-              ['Last notification', `${c.last_kind} · ${c.last_status}`],
-              ['Event time', timeEl(c.last_event_at)],
-              ['Consent changed', c.consented_at ? timeEl(c.consented_at) : dash],
-              ['Last error', c.last_error ?? undefined],
-              ['Contact', c.contact_id ? mono(c.contact_id) : dash],
-            ])
-          : null,
-        cap
-          ? [
-              el('h3', { text: 'Capability' }),
-              kv([
-                ['Status', cap.status],
-                ['Checked', timeEl(cap.checked_at)],
-                ['Reason', cap.reason ?? undefined],
-                ['Capabilities', cap.channel_capabilities ? mono(cap.channel_capabilities) : undefined],
-              ]),
-            ]
-          : null,
-        history.length
-          ? [
-              el('h3', { text: `History (${history.length})` }),
-              table(
-                ['Event time', 'Kind', 'Status', 'Error', 'Callback'],
-                history.map((h) => [
-                  timeEl(h.event_at),
-                  h.kind,
-                  h.status,
-                  orDash(h.error),
-                  el('a', { href: `#callback/${enc(h.callback_id)}`, text: `#${h.callback_id}` }),
-                ]),
-              ),
-            ]
-          : null,
-      );
-    },
-
-    renderBatch(data) {
-      const s = data.summary;
-      const recipients = Array.isArray(data.recipients) ? data.recipients : [];
-      const statuses = Array.isArray(s?.statuses) ? s.statuses : [];
-      return el(
-        'div',
-        null,
-        el('p', { class: 'big-answer' }, el('span', { class: 'mono', text: data.batch_id })),
-        s
-          ? [
-              kv([
-                ['Summary', s.kind],
-                ['Messages', s.total_message_count ?? undefined],
-                ['Client reference', s.client_reference ?? undefined],
-                ['Updated', timeEl(s.updated_at)],
-              ]),
-              statuses.length
-                ? table(
-                    ['Status', 'Code', 'Count', 'Recipients'],
-                    statuses.map((x) => [statusEl(x.status), orDash(x.code), orDash(x.count), Array.isArray(x.recipients) ? x.recipients.join(', ') : dash]),
-                  )
-                : null,
-            ]
-          : el('p', { class: 'muted small', text: 'No batch summary report received (only per-recipient reports).' }),
-        el('h3', { text: `Recipients (${recipients.length})` }),
-        recipients.length
-          ? table(
-              ['Recipient', 'Status', 'Code', 'Status time', 'Operator', 'Updated'],
-              recipients.map((r) => [mono(r.recipient), statusEl(r.status), orDash(r.code), timeEl(r.status_at), orDash(r.operator), timeEl(r.updated_at)]),
-              'recipients',
-            )
-          : el('p', { class: 'muted small', text: 'No per-recipient report received.' }),
-      );
-    },
-
-    renderContact(data) {
-      const c = data.contact;
-      const identities = Array.isArray(data.identities) ? data.identities : [];
-      const conversations = Array.isArray(data.conversations) ? data.conversations : [];
-      return el(
-        'div',
-        null,
-        el('p', { class: 'big-answer' }, el('span', { class: 'mono', text: c.contact_id }), c.deleted_at ? badge('no', 'deleted') : null),
         kv([
-          ['Name', c.display_name],
-          ['Email', c.email],
-          ['External id', c.external_id],
-          ['Language', c.language],
-          ['Merged into', c.merged_into ?? undefined],
-          ['Updated', timeEl(c.updated_at)],
+          ['Sample', data?.sample ?? request.sample],
+          [
+            'Callback',
+            ack.callback_id !== undefined && ack.callback_id !== null
+              ? el('a', { href: `#callback/${enc(ack.callback_id)}`, text: `#${ack.callback_id}` })
+              : dash,
+          ],
+          ['Message', data?.message_id ? el('a', { href: `#message/${enc(data.message_id)}`, class: 'mono', text: data.message_id }) : dash],
+          ['Answer', ack.message || ack.reason ? `${ack.error || ''} ${ack.message || ack.reason}`.trim() : undefined],
         ]),
-        el('h3', { text: `Identities (${identities.length})` }),
-        identities.length ? table(['Channel', 'Identity'], identities.map((i) => [i.channel, mono(i.identity)])) : null,
-        el('h3', { text: `Conversations (${conversations.length})` }),
-        conversations.length
-          ? table(
-              ['Conversation', 'Channel', 'Active', 'Started'],
-              conversations.map((v) => [mono(v.conversation_id), orDash(v.active_channel), v.active === null ? dash : v.active ? 'yes' : 'no', timeEl(v.started_at)]),
-            )
-          : null,
       );
-    },
-  };
+      out.dataset.status = String(data?.http_status ?? '');
+      if (ack.callback_id !== undefined && ack.callback_id !== null) $('replay-id').value = String(ack.callback_id);
+    } catch (error) {
+      clear(out);
+      const p = el('p', { class: 'error' });
+      out.append(p);
+      showError(p, error);
+    } finally {
+      button.disabled = false;
+    }
+  },
+};
 
-  function table(headers, rows, name) {
-    return el(
-      'div',
-      { class: 'table-scroll section-gap' },
-      el(
-        'table',
-        { class: 'grid', dataset: name ? { name } : null },
-        el('thead', null, el('tr', null, headers.map((h) => el('th', { scope: 'col', text: h })))),
-        el('tbody', null, rows.map((cells) => el('tr', null, cells.map((cell) => el('td', null, cell instanceof Node ? cell : orDash(cell)))))),
-      ),
-    );
-  }
+// ---------------------------------------------------------------------------------------
+// Start
 
-  // ---------------------------------------------------------------------------------------
-  // Actions: send a signed test callback, replay a stored one
+function init() {
+  applyTheme();
+  darkQuery.addEventListener('change', applyTheme);
+  $('theme-toggle').addEventListener('click', toggleTheme);
+  $('login-form').addEventListener('submit', onLogin);
+  $('logout').addEventListener('click', () => {
+    signOut('');
+    location.hash = '';
+  });
+  feed.init();
+  rejections.init();
+  messages.init();
+  lookup.init();
+  actions.init();
+  window.addEventListener('hashchange', route);
+  // A tab coming back to the foreground reconnects at once instead of waiting out a backoff.
+  document.addEventListener('visibilitychange', () => {
+    if (!document.hidden && token && activity.waiting) {
+      activity.delay = RETRY_MIN_MS;
+      activity.connect();
+    }
+  });
+  if (token) startSession();
+  else showLogin();
+}
 
-  const actions = {
-    loaded: null,
-    samples: [],
-
-    init() {
-      $('send-sample').addEventListener('change', () => this.describe());
-      $('send-form').addEventListener('submit', (event) => {
-        event.preventDefault();
-        this.send();
-      });
-      $('replay-form').addEventListener('submit', (event) => {
-        event.preventDefault();
-        const id = $('replay-id').value.trim();
-        if (!/^\d+$/.test(id)) {
-          $('replay-result').textContent = 'A callback id is a number.';
-          return;
-        }
-        replay(id, $('replay-submit'), $('replay-result'));
-      });
-    },
-
-    reset() {
-      this.loaded = null;
-    },
-
-    load() {
-      if (!this.loaded) {
-        this.loaded = api('/api/samples')
-          .then((data) => this.fill(data))
-          .catch((error) => {
-            this.loaded = null;
-            showError($('send-result'), error);
-          });
-      }
-      return this.loaded;
-    },
-
-    fill(data) {
-      this.samples = Array.isArray(data?.samples) ? data.samples : [];
-      const select = clear($('send-sample'));
-      for (const s of this.samples) select.append(el('option', { value: s.name, text: `${s.name} (${s.trigger})` }));
-      // Suggestions, not a closed list: SMS reports take their own statuses (Delivered, Failed…).
-      const statuses = clear($('send-statuses'));
-      for (const status of Array.isArray(data?.statuses) ? data.statuses : []) statuses.append(el('option', { value: status }));
-      this.describe();
-    },
-
-    describe() {
-      const sample = this.samples.find((s) => s.name === $('send-sample').value);
-      $('send-desc').textContent = sample?.description || '\u00a0';
-    },
-
-    async send() {
-      const button = $('send-submit');
-      const out = clear($('send-result'));
-      const request = { sample: $('send-sample').value };
-      const messageId = $('send-message-id').value.trim();
-      const status = $('send-status').value.trim();
-      if (messageId) request.message_id = messageId;
-      if (status) request.status = status;
-      button.disabled = true;
-      out.append(el('p', { class: 'muted', text: 'sending…' }));
-      try {
-        const data = await api('/api/send', { method: 'POST', body: request });
-        const ack = data?.ack || {};
-        const ok = typeof data?.http_status === 'number' && data.http_status >= 200 && data.http_status < 300;
-        clear(out).append(
-          el(
-            'p',
-            { class: 'big-answer' },
-            badge(ok ? (ack.status === 'duplicate' ? 'duplicate' : 'accepted') : 'rejected', ack.status || ack.error || `HTTP ${data?.http_status}`),
-            el('span', { text: `HTTP ${orDash(data?.http_status)}` }),
-          ),
-          kv([
-            ['Sample', data?.sample ?? request.sample],
-            [
-              'Callback',
-              ack.callback_id !== undefined && ack.callback_id !== null
-                ? el('a', { href: `#callback/${enc(ack.callback_id)}`, text: `#${ack.callback_id}` })
-                : dash,
-            ],
-            ['Message', data?.message_id ? el('a', { href: `#message/${enc(data.message_id)}`, class: 'mono', text: data.message_id }) : dash],
-            ['Answer', ack.message || ack.reason ? `${ack.error || ''} ${ack.message || ack.reason}`.trim() : undefined],
-          ]),
-        );
-        out.dataset.status = String(data?.http_status ?? '');
-        if (ack.callback_id !== undefined && ack.callback_id !== null) $('replay-id').value = String(ack.callback_id);
-      } catch (error) {
-        clear(out);
-        const p = el('p', { class: 'error' });
-        out.append(p);
-        showError(p, error);
-      } finally {
-        button.disabled = false;
-      }
-    },
-  };
-
-  // ---------------------------------------------------------------------------------------
-  // Start
-
-  function init() {
-    applyTheme();
-    darkQuery.addEventListener('change', applyTheme);
-    $('theme-toggle').addEventListener('click', toggleTheme);
-    $('login-form').addEventListener('submit', onLogin);
-    $('logout').addEventListener('click', () => {
-      signOut('');
-      location.hash = '';
-    });
-    feed.init();
-    rejections.init();
-    messages.init();
-    lookup.init();
-    actions.init();
-    window.addEventListener('hashchange', route);
-    // A tab coming back to the foreground reconnects at once instead of waiting out a backoff.
-    document.addEventListener('visibilitychange', () => {
-      if (!document.hidden && token && activity.waiting) {
-        activity.delay = RETRY_MIN_MS;
-        activity.connect();
-      }
-    });
-    if (token) startSession();
-    else showLogin();
-  }
-
-  init();
-})();
+init();
