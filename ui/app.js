@@ -5,326 +5,32 @@
 // nothing here builds HTML from strings. Every call goes to the documented API with the
 // bearer token the user typed, kept in sessionStorage for this tab only.
 
-const TOKEN_KEY = 'sinch-webhooks.api-token';
-const THEME_KEY = 'sinch-webhooks.theme';
+import { ApiError, api, currentToken, forgetToken, keepToken, onUnauthorized, showError, useToken } from './js/api.js';
+import { $, addOption, badge, clear, el, kv, listKeys, mono, statusEl, timeEl } from './js/dom.js';
+import { dash, enc, fmtBytes, fmtClock, fmtMs, fmtSkew, orDash, ordinal, parseTime, prettyJson } from './js/format.js';
+import { currentView, onView, openHash, showView } from './js/router.js';
+import { ActivityStream } from './js/stream.js';
+import { initTheme } from './js/theme.js';
+
 /** Rows kept in the live feed; older ones are dropped from the bottom. */
 const MAX_ROWS = 500;
-/** Reconnect delays for the activity stream. */
-const RETRY_MIN_MS = 1000;
-const RETRY_MAX_MS = 30000;
-/** The server sends a comment at least every 15 s: silence longer than this is a dead link. */
-const STREAM_SILENCE_MS = 45000;
-
-const $ = (id) => document.getElementById(id);
 
 // ---------------------------------------------------------------------------------------
-// DOM helpers: elements from data, never from HTML strings.
+// Routing: the first segment of the hash, the view it shows and what it opens there.
 
-function el(tag, props, ...children) {
-  const node = document.createElement(tag);
-  if (props) {
-    for (const [key, value] of Object.entries(props)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === 'class') node.className = value;
-      else if (key === 'text') node.textContent = String(value);
-      else if (key === 'dataset') Object.assign(node.dataset, value);
-      else if (key.startsWith('on') && typeof value === 'function') {
-        node.addEventListener(key.slice(2), value);
-      } else node.setAttribute(key, value === true ? '' : String(value));
-    }
-  }
-  append(node, children);
-  return node;
-}
-
-function append(node, children) {
-  for (const child of children.flat(Infinity)) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-function clear(node) {
-  node.replaceChildren();
-  return node;
-}
-
-const dash = '—';
-const orDash = (v) => (v === null || v === undefined || v === '' ? dash : String(v));
-const enc = encodeURIComponent;
-const pad = (n, w = 2) => String(n).padStart(w, '0');
-
-function parseTime(value) {
-  if (!value) return null;
-  const d = new Date(value);
-  return Number.isNaN(d.getTime()) ? null : d;
-}
-
-/** HH:MM:SS.mmm, local time. */
-function fmtClock(value) {
-  const d = parseTime(value);
-  if (!d) return dash;
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`;
-}
-
-/** YYYY-MM-DD HH:MM:SS.mmm, local time. */
-function fmtDateTime(value) {
-  const d = parseTime(value);
-  if (!d) return dash;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${fmtClock(value)}`;
-}
-
-/** A time element: local time shown, the server's UTC value in the title. */
-function timeEl(value, short) {
-  if (!value) return el('span', { class: 'muted', text: dash });
-  return el('time', { datetime: value, title: `${value} (UTC)`, text: short ? fmtClock(value) : fmtDateTime(value) });
-}
-
-function fmtMs(ms) {
-  if (typeof ms !== 'number' || !Number.isFinite(ms)) return '';
-  if (ms >= 10000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms >= 100) return `${Math.round(ms)} ms`;
-  if (ms >= 10) return `${ms.toFixed(1)} ms`;
-  return `${ms.toFixed(2)} ms`;
-}
-
-function fmtBytes(n) {
-  if (typeof n !== 'number') return dash;
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
-}
-
-function fmtSkew(secs) {
-  if (typeof secs !== 'number') return dash;
-  const sign = secs > 0 ? '+' : secs < 0 ? '−' : '';
-  const abs = Math.abs(secs);
-  if (abs < 120) return `${sign}${abs} s`;
-  if (abs < 7200) return `${sign}${Math.round(abs / 60)} min`;
-  if (abs < 172800) return `${sign}${(abs / 3600).toFixed(1)} h`;
-  return `${sign}${(abs / 86400).toFixed(1)} d`;
-}
-
-function badge(kind, text, title) {
-  return el('span', { class: `badge b-${kind}`, title, text: text ?? kind });
-}
-
-function statusEl(status) {
-  if (!status) return el('span', { class: 'muted', text: dash });
-  return el('span', { class: `st st-${String(status).replace(/[^A-Za-z_]/g, '')}`, text: status });
-}
-
-/** Pretty-printed JSON when the text is JSON, else the text as it is. */
-function prettyJson(text) {
-  if (typeof text !== 'string') return JSON.stringify(text, null, 2);
-  try {
-    return JSON.stringify(JSON.parse(text), null, 2);
-  } catch {
-    return text;
-  }
-}
-
-function kv(pairs) {
-  const dl = el('dl', { class: 'kv' });
-  for (const [key, value] of pairs) {
-    if (value === undefined) continue;
-    dl.append(el('dt', { text: key }), el('dd', null, value instanceof Node ? value : orDash(value)));
-  }
-  return dl;
-}
-
-function mono(text) {
-  return el('span', { class: 'mono', text: orDash(text) });
-}
-
-// ---------------------------------------------------------------------------------------
-// The API client: bearer token on every call; a 401 sends the user back to the login form.
-
-let token = sessionStorage.getItem(TOKEN_KEY);
-
-class ApiError extends Error {
-  constructor(status, code, message) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-/** The server's explanation from an error body (`message`, or `reason`). */
-function reasonOf(data, status) {
-  if (data && typeof data === 'object') {
-    const text = data.message || data.reason;
-    if (data.error && text) return `${text} (${data.error})`;
-    if (text) return String(text);
-    if (data.error) return String(data.error);
-  }
-  return `HTTP ${status}`;
-}
-
-async function api(path, { method = 'GET', body, signal } = {}) {
-  const sent = token;
-  const headers = { Accept: 'application/json', Authorization: `Bearer ${sent}` };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-      cache: 'no-store',
-      credentials: 'omit',
-    });
-  } catch (error) {
-    if (error.name === 'AbortError') throw error;
-    throw new ApiError(0, 'network', `the receiver did not answer (${error.message})`);
-  }
-  const text = await response.text();
-  let data = null;
-  try {
-    data = text ? JSON.parse(text) : null;
-  } catch {
-    data = null;
-  }
-  if (response.status === 401) {
-    const reason = reasonOf(data, 401);
-    // Only the token in use decides; an answer to an older one is stale.
-    if (token === sent) signOut(reason);
-    throw new ApiError(401, data?.error || 'unauthorized', reason);
-  }
-  if (!response.ok) {
-    throw new ApiError(response.status, data?.error || `http_${response.status}`, reasonOf(data, response.status));
-  }
-  return data;
-}
-
-function showError(target, error) {
-  if (error && error.name === 'AbortError') return;
-  if (error instanceof ApiError && error.status === 401) return; // the login form says it
-  target.textContent = error instanceof ApiError ? error.message : `Unexpected error: ${error}`;
-}
-
-// ---------------------------------------------------------------------------------------
-// Theme: the system's choice unless the toggle says otherwise.
-
-const darkQuery = window.matchMedia('(prefers-color-scheme: dark)');
-const systemTheme = () => (darkQuery.matches ? 'dark' : 'light');
-function storedTheme() {
-  try {
-    const value = localStorage.getItem(THEME_KEY);
-    return value === 'light' || value === 'dark' ? value : 'auto';
-  } catch {
-    return 'auto';
-  }
-}
-function effectiveTheme() {
-  const mode = storedTheme();
-  return mode === 'auto' ? systemTheme() : mode;
-}
-function applyTheme() {
-  const mode = storedTheme();
-  if (mode === 'auto') document.documentElement.removeAttribute('data-theme');
-  else document.documentElement.setAttribute('data-theme', mode);
-  const current = effectiveTheme();
-  const other = current === 'dark' ? 'light' : 'dark';
-  const button = $('theme-toggle');
-  button.replaceChildren(
-    el('span', { class: 'theme-name', text: current === 'dark' ? 'Dark' : 'Light' }),
-    mode === 'auto' ? el('span', { class: 'theme-auto', text: ' · auto' }) : null,
-  );
-  button.setAttribute(
-    'aria-label',
-    `Theme: ${current}${mode === 'auto' ? ', following the system' : ''}. Switch to ${other}`,
-  );
-  button.dataset.theme = current;
-}
-function toggleTheme() {
-  const next = effectiveTheme() === 'dark' ? 'light' : 'dark';
-  try {
-    // Choosing what the system already says means: follow the system again.
-    if (next === systemTheme()) localStorage.removeItem(THEME_KEY);
-    else localStorage.setItem(THEME_KEY, next);
-  } catch {
-    /* storage refused: the change lasts until reload */
-    document.documentElement.setAttribute('data-theme', next);
-  }
-  applyTheme();
-}
-
-// ---------------------------------------------------------------------------------------
-// Views and routing (#feed, #rejected, #message/<id>, #callback/<id>, #lookup, #actions).
-
-const VIEWS = ['login', 'feed', 'rejected', 'message', 'lookup', 'actions'];
-let currentView = null;
-
-function showView(name) {
-  if (currentView === 'feed' && name !== 'feed') feed.saveScroll();
-  for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
-  for (const tab of document.querySelectorAll('.tab')) {
-    if (tab.dataset.view === name) tab.setAttribute('aria-current', 'page');
-    else tab.removeAttribute('aria-current');
-  }
-  const entering = currentView !== name;
-  currentView = name;
-  if (name === 'feed' && entering) feed.restoreScroll();
-}
+const ROUTES = new Map([
+  ['rejected', { view: 'rejected', title: 'Rejected attempts', open: () => rejections.load() }],
+  ['message', { view: 'message', title: 'Messages', open: (id) => messages.open(id) }],
+  ['callback', { view: 'message', title: 'Callback', open: (id) => messages.openCallback(id) }],
+  ['lookup', { view: 'lookup', title: 'Lookup' }],
+  ['batch', { view: 'lookup', title: 'SMS batch', open: (id) => id && lookup.openBatch(id) }],
+  ['actions', { view: 'actions', title: 'Send & replay', open: () => actions.load() }],
+]);
+const FEED = { view: 'feed', title: 'Live feed' };
 
 function route() {
-  if (!token) {
-    showLogin();
-    return;
-  }
-  const hash = decodeHash();
-  const [head, ...rest] = hash.split('/');
-  const arg = rest.length ? rest.map(safeDecode).join('/') : '';
-  switch (head) {
-    case 'rejected':
-      showView('rejected');
-      rejections.load();
-      break;
-    case 'message':
-      showView('message');
-      messages.open(arg);
-      break;
-    case 'callback':
-      showView('message');
-      messages.openCallback(arg);
-      break;
-    case 'lookup':
-      showView('lookup');
-      break;
-    case 'batch':
-      showView('lookup');
-      if (arg) lookup.openBatch(arg);
-      break;
-    case 'actions':
-      showView('actions');
-      actions.load();
-      break;
-    default:
-      showView('feed');
-  }
-  document.title = `${titleOf(head)} · sinch-webhooks inspector`;
-}
-
-function titleOf(head) {
-  return (
-    { rejected: 'Rejected attempts', message: 'Messages', callback: 'Callback', lookup: 'Lookup', batch: 'SMS batch', actions: 'Send & replay' }[head] ||
-    'Live feed'
-  );
-}
-
-function decodeHash() {
-  return location.hash.replace(/^#\/?/, '');
-}
-
-function safeDecode(part) {
-  try {
-    return decodeURIComponent(part);
-  } catch {
-    return part;
-  }
+  if (currentToken()) openHash(ROUTES, FEED);
+  else showLogin();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -343,9 +49,8 @@ function showLogin(reason) {
 }
 
 function signOut(reason) {
-  const wasSignedIn = token !== null;
-  token = null;
-  sessionStorage.removeItem(TOKEN_KEY);
+  const wasSignedIn = currentToken() !== null;
+  forgetToken();
   activity.stop();
   feed.reset();
   rejections.reset();
@@ -369,15 +74,15 @@ async function onLogin(event) {
   }
   const button = $('login-submit');
   button.disabled = true;
-  token = value;
+  useToken(value);
   try {
     // Any authenticated read checks the token; this one is cheap.
     await api('/api/messages?limit=1');
-    sessionStorage.setItem(TOKEN_KEY, value);
+    keepToken(value);
     startSession();
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) {
-      token = null;
+      useToken(null);
       error.textContent = e instanceof ApiError ? e.message : String(e);
     }
     // A 401 has already put the server's reason on the form.
@@ -396,149 +101,7 @@ function startSession() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The activity stream: SSE read with fetch (EventSource cannot send the bearer token).
-
-class SseParser {
-  constructor(onEvent) {
-    this.onEvent = onEvent;
-    this.buffer = '';
-    this.data = [];
-    this.event = '';
-    this.lastId = null;
-  }
-
-  push(chunk) {
-    this.buffer += chunk;
-    for (;;) {
-      const match = /\r\n|\r|\n/.exec(this.buffer);
-      if (!match) break;
-      // A lone CR at the end may be the first half of a CRLF: wait for the next chunk.
-      if (match[0] === '\r' && match.index === this.buffer.length - 1) break;
-      const line = this.buffer.slice(0, match.index);
-      this.buffer = this.buffer.slice(match.index + match[0].length);
-      this.line(line);
-    }
-  }
-
-  line(line) {
-    if (line === '') {
-      if (this.data.length) {
-        this.onEvent({ type: this.event || 'message', data: this.data.join('\n'), id: this.lastId });
-      }
-      this.data = [];
-      this.event = '';
-      return;
-    }
-    if (line.startsWith(':')) return; // a heartbeat comment
-    const colon = line.indexOf(':');
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    if (field === 'data') this.data.push(value);
-    else if (field === 'event') this.event = value;
-    else if (field === 'id' && !value.includes('\0')) this.lastId = value;
-    // `retry:` is ignored: reconnection uses its own backoff.
-  }
-}
-
-const activity = {
-  controller: null,
-  lastEventId: null,
-  delay: RETRY_MIN_MS,
-  retryTimer: null,
-  silenceTimer: null,
-  /** True while waiting out a backoff before the next attempt. */
-  waiting: false,
-
-  start() {
-    this.stop();
-    this.lastEventId = null;
-    this.delay = RETRY_MIN_MS;
-    this.connect();
-  },
-
-  stop() {
-    const controller = this.controller;
-    this.controller = null;
-    this.waiting = false;
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.silenceTimer);
-    if (controller) controller.abort();
-  },
-
-  watch(controller) {
-    clearTimeout(this.silenceTimer);
-    this.silenceTimer = setTimeout(() => controller.abort(), STREAM_SILENCE_MS);
-  },
-
-  async connect() {
-    clearTimeout(this.retryTimer);
-    this.waiting = false;
-    const controller = new AbortController();
-    this.controller = controller;
-    setConn('connecting', 'connecting…');
-    try {
-      const headers = { Accept: 'text/event-stream', Authorization: `Bearer ${token}` };
-      if (this.lastEventId !== null) headers['Last-Event-ID'] = this.lastEventId;
-      this.watch(controller);
-      const response = await fetch('/api/activity', {
-        headers,
-        signal: controller.signal,
-        cache: 'no-store',
-        credentials: 'omit',
-      });
-      if (response.status === 401) {
-        const data = await response.json().catch(() => null);
-        if (this.controller === controller) signOut(reasonOf(data, 401));
-        return;
-      }
-      if (!response.ok || !response.body) {
-        const data = await response.json().catch(() => null);
-        throw new Error(reasonOf(data, response.status));
-      }
-      setConn('live', 'live');
-      this.delay = RETRY_MIN_MS;
-      const parser = new SseParser((event) => this.onEvent(event));
-      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        this.watch(controller);
-        parser.push(value);
-      }
-      // The receiver ended the stream itself: it is stopping, and its positions end with
-      // it (a restarted receiver numbers from 1 again). Start afresh: the recent items
-      // it sends first are merged into the rows already shown, not repeated.
-      this.lastEventId = null;
-      throw new Error('the receiver closed the stream');
-    } catch (error) {
-      if (this.controller !== controller) return; // stopped on purpose
-      this.retry(controller.signal.aborted ? 'no heartbeat from the receiver' : error.message);
-    }
-  },
-
-  retry(why) {
-    clearTimeout(this.silenceTimer);
-    const delay = Math.min(RETRY_MAX_MS, this.delay);
-    this.delay = Math.min(RETRY_MAX_MS, this.delay * 2);
-    const wait = Math.round(delay * (0.8 + Math.random() * 0.4));
-    setConn('retry', `retry in ${Math.max(1, Math.round(wait / 1000))} s`, why);
-    this.waiting = true;
-    this.retryTimer = setTimeout(() => this.connect(), wait);
-  },
-
-  onEvent(event) {
-    if (event.id !== null) this.lastEventId = event.id;
-    if (event.type !== 'callback' && event.type !== 'message') return;
-    let item;
-    try {
-      item = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    if (item && typeof item === 'object') feed.receive(item);
-  },
-};
+// The connection to the activity stream, shown in the top bar.
 
 function setConn(state, text, title) {
   const conn = $('conn');
@@ -547,6 +110,12 @@ function setConn(state, text, title) {
   if (title) conn.title = title;
   else conn.removeAttribute('title');
 }
+
+const activity = new ActivityStream({
+  onItem: (item) => feed.receive(item),
+  onState: setConn,
+  onUnauthorized: signOut,
+});
 
 // ---------------------------------------------------------------------------------------
 // Live feed: one fixed-height row per callback, updated in place as its outcome changes.
@@ -570,6 +139,7 @@ const feed = {
   scroller: null,
 
   init() {
+    onView('feed', { leave: () => this.saveScroll(), enter: () => this.restoreScroll() });
     this.list = $('feed-list');
     this.scroller = $('feed-scroll');
     this.scroller.addEventListener('scroll', () => this.flushIfPossible(), { passive: true });
@@ -672,7 +242,7 @@ const feed = {
   },
 
   atTop() {
-    if (currentView !== 'feed') return this.savedScroll <= 1;
+    if (currentView() !== 'feed') return this.savedScroll <= 1;
     return this.scroller.scrollTop <= 1;
   },
 
@@ -892,30 +462,6 @@ function linkOf(entry) {
   return '#feed';
 }
 
-function addOption(select, known, value) {
-  if (!value || known.has(value)) return;
-  known.add(value);
-  // Options are kept sorted; adding one never changes the select's size.
-  const option = el('option', { value, text: value });
-  const after = [...select.options].slice(1).find((o) => o.value.localeCompare(value) > 0);
-  select.insertBefore(option, after || null);
-}
-
-/** Up/Down/Home/End move between the focusable rows of a list. */
-function listKeys(event, container, selector) {
-  if (!['ArrowDown', 'ArrowUp', 'Home', 'End'].includes(event.key)) return;
-  const rows = [...container.querySelectorAll(selector)].filter((row) => row.offsetParent !== null);
-  if (!rows.length) return;
-  const index = rows.indexOf(document.activeElement);
-  let next = index;
-  if (event.key === 'ArrowDown') next = Math.min(rows.length - 1, index + 1);
-  else if (event.key === 'ArrowUp') next = Math.max(0, index - 1);
-  else if (event.key === 'Home') next = 0;
-  else next = rows.length - 1;
-  event.preventDefault();
-  rows[next].focus();
-  rows[next].scrollIntoView({ block: 'nearest' });
-}
 
 // ---------------------------------------------------------------------------------------
 // Rejected attempts
@@ -1063,11 +609,11 @@ const messages = {
 
   /** Called with the message ids the feed just saw: the open timeline follows them. */
   touched(ids) {
-    if (!this.currentId || currentView !== 'message' || !ids.has(this.currentId)) return;
+    if (!this.currentId || currentView() !== 'message' || !ids.has(this.currentId)) return;
     clearTimeout(this.refreshTimer);
     const id = this.currentId;
     this.refreshTimer = setTimeout(() => {
-      if (this.currentId === id && currentView === 'message') this.load(id, this.begin(), false);
+      if (this.currentId === id && currentView() === 'message') this.load(id, this.begin(), false);
     }, 300);
   },
 
@@ -1302,12 +848,6 @@ const messages = {
     }
   },
 };
-
-function ordinal(n) {
-  const s = ['th', 'st', 'nd', 'rd'];
-  const v = n % 100;
-  return n + (s[(v - 20) % 10] || s[v] || s[0]);
-}
 
 /** The raw callback body, pretty-printed (folded unless `open`), and a replay button. */
 function rawBody(callback, open) {
@@ -1636,13 +1176,13 @@ const actions = {
   },
 };
 
+
 // ---------------------------------------------------------------------------------------
 // Start
 
 function init() {
-  applyTheme();
-  darkQuery.addEventListener('change', applyTheme);
-  $('theme-toggle').addEventListener('click', toggleTheme);
+  initTheme();
+  onUnauthorized(signOut);
   $('login-form').addEventListener('submit', onLogin);
   $('logout').addEventListener('click', () => {
     signOut('');
@@ -1656,12 +1196,9 @@ function init() {
   window.addEventListener('hashchange', route);
   // A tab coming back to the foreground reconnects at once instead of waiting out a backoff.
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden && token && activity.waiting) {
-      activity.delay = RETRY_MIN_MS;
-      activity.connect();
-    }
+    if (!document.hidden && currentToken()) activity.reconnectNow();
   });
-  if (token) startSession();
+  if (currentToken()) startSession();
   else showLogin();
 }
 

@@ -42,10 +42,17 @@ const fn asset(path: &'static str, content_type: &'static str, body: &'static st
 /// Served at `/ui` and `/ui/` only: `/ui/index.html` is not one of the page's files.
 static PAGE: Asset = asset("", HTML, include_str!("../../ui/index.html"));
 
-/// Everything the page loads; any other name under `/ui/` is a 404.
-static FILES: [Asset; 2] = [
+/// Everything the page loads; any other name under `/ui/` is a 404. One file a line.
+#[rustfmt::skip]
+static FILES: [Asset; 8] = [
     asset("app.js", JAVASCRIPT, include_str!("../../ui/app.js")),
     asset("app.css", CSS, include_str!("../../ui/app.css")),
+    asset("js/api.js", JAVASCRIPT, include_str!("../../ui/js/api.js")),
+    asset("js/dom.js", JAVASCRIPT, include_str!("../../ui/js/dom.js")),
+    asset("js/format.js", JAVASCRIPT, include_str!("../../ui/js/format.js")),
+    asset("js/router.js", JAVASCRIPT, include_str!("../../ui/js/router.js")),
+    asset("js/stream.js", JAVASCRIPT, include_str!("../../ui/js/stream.js")),
+    asset("js/theme.js", JAVASCRIPT, include_str!("../../ui/js/theme.js")),
 ];
 
 impl Asset {
