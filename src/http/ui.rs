@@ -44,15 +44,23 @@ static PAGE: Asset = asset("", HTML, include_str!("../../ui/index.html"));
 
 /// Everything the page loads; any other name under `/ui/` is a 404. One file a line.
 #[rustfmt::skip]
-static FILES: [Asset; 8] = [
+static FILES: [Asset; 16] = [
     asset("app.js", JAVASCRIPT, include_str!("../../ui/app.js")),
     asset("app.css", CSS, include_str!("../../ui/app.css")),
     asset("js/api.js", JAVASCRIPT, include_str!("../../ui/js/api.js")),
     asset("js/dom.js", JAVASCRIPT, include_str!("../../ui/js/dom.js")),
     asset("js/format.js", JAVASCRIPT, include_str!("../../ui/js/format.js")),
+    asset("js/replay.js", JAVASCRIPT, include_str!("../../ui/js/replay.js")),
     asset("js/router.js", JAVASCRIPT, include_str!("../../ui/js/router.js")),
     asset("js/stream.js", JAVASCRIPT, include_str!("../../ui/js/stream.js")),
     asset("js/theme.js", JAVASCRIPT, include_str!("../../ui/js/theme.js")),
+    asset("js/views/actions.js", JAVASCRIPT, include_str!("../../ui/js/views/actions.js")),
+    asset("js/views/feed.js", JAVASCRIPT, include_str!("../../ui/js/views/feed.js")),
+    asset("js/views/login.js", JAVASCRIPT, include_str!("../../ui/js/views/login.js")),
+    asset("js/views/lookup.js", JAVASCRIPT, include_str!("../../ui/js/views/lookup.js")),
+    asset("js/views/message.js", JAVASCRIPT, include_str!("../../ui/js/views/message.js")),
+    asset("js/views/rejected.js", JAVASCRIPT, include_str!("../../ui/js/views/rejected.js")),
+    asset("js/views/timeline.js", JAVASCRIPT, include_str!("../../ui/js/views/timeline.js")),
 ];
 
 impl Asset {
