@@ -111,8 +111,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/ui", get(ui::index))
         .route("/ui/", get(ui::index))
-        .route("/ui/app.js", get(ui::script))
-        .route("/ui/app.css", get(ui::style))
+        .route("/ui/{*file}", get(ui::file))
         .merge(api);
     if state.metrics_on_main_port {
         router = router.route("/metrics", get(metrics::render));

@@ -1,10 +1,11 @@
-//! `/ui`: the inspector page. Its three files are compiled into the binary, so the page
-//! works on a machine with no internet and needs no Node at run time. It is served only
-//! when `API_TOKEN` is set: the page is useless without the API it reads.
+//! `/ui`: the inspector page. Its files are compiled into the binary, so the page works on a
+//! machine with no internet and needs no Node at run time. It is served only when
+//! `API_TOKEN` is set: the page is useless without the API it reads.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
@@ -16,49 +17,87 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; st
      connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
+const HTML: &str = "text/html; charset=utf-8";
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+
 struct Asset {
+    /// Under `/ui/`.
+    path: &'static str,
     content_type: &'static str,
     body: &'static str,
-    etag: LazyLock<HeaderValue>,
+    /// Hashed on first use, not at every start: most runs never open the page.
+    etag: OnceLock<HeaderValue>,
 }
 
-macro_rules! asset {
-    ($file:literal, $content_type:literal) => {
-        Asset {
-            content_type: $content_type,
-            body: include_str!(concat!("../../ui/", $file)),
-            etag: LazyLock::new(|| etag(include_str!(concat!("../../ui/", $file)))),
-        }
-    };
+const fn asset(path: &'static str, content_type: &'static str, body: &'static str) -> Asset {
+    Asset {
+        path,
+        content_type,
+        body,
+        etag: OnceLock::new(),
+    }
 }
 
-static INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
-static SCRIPT: Asset = asset!("app.js", "text/javascript; charset=utf-8");
-static STYLE: Asset = asset!("app.css", "text/css; charset=utf-8");
+/// Served at `/ui` and `/ui/` only: `/ui/index.html` is not one of the page's files.
+static PAGE: Asset = asset("", HTML, include_str!("../../ui/index.html"));
 
-fn etag(body: &str) -> HeaderValue {
-    let digest = Sha256::digest(body.as_bytes());
-    let tag = format!("\"{}\"", hex::encode(&digest[..12]));
-    HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"ui\""))
+/// Everything the page loads; any other name under `/ui/` is a 404. One file a line.
+#[rustfmt::skip]
+static FILES: [Asset; 16] = [
+    asset("app.js", JAVASCRIPT, include_str!("../../ui/app.js")),
+    asset("app.css", CSS, include_str!("../../ui/app.css")),
+    asset("js/api.js", JAVASCRIPT, include_str!("../../ui/js/api.js")),
+    asset("js/dom.js", JAVASCRIPT, include_str!("../../ui/js/dom.js")),
+    asset("js/format.js", JAVASCRIPT, include_str!("../../ui/js/format.js")),
+    asset("js/replay.js", JAVASCRIPT, include_str!("../../ui/js/replay.js")),
+    asset("js/router.js", JAVASCRIPT, include_str!("../../ui/js/router.js")),
+    asset("js/stream.js", JAVASCRIPT, include_str!("../../ui/js/stream.js")),
+    asset("js/theme.js", JAVASCRIPT, include_str!("../../ui/js/theme.js")),
+    asset("js/views/actions.js", JAVASCRIPT, include_str!("../../ui/js/views/actions.js")),
+    asset("js/views/feed.js", JAVASCRIPT, include_str!("../../ui/js/views/feed.js")),
+    asset("js/views/login.js", JAVASCRIPT, include_str!("../../ui/js/views/login.js")),
+    asset("js/views/lookup.js", JAVASCRIPT, include_str!("../../ui/js/views/lookup.js")),
+    asset("js/views/message.js", JAVASCRIPT, include_str!("../../ui/js/views/message.js")),
+    asset("js/views/rejected.js", JAVASCRIPT, include_str!("../../ui/js/views/rejected.js")),
+    asset("js/views/timeline.js", JAVASCRIPT, include_str!("../../ui/js/views/timeline.js")),
+];
+
+impl Asset {
+    fn etag(&self) -> &HeaderValue {
+        self.etag.get_or_init(|| {
+            let digest = Sha256::digest(self.body.as_bytes());
+            let tag = format!("\"{}\"", hex::encode(&digest[..12]));
+            HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"ui\""))
+        })
+    }
 }
 
 pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    serve(&state, &headers, &INDEX)
+    serve(&state, &headers, &PAGE)
 }
 
-pub async fn script(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    serve(&state, &headers, &SCRIPT)
-}
-
-pub async fn style(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    serve(&state, &headers, &STYLE)
+pub async fn file(
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> Response {
+    // A path that does not even decode names no file either: the same JSON 404 as any
+    // unknown route, whether or not the API is on, not axum's plain-text rejection.
+    let asset = path
+        .ok()
+        .and_then(|Path(path)| FILES.iter().find(|asset| asset.path == path));
+    match asset {
+        Some(asset) => serve(&state, &headers, asset),
+        None => ApiError::NotFound.into_response(),
+    }
 }
 
 fn serve(state: &AppState, request: &HeaderMap, asset: &Asset) -> Response {
     if state.api_token.is_none() {
         return ApiError::ApiDisabled.into_response();
     }
-    let etag = &*asset.etag;
+    let etag = asset.etag();
     let fresh = request
         .get(header::IF_NONE_MATCH)
         .is_some_and(|tag| tag == etag);

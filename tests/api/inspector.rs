@@ -311,6 +311,117 @@ async fn the_page_is_served_with_a_strict_policy_only_when_the_api_is_on() {
 }
 
 #[tokio::test]
+async fn every_module_the_page_imports_is_served_as_javascript_under_the_page_policy() {
+    let app = spawn_with_api().await;
+    let page_url = reqwest::Url::parse(&format!("{}/ui/", app.address)).unwrap();
+    let page = app.client.get(page_url.clone()).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let policy = page.headers()["content-security-policy"].clone();
+    let html = page.text().await.unwrap();
+
+    // Follows the imports from the page's module scripts, as the browser does.
+    let mut queue: Vec<reqwest::Url> = module_scripts(&html)
+        .iter()
+        .map(|src| page_url.join(src).unwrap())
+        .collect();
+    assert_eq!(queue.len(), 1, "one entry module: {html}");
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(url) = queue.pop() {
+        if !seen.insert(url.path().to_owned()) {
+            continue;
+        }
+        let module = app.client.get(url.clone()).send().await.unwrap();
+        assert_eq!(module.status(), 200, "{url}");
+        let headers = module.headers().clone();
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript"),
+            "{url}: {:?}",
+            headers["content-type"]
+        );
+        assert_eq!(headers["content-security-policy"], policy, "{url}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{url}");
+        let source = module.text().await.unwrap();
+        for specifier in imports(&source) {
+            queue.push(url.join(&specifier).unwrap());
+        }
+    }
+    for shared in ["dom", "format", "api", "router", "stream"] {
+        assert!(seen.contains(&format!("/ui/js/{shared}.js")), "{seen:?}");
+    }
+}
+
+/// The `src` of each `<script type="module">` of the page.
+fn module_scripts(html: &str) -> Vec<String> {
+    html.split("<script")
+        .skip(1)
+        .filter(|tag| tag.split('>').next().unwrap().contains(r#"type="module""#))
+        .map(|tag| {
+            let src = tag
+                .split(r#"src=""#)
+                .nth(1)
+                .expect("a module script has a src");
+            src.split('"').next().unwrap().to_owned()
+        })
+        .collect()
+}
+
+/// The specifiers of a module's static imports: `import ... from '...'`, the last line of
+/// a multi-line import (`} from '...'`) and `import '...'`.
+fn imports(source: &str) -> Vec<String> {
+    source
+        .lines()
+        .map(str::trim_start)
+        .filter(|line| line.starts_with("import ") || line.starts_with("} from "))
+        .filter_map(|line| {
+            let tail = line.rsplit_once(" from ").map_or(line, |(_, tail)| tail);
+            let tail = tail.strip_prefix("import ").unwrap_or(tail);
+            let quote = tail.chars().next().filter(|c| *c == '\'' || *c == '"')?;
+            tail[1..].split(quote).next().map(str::to_owned)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_unknown_file_under_ui_is_the_same_json_404_as_any_unknown_route() {
+    let app = spawn_with_api().await;
+    let without_api = spawn_app().await;
+    let unknown_route = app
+        .client
+        .get(format!("{}/no-such-route", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_route.status(), 404);
+    let expected: Value = unknown_route.json().await.unwrap();
+    assert_eq!(expected["error"], "not_found");
+
+    for server in [&app, &without_api] {
+        // index.html is the page, served at /ui only; %FF does not decode to a name.
+        for path in ["/ui/nope.js", "/ui/js/nope.js", "/ui/index.html", "/ui/%FF"] {
+            let response = server
+                .client
+                .get(format!("{}{path}", server.address))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "{path}");
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{path}"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body, expected, "{path}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn with_api_actions_off_the_api_only_reads() {
     let app = spawn_app_with(&[("API_TOKEN", TOKEN), ("API_ACTIONS", "false")]).await;
     let ack = json(
