@@ -31,7 +31,7 @@ pub struct ReplaySummary {
 
 /// How many callbacks the selection names.
 pub async fn count(store: &dyn Store, selection: &ReplaySelection) -> Result<i64, StoreError> {
-    store.replay_count(&query(selection, 0)).await
+    store.queries().replay_count(&query(selection, 0)).await
 }
 
 /// Replays the selection, oldest first; `progress` is told how many are done so far.
@@ -43,7 +43,10 @@ pub async fn replay(
     let mut summary = ReplaySummary::default();
     let mut after_id = 0;
     loop {
-        let batch = store.replay_batch(&query(selection, after_id)).await?;
+        let batch = store
+            .queries()
+            .replay_batch(&query(selection, after_id))
+            .await?;
         let Some(last) = batch.last() else { break };
         after_id = last.id;
         let now = Utc::now();

@@ -74,7 +74,10 @@ pub(crate) async fn outbox(command: OutboxCommand) -> anyhow::Result<ExitCode> {
                 Some(id) => Redrive::Event(id),
                 None => Redrive::AllDead,
             };
-            let redriven = store.outbox_redrive(&which, chrono::Utc::now()).await;
+            let redriven = store
+                .outbox()
+                .outbox_redrive(&which, chrono::Utc::now())
+                .await;
             redriven.map_err(anyhow::Error::from).map(|count| {
                 println!("{count} dead letters redriven; a running receiver sends them within 5 s");
                 if count == 0 && args.id.is_some() {
@@ -99,14 +102,14 @@ async fn outbox_list(store: &dyn store::Store, args: OutboxListArgs) -> anyhow::
         limit: args.limit,
         ..OutboxQuery::default()
     };
-    let deliveries = store.outbox_list(&query).await?;
+    let deliveries = store.outbox().outbox_list(&query).await?;
     if args.json {
         for delivery in &deliveries {
             println!("{}", serde_json::to_string(delivery)?);
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let counts = store.outbox_counts().await?;
+    let counts = store.outbox().outbox_counts().await?;
     for count in &counts {
         println!(
             "{:<40} {:<10} {}",

@@ -119,11 +119,14 @@ pub async fn start(
         window: Duration::from_secs(settings.retry_window_secs),
     };
     let timeout = Duration::from_secs(settings.timeout_secs);
-    let ids = EventIds::new(store.installation_id().await?);
+    let ids = EventIds::new(store.outbox().installation_id().await?);
     let destinations = destinations(settings, &ids)?;
     for destination in &destinations {
         // Feeding nothing records where a new destination starts.
-        store.outbox_feed(destination.name(), Utc::now(), 0).await?;
+        store
+            .outbox()
+            .outbox_feed(destination.name(), Utc::now(), 0)
+            .await?;
     }
     Ok(destinations
         .into_iter()
@@ -186,12 +189,18 @@ impl Worker {
     /// Feeds new events in, then attempts what is due. Returns how many attempts were made.
     async fn round(&self) -> Result<usize, StoreError> {
         let name = self.destination.name();
-        while self.store.outbox_feed(name, Utc::now(), FEED_BATCH).await? == u64::from(FEED_BATCH) {
-        }
+        while self
+            .store
+            .outbox()
+            .outbox_feed(name, Utc::now(), FEED_BATCH)
+            .await?
+            == u64::from(FEED_BATCH)
+        {}
         let now = Utc::now();
         let lease_until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
         let due = self
             .store
+            .outbox()
             .outbox_claim(name, now, lease_until, self.concurrency)
             .await?;
         if due.is_empty() {
@@ -200,6 +209,7 @@ impl Worker {
         let outcomes =
             futures_util::future::join_all(due.iter().map(|delivery| self.attempt(delivery))).await;
         self.store
+            .outbox()
             .outbox_record(name, &outcomes, Utc::now())
             .await?;
         Ok(outcomes.len())
@@ -247,7 +257,12 @@ impl Worker {
     }
 
     async fn idle_pause(&self) -> Duration {
-        match self.store.outbox_next_due(self.destination.name()).await {
+        match self
+            .store
+            .outbox()
+            .outbox_next_due(self.destination.name())
+            .await
+        {
             Ok(Some(due)) => (due - Utc::now())
                 .to_std()
                 .unwrap_or_default()

@@ -14,14 +14,14 @@ type ApiResult = Result<Json<Value>, ApiError>;
 
 /// `GET /api/messages/{id}`: current state and every report received.
 pub async fn message(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let message = state.store.message(&id).await?;
+    let message = state.store.queries().message(&id).await?;
     let Some(message) = message else {
         return Err(ApiError::NoSuch {
             what: "message",
             id,
         });
     };
-    let history = state.store.message_history(&id).await?;
+    let history = state.store.queries().message_history(&id).await?;
     Ok(Json(json!({ "message": message, "history": history })))
 }
 
@@ -67,7 +67,7 @@ pub async fn messages(State(state): State<AppState>, RawQuery(query): RawQuery) 
             .map(|c| (c.created_at, c.message_id)),
         limit,
     };
-    let messages = state.store.messages(&query).await?;
+    let messages = state.store.queries().messages(&query).await?;
     let next_cursor = (messages.len() == limit as usize)
         .then(|| messages.last())
         .flatten()
@@ -101,7 +101,7 @@ pub async fn callbacks(State(state): State<AppState>, RawQuery(query): RawQuery)
         before_id: params.cursor::<CallbackCursor>()?.map(|c| c.before_id),
         limit,
     };
-    let callbacks = state.store.callbacks(&query).await?;
+    let callbacks = state.store.queries().callbacks(&query).await?;
     let next_cursor = (callbacks.len() == limit as usize)
         .then(|| callbacks.last())
         .flatten()
@@ -114,7 +114,7 @@ pub async fn callbacks(State(state): State<AppState>, RawQuery(query): RawQuery)
 /// `GET /api/callbacks/{id}`: one journaled callback with its processing state.
 pub async fn callback(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let number = path_id("id", &id, "a callback id")?;
-    match state.store.callback(number).await? {
+    match state.store.queries().callback(number).await? {
         Some(callback) => Ok(Json(json!({ "callback": callback }))),
         None => Err(ApiError::NoSuch {
             what: "callback",
@@ -129,9 +129,17 @@ pub async fn consent(
     State(state): State<AppState>,
     Path((channel, identity)): Path<(String, String)>,
 ) -> ApiResult {
-    let consent = state.store.consent(&channel, &identity).await?;
-    let capability = state.store.capability(&channel, &identity).await?;
-    let history = state.store.consent_history(&channel, &identity).await?;
+    let consent = state.store.queries().consent(&channel, &identity).await?;
+    let capability = state
+        .store
+        .queries()
+        .capability(&channel, &identity)
+        .await?;
+    let history = state
+        .store
+        .queries()
+        .consent_history(&channel, &identity)
+        .await?;
     let consented = consent.as_ref().and_then(|c| c.consented);
     Ok(Json(json!({
         "channel": channel,
@@ -146,14 +154,14 @@ pub async fn consent(
 
 /// `GET /api/contacts/{id}`: the contact, its identities and conversations.
 pub async fn contact(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let Some(contact) = state.store.contact(&id).await? else {
+    let Some(contact) = state.store.queries().contact(&id).await? else {
         return Err(ApiError::NoSuch {
             what: "contact",
             id,
         });
     };
-    let identities = state.store.contact_identities(&id).await?;
-    let conversations = state.store.contact_conversations(&id).await?;
+    let identities = state.store.queries().contact_identities(&id).await?;
+    let conversations = state.store.queries().contact_conversations(&id).await?;
     Ok(Json(json!({
         "contact": contact,
         "identities": identities,
@@ -163,8 +171,8 @@ pub async fn contact(State(state): State<AppState>, Path(id): Path<String>) -> A
 
 /// `GET /api/sms/batches/{batch_id}`: the batch summary and each recipient's status.
 pub async fn sms_batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult {
-    let batch = state.store.sms_batch(&batch_id).await?;
-    let recipients = state.store.sms_deliveries(&batch_id).await?;
+    let batch = state.store.queries().sms_batch(&batch_id).await?;
+    let recipients = state.store.queries().sms_deliveries(&batch_id).await?;
     if batch.is_none() && recipients.is_empty() {
         return Err(ApiError::NoSuch {
             what: "SMS batch",

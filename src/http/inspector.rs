@@ -153,6 +153,7 @@ pub async fn replay(
     };
     let detail = state
         .store
+        .queries()
         .callback(callback_id)
         .await?
         .and_then(|callback| callback.last_error);

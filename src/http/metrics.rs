@@ -14,7 +14,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
     };
     // The backlog lives in the database: read it at scrape time, so it is right whichever
     // replica processed what.
-    match state.store.backlog().await {
+    match state.store.queries().backlog().await {
         Ok((count, oldest)) => {
             ::metrics::gauge!(BACKLOG).set(count as f64);
             let age = oldest.map_or(0.0, |t| {
@@ -24,7 +24,7 @@ pub async fn render(State(state): State<AppState>) -> Response {
         }
         Err(error) => tracing::warn!(%error, "metrics: could not read the backlog"),
     }
-    match state.store.outbox_counts().await {
+    match state.store.outbox().outbox_counts().await {
         Ok(counts) => {
             // Every state of every destination, zero included: a gauge only set when it has
             // rows would keep its last value (a dead-letter alert would never clear).

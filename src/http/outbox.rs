@@ -44,8 +44,8 @@ pub async fn list(
             .map(|c| (c.event_id, c.destination)),
         limit,
     };
-    let deliveries = state.store.outbox_list(&query).await?;
-    let counts = state.store.outbox_counts().await?;
+    let deliveries = state.store.outbox().outbox_list(&query).await?;
+    let counts = state.store.outbox().outbox_counts().await?;
     let next_cursor = (deliveries.len() == limit as usize)
         .then(|| deliveries.last())
         .flatten()
@@ -70,6 +70,7 @@ pub async fn retry(
     let id = path_id("event_id", &event_id, "an event id")?;
     let redriven = state
         .store
+        .outbox()
         .outbox_redrive(&Redrive::Event(id), Utc::now())
         .await?;
     if redriven == 0 {

@@ -95,7 +95,7 @@ impl Pressure {
                 _ = every.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            match store.backlog().await {
+            match store.queries().backlog().await {
                 Ok((count, _)) => self.backlog.store(count, Ordering::Relaxed),
                 Err(error) => tracing::debug!(%error, "could not read the backlog"),
             }

@@ -52,7 +52,7 @@ pub async fn events(
                 reason: "expected the id of an event this stream sent".into(),
             })?,
         // A new client starts with what happens from now on.
-        None => state.store.latest_event_id().await?,
+        None => state.store.queries().latest_event_id().await?,
     };
     let reader = Reader {
         store: state.store.clone(),
@@ -104,7 +104,7 @@ impl Reader {
             }
             // Mark the signal seen before reading, so a commit after the read wakes us.
             self.signal.borrow_and_update();
-            let pause = match self.store.events_after(self.position, PAGE).await {
+            let pause = match self.store.queries().events_after(self.position, PAGE).await {
                 Ok(records) if !records.is_empty() => {
                     self.buffer.extend(records);
                     continue;

@@ -9,14 +9,15 @@ pub mod backup;
 pub mod outbox;
 mod owner;
 mod postgres;
-mod postgres_processing;
 mod processing;
 mod queries;
 mod records;
 mod spool;
 mod spool_link;
+mod sql;
 mod sqlite;
 mod sqlite_processing;
+mod sqlite_reads;
 mod sqlite_time;
 
 use std::sync::Arc;
@@ -463,7 +464,13 @@ pub enum GroupCommit {
 }
 
 #[async_trait]
-pub trait Store: Queries + Outbox + Send + Sync + 'static {
+pub trait Store: Send + Sync + 'static {
+    /// What the query API, the live stream and `replay` read.
+    fn queries(&self) -> &dyn Queries;
+
+    /// What forwarding reads and writes.
+    fn outbox(&self) -> &dyn Outbox;
+
     /// Durably stores a batch of callbacks in one commit, skipping those whose dedupe key is
     /// already stored. Returns one outcome per input, in order. Either the whole batch is
     /// committed or none of it is.

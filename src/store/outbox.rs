@@ -6,15 +6,21 @@
 //! is about) are claimed one at a time in event order, so a later status for a message never
 //! goes out before an earlier one was delivered or given up.
 //!
-//! The SQL is shared by both backends; each instantiates [`outbox_sql!`].
+//! The SQL is written once (`SqlOutbox`) and runs on either backend through sqlx.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use super::StoreError;
+use super::processing::sql::{list_sql, values_sql};
+use super::processing::tx::{Kind, Row, Tx, chunks, v};
 use super::records::EventRecord;
+use super::sql::{SqlPool, SqlxTx};
 
 /// A delivery whose attempt is due, claimed by this worker until `lease_until`.
 #[derive(Debug, Clone)]
@@ -166,285 +172,347 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
 /// The condition on a pending delivery `d` that makes it first in line: no earlier delivery
 /// about the same subject is pending. Claiming and the next due time both use it: if they
 /// disagreed, a worker would wait for deliveries it cannot claim (a busy loop).
-macro_rules! first_in_line {
-    () => {
-        " AND NOT EXISTS (SELECT 1 FROM deliveries e \
-           WHERE e.destination = d.destination AND e.state = 'pending' \
-             AND e.ordering_key = d.ordering_key AND e.event_id < d.event_id) "
-    };
+const FIRST_IN_LINE: &str = " AND NOT EXISTS (SELECT 1 FROM deliveries e \
+       WHERE e.destination = d.destination AND e.state = 'pending' \
+         AND e.ordering_key = d.ordering_key AND e.event_id < d.event_id) ";
+
+/// The outbox, written once over sqlx for both backends. Writes run in transactions on
+/// `write` (on SQLite with the store's write gate held, begun IMMEDIATE so that the write
+/// lock is taken at once); reads on `read`.
+pub(crate) struct SqlOutbox {
+    pub(crate) write: SqlPool,
+    pub(crate) read: SqlPool,
+    /// SQLite: the gate processing holds too, so this process never waits on its own lock.
+    pub(crate) gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
-pub(crate) use first_in_line;
+/// A write transaction of the outbox: the gate (if any), then the connection.
+struct Write<'g> {
+    _gate: Option<tokio::sync::MutexGuard<'g, ()>>,
+    conn: WriteConn,
+}
 
-/// Expands to the [`Outbox`] implementation for one backend. The store provides
-/// `write_connection()` (with its write gate held, where it has one).
-macro_rules! outbox_sql {
-    (
-        store: $Store:ty,
-        bind_time: $time:path,
-        begin: $begin:literal,
-        lock_cursor: $lock_cursor:literal,
-        skip_locked: $skip_locked:literal $(,)?
-    ) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Outbox for $Store {
-            async fn outbox_feed(
-                &self,
-                destination: &str,
-                now: DateTime<Utc>,
-                limit: u32,
-            ) -> Result<u64, StoreError> {
-                let (_gate, mut conn) = self.write_connection().await?;
-                let mut tx = sqlx::Connection::begin_with(&mut *conn, $begin).await?;
-                sqlx::query(
-                    "INSERT INTO forward_cursors (destination, last_event_id, updated_at) \
-                     SELECT $1, COALESCE(MAX(id), 0), $2 FROM events \
-                     WHERE true ON CONFLICT (destination) DO NOTHING",
-                )
-                .bind(destination)
-                .bind($time(&now))
-                .execute(&mut *tx)
-                .await?;
-                let cursor: i64 = sqlx::query_scalar(concat!(
-                    "SELECT last_event_id FROM forward_cursors WHERE destination = $1",
-                    $lock_cursor
-                ))
-                .bind(destination)
-                .fetch_one(&mut *tx)
-                .await?;
-                let events: Vec<EventRecord> = sqlx::query_as(
-                    "SELECT id, callback_id, type, payload, created_at FROM events \
-                     WHERE id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(cursor)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
-                let Some(last) = events.last().map(|event| event.id) else {
-                    // Keeps the cursor of a destination seen for the first time.
-                    tx.commit().await?;
-                    return Ok(0);
-                };
-                let mut insert = sqlx::QueryBuilder::new(
-                    "INSERT INTO deliveries (destination, event_id, ordering_key, \
-                     next_attempt_at, window_started_at, created_at, updated_at) ",
-                );
-                insert.push_values(&events, |mut row, event| {
-                    let payload = serde_json::from_str(&event.payload).unwrap_or_default();
-                    let key = $crate::store::outbox::ordering_key(&event.kind, &payload)
-                        .unwrap_or_else(|| format!("event:{}", event.id));
-                    row.push_bind(destination)
-                        .push_bind(event.id)
-                        .push_bind(key)
-                        .push_bind($time(&now))
-                        .push_bind($time(&now))
-                        .push_bind($time(&now))
-                        .push_bind($time(&now));
-                });
-                insert.push(" ON CONFLICT (destination, event_id) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
-                sqlx::query(
-                    "UPDATE forward_cursors SET last_event_id = $1, updated_at = $2 \
-                     WHERE destination = $3",
-                )
-                .bind(last)
-                .bind($time(&now))
-                .bind(destination)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(events.len() as u64)
-            }
+enum WriteConn {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
 
-            async fn outbox_claim(
-                &self,
-                destination: &str,
-                now: DateTime<Utc>,
-                lease_until: DateTime<Utc>,
-                limit: u32,
-            ) -> Result<Vec<$crate::store::DueDelivery>, StoreError> {
-                let (_gate, mut conn) = self.write_connection().await?;
-                let mut tx = sqlx::Connection::begin_with(&mut *conn, $begin).await?;
-                let claimed: Vec<(i64, i64, DateTime<Utc>)> = sqlx::query_as(concat!(
-                    "UPDATE deliveries SET next_attempt_at = $1, attempts = attempts + 1, \
-                     window_started_at = CASE WHEN attempts = 0 THEN $2 ELSE window_started_at END, \
-                     updated_at = $2 WHERE destination = $3 AND event_id IN ( \
-                       SELECT d.event_id FROM deliveries d \
-                       WHERE d.destination = $3 AND d.state = 'pending' \
-                         AND d.next_attempt_at <= $2",
-                    $crate::store::outbox::first_in_line!(),
-                    "ORDER BY d.event_id LIMIT $4",
-                    $skip_locked,
-                    ") RETURNING event_id, attempts, window_started_at"
-                ))
-                .bind($time(&lease_until))
-                .bind($time(&now))
-                .bind(destination)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
-                if claimed.is_empty() {
-                    return Ok(Vec::new());
-                }
-                let mut select = sqlx::QueryBuilder::new(
-                    "SELECT id, callback_id, type, payload, created_at FROM events WHERE id IN (",
-                );
-                let mut ids = select.separated(", ");
-                for (event_id, _, _) in &claimed {
-                    ids.push_bind(*event_id);
-                }
-                select.push(")");
-                let events: Vec<EventRecord> = select.build_query_as().fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                let mut events: std::collections::HashMap<i64, EventRecord> =
-                    events.into_iter().map(|event| (event.id, event)).collect();
-                let mut due: Vec<$crate::store::DueDelivery> = claimed
-                    .into_iter()
-                    .filter_map(|(event_id, attempts, window_started_at)| {
-                        Some($crate::store::DueDelivery {
-                            event: events.remove(&event_id)?,
-                            attempts,
-                            window_started_at,
-                        })
-                    })
-                    .collect();
-                due.sort_by_key(|delivery| delivery.event.id);
-                Ok(due)
-            }
-
-            async fn outbox_record(
-                &self,
-                destination: &str,
-                outcomes: &[(i64, i64, $crate::store::DeliveryOutcome)],
-                now: DateTime<Utc>,
-            ) -> Result<(), StoreError> {
-                use $crate::store::DeliveryOutcome;
-                if outcomes.is_empty() {
-                    return Ok(());
-                }
-                let (_gate, mut conn) = self.write_connection().await?;
-                let mut tx = sqlx::Connection::begin_with(&mut *conn, $begin).await?;
-                for (event_id, claimed_attempts, outcome) in outcomes {
-                    let (state, next, status, error, delivered) = match outcome {
-                        DeliveryOutcome::Delivered { status } => {
-                            ("delivered", now, *status, None, Some(now))
-                        }
-                        DeliveryOutcome::Retry { at, status, error } => {
-                            ("pending", *at, *status, Some(error.as_str()), None)
-                        }
-                        DeliveryOutcome::Dead { status, error } => {
-                            ("dead", now, *status, Some(error.as_str()), None)
-                        }
-                    };
-                    sqlx::query(
-                        "UPDATE deliveries SET state = $1, next_attempt_at = $2, \
-                         last_status = $3, last_error = $4, delivered_at = $5, updated_at = $6 \
-                         WHERE destination = $7 AND event_id = $8 \
-                           AND state = 'pending' AND attempts = $9",
-                    )
-                    .bind(state)
-                    .bind($time(&next))
-                    .bind(status.map(i64::from))
-                    .bind(error)
-                    .bind(delivered.as_ref().map($time))
-                    .bind($time(&now))
-                    .bind(destination)
-                    .bind(event_id)
-                    .bind(claimed_attempts)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn outbox_next_due(
-                &self,
-                destination: &str,
-            ) -> Result<Option<DateTime<Utc>>, StoreError> {
-                // Only deliveries first in line: one waiting behind an earlier delivery for
-                // the same subject is not due, however old its own time.
-                let next: Option<DateTime<Utc>> = sqlx::query_scalar(concat!(
-                    "SELECT MIN(d.next_attempt_at) FROM deliveries d \
-                     WHERE d.destination = $1 AND d.state = 'pending'",
-                    $crate::store::outbox::first_in_line!()
-                ))
-                .bind(destination)
-                .fetch_one(&self.read_pool)
-                .await?;
-                Ok(next)
-            }
-
-            async fn outbox_list(
-                &self,
-                query: &$crate::store::OutboxQuery,
-            ) -> Result<Vec<$crate::store::DeliveryRecord>, StoreError> {
-                let (before_id, before_destination) = match &query.before {
-                    Some((id, destination)) => (Some(*id), Some(destination.as_str())),
-                    None => (None, None),
-                };
-                Ok(sqlx::query_as(
-                    "SELECT d.destination, d.event_id, e.type, d.ordering_key, d.state, \
-                     d.attempts, d.next_attempt_at, d.window_started_at, d.last_status, \
-                     d.last_error, d.delivered_at, d.created_at, d.updated_at \
-                     FROM deliveries d JOIN events e ON e.id = d.event_id \
-                     WHERE ($1 IS NULL OR d.state = $1) AND ($2 IS NULL OR d.destination = $2) \
-                       AND ($3 IS NULL OR d.event_id < $3 \
-                            OR (d.event_id = $3 AND d.destination > $4)) \
-                     ORDER BY d.event_id DESC, d.destination LIMIT $5",
-                )
-                .bind(&query.state)
-                .bind(&query.destination)
-                .bind(before_id)
-                .bind(before_destination)
-                .bind(i64::from(query.limit))
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn outbox_redrive(
-                &self,
-                which: &$crate::store::Redrive,
-                now: DateTime<Utc>,
-            ) -> Result<u64, StoreError> {
-                let event_id = match which {
-                    $crate::store::Redrive::Event(id) => Some(*id),
-                    $crate::store::Redrive::AllDead => None,
-                };
-                let (_gate, mut conn) = self.write_connection().await?;
-                let done = sqlx::query(
-                    "UPDATE deliveries SET state = 'pending', attempts = 0, \
-                     next_attempt_at = $1, window_started_at = $1, updated_at = $1 \
-                     WHERE state = 'dead' AND ($2 IS NULL OR event_id = $2)",
-                )
-                .bind($time(&now))
-                .bind(event_id)
-                .execute(&mut *conn)
-                .await?;
-                Ok(done.rows_affected())
-            }
-
-            async fn installation_id(&self) -> Result<String, StoreError> {
-                Ok(sqlx::query_scalar("SELECT id FROM installation LIMIT 1")
-                    .fetch_one(&self.read_pool)
-                    .await?)
-            }
-
-            async fn outbox_counts(
-                &self,
-            ) -> Result<Vec<$crate::store::OutboxCount>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT destination, state, COUNT(*) AS count FROM deliveries \
-                     GROUP BY destination, state ORDER BY destination, state",
-                )
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
+impl Write<'_> {
+    fn tx(&mut self) -> SqlxTx<'_> {
+        match &mut self.conn {
+            WriteConn::Sqlite(tx) => SqlxTx::Sqlite(tx),
+            WriteConn::Postgres(tx) => SqlxTx::Postgres(tx),
         }
-    };
+    }
+
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        match self.conn {
+            WriteConn::Sqlite(tx) => tx.commit().await,
+            WriteConn::Postgres(tx) => tx.commit().await,
+        }
+    }
 }
 
-pub(crate) use outbox_sql;
+impl SqlOutbox {
+    async fn begin(&self) -> Result<Write<'_>, sqlx::Error> {
+        let gate = match &self.gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        let conn = match &self.write {
+            SqlPool::Sqlite(pool) => WriteConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            SqlPool::Postgres(pool) => WriteConn::Postgres(pool.begin().await?),
+        };
+        Ok(Write { _gate: gate, conn })
+    }
+}
+
+const EVENT_KINDS: [Kind; 5] = [Kind::Int, Kind::Int, Kind::Text, Kind::Text, Kind::Time];
+
+/// An `events` row read as `EVENT_KINDS`.
+fn event_record(mut row: Row) -> EventRecord {
+    EventRecord {
+        id: row.int(0).unwrap_or_default(),
+        callback_id: row.int(1).unwrap_or_default(),
+        kind: row.text(2).unwrap_or_default(),
+        payload: row.text(3).unwrap_or_default(),
+        created_at: row.time(4).unwrap_or_default(),
+    }
+}
+
+/// Feeds `destination` inside `tx`: see `Outbox::outbox_feed`.
+async fn feed<T: Tx>(
+    tx: &mut T,
+    destination: &str,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> Result<u64, T::Error> {
+    tx.execute(
+        "INSERT INTO forward_cursors (destination, last_event_id, updated_at) \
+         SELECT $1, COALESCE(MAX(id), 0), $2 FROM events \
+         WHERE true ON CONFLICT (destination) DO NOTHING",
+        &[v(destination), v(now)],
+    )
+    .await?;
+    let lock = tx.texts().lock;
+    let cursor_sql =
+        format!("SELECT last_event_id FROM forward_cursors WHERE destination = $1{lock}");
+    let found = tx
+        .fetch(&cursor_sql, &[v(destination)], &[Kind::Int])
+        .await?;
+    let cursor = found.first().and_then(|row| row.int(0)).unwrap_or_default();
+    let events: Vec<EventRecord> = tx
+        .fetch(
+            "SELECT id, callback_id, type, payload, created_at FROM events \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+            &[v(cursor), v(i64::from(limit))],
+            &EVENT_KINDS,
+        )
+        .await?
+        .into_iter()
+        .map(event_record)
+        .collect();
+    let Some(last) = events.last().map(|event| event.id) else {
+        // Keeps the cursor of a destination seen for the first time.
+        return Ok(0);
+    };
+    for chunk in chunks::<T, _>(&events) {
+        let mut values = Vec::with_capacity(chunk.len() * 7);
+        for event in chunk {
+            let payload = serde_json::from_str(&event.payload).unwrap_or_default();
+            let key = ordering_key(&event.kind, &payload)
+                .unwrap_or_else(|| format!("event:{}", event.id));
+            values.extend([
+                v(destination),
+                v(event.id),
+                v(key),
+                v(now),
+                v(now),
+                v(now),
+                v(now),
+            ]);
+        }
+        let head = "INSERT INTO deliveries (destination, event_id, ordering_key, \
+                    next_attempt_at, window_started_at, created_at, updated_at) ";
+        let insert = values_sql(
+            head,
+            7,
+            chunk.len(),
+            " ON CONFLICT (destination, event_id) DO NOTHING",
+        );
+        tx.execute(&insert, &values).await?;
+    }
+    tx.execute(
+        "UPDATE forward_cursors SET last_event_id = $1, updated_at = $2 WHERE destination = $3",
+        &[v(last), v(now), v(destination)],
+    )
+    .await?;
+    Ok(events.len() as u64)
+}
+
+/// Claims due deliveries inside `tx`: see `Outbox::outbox_claim`.
+async fn claim<T: Tx>(
+    tx: &mut T,
+    destination: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> Result<Vec<DueDelivery>, T::Error> {
+    let skip_locked = match tx.texts().lock {
+        "" => "",
+        _ => " FOR UPDATE SKIP LOCKED",
+    };
+    let sql = format!(
+        "UPDATE deliveries SET next_attempt_at = $1, attempts = attempts + 1, \
+         window_started_at = CASE WHEN attempts = 0 THEN $2 ELSE window_started_at END, \
+         updated_at = $2 WHERE destination = $3 AND event_id IN ( \
+           SELECT d.event_id FROM deliveries d \
+           WHERE d.destination = $3 AND d.state = 'pending' AND d.next_attempt_at <= $2\
+           {FIRST_IN_LINE}ORDER BY d.event_id LIMIT $4{skip_locked}\
+         ) RETURNING event_id, attempts, window_started_at"
+    );
+    let values = [v(lease_until), v(now), v(destination), v(i64::from(limit))];
+    let claimed = tx
+        .fetch(&sql, &values, &[Kind::Int, Kind::Int, Kind::Time])
+        .await?;
+    if claimed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<_> = claimed
+        .iter()
+        .map(|row| v(row.int(0).unwrap_or_default()))
+        .collect();
+    let select = list_sql(
+        "SELECT id, callback_id, type, payload, created_at FROM events WHERE id IN (",
+        1,
+        ids.len(),
+        ")",
+    );
+    let mut events: HashMap<i64, EventRecord> = tx
+        .fetch(&select, &ids, &EVENT_KINDS)
+        .await?
+        .into_iter()
+        .map(event_record)
+        .map(|event| (event.id, event))
+        .collect();
+    let mut due: Vec<DueDelivery> = claimed
+        .into_iter()
+        .filter_map(|row| {
+            Some(DueDelivery {
+                event: events.remove(&row.int(0)?)?,
+                attempts: row.int(1)?,
+                window_started_at: row.time(2)?,
+            })
+        })
+        .collect();
+    due.sort_by_key(|delivery| delivery.event.id);
+    Ok(due)
+}
+
+/// Records attempts inside `tx`: see `Outbox::outbox_record`.
+async fn record<T: Tx>(
+    tx: &mut T,
+    destination: &str,
+    outcomes: &[(i64, i64, DeliveryOutcome)],
+    now: DateTime<Utc>,
+) -> Result<(), T::Error> {
+    for (event_id, claimed_attempts, outcome) in outcomes {
+        let (state, next, status, error, delivered) = match outcome {
+            DeliveryOutcome::Delivered { status } => ("delivered", now, *status, None, Some(now)),
+            DeliveryOutcome::Retry { at, status, error } => {
+                ("pending", *at, *status, Some(error.as_str()), None)
+            }
+            DeliveryOutcome::Dead { status, error } => {
+                ("dead", now, *status, Some(error.as_str()), None)
+            }
+        };
+        let values = [
+            v(state),
+            v(next),
+            v(status.map(i64::from)),
+            v(error),
+            v(delivered),
+            v(now),
+            v(destination),
+            v(*event_id),
+            v(*claimed_attempts),
+        ];
+        tx.execute(
+            "UPDATE deliveries SET state = $1, next_attempt_at = $2, \
+             last_status = $3, last_error = $4, delivered_at = $5, updated_at = $6 \
+             WHERE destination = $7 AND event_id = $8 AND state = 'pending' AND attempts = $9",
+            &values,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Outbox for SqlOutbox {
+    async fn outbox_feed(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let mut write = self.begin().await?;
+        let fed = feed(&mut write.tx(), destination, now, limit).await?;
+        write.commit().await?;
+        Ok(fed)
+    }
+
+    async fn outbox_claim(
+        &self,
+        destination: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let mut write = self.begin().await?;
+        let due = claim(&mut write.tx(), destination, now, lease_until, limit).await?;
+        write.commit().await?;
+        Ok(due)
+    }
+
+    async fn outbox_record(
+        &self,
+        destination: &str,
+        outcomes: &[(i64, i64, DeliveryOutcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let mut write = self.begin().await?;
+        record(&mut write.tx(), destination, outcomes, now).await?;
+        write.commit().await?;
+        Ok(())
+    }
+
+    async fn outbox_next_due(
+        &self,
+        destination: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        // Only deliveries first in line: one waiting behind an earlier delivery for the same
+        // subject is not due, however old its own time.
+        let sql = format!(
+            "SELECT MIN(d.next_attempt_at) FROM deliveries d \
+             WHERE d.destination = $1 AND d.state = 'pending'{FIRST_IN_LINE}"
+        );
+        Ok(self.read.scalar(&sql, &[v(destination)]).await?)
+    }
+
+    async fn outbox_list(&self, query: &OutboxQuery) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let (before_id, before_destination) = match &query.before {
+            Some((id, destination)) => (Some(*id), Some(destination.as_str())),
+            None => (None, None),
+        };
+        let values = [
+            v(&query.state),
+            v(&query.destination),
+            v(before_id),
+            v(before_destination),
+            v(i64::from(query.limit)),
+        ];
+        let sql = "SELECT d.destination, d.event_id, e.type, d.ordering_key, d.state, \
+             d.attempts, d.next_attempt_at, d.window_started_at, d.last_status, \
+             d.last_error, d.delivered_at, d.created_at, d.updated_at \
+             FROM deliveries d JOIN events e ON e.id = d.event_id \
+             WHERE ($1 IS NULL OR d.state = $1) AND ($2 IS NULL OR d.destination = $2) \
+               AND ($3 IS NULL OR d.event_id < $3 OR (d.event_id = $3 AND d.destination > $4)) \
+             ORDER BY d.event_id DESC, d.destination LIMIT $5";
+        Ok(self.read.all(sql, &values).await?)
+    }
+
+    async fn outbox_redrive(&self, which: &Redrive, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let event_id = match which {
+            Redrive::Event(id) => Some(*id),
+            Redrive::AllDead => None,
+        };
+        let _gate = match &self.gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        let sql = "UPDATE deliveries SET state = 'pending', attempts = 0, \
+             next_attempt_at = $1, window_started_at = $1, updated_at = $1 \
+             WHERE state = 'dead' AND ($2 IS NULL OR event_id = $2)";
+        Ok(self.write.execute(sql, &[v(now), v(event_id)]).await?)
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<OutboxCount>, StoreError> {
+        let sql = "SELECT destination, state, COUNT(*) AS count FROM deliveries \
+             GROUP BY destination, state ORDER BY destination, state";
+        Ok(self.read.all(sql, &[]).await?)
+    }
+
+    async fn installation_id(&self) -> Result<String, StoreError> {
+        Ok(self
+            .read
+            .scalar("SELECT id FROM installation LIMIT 1", &[])
+            .await?)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,6 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow}
 use sqlx::{PgConnection, Postgres, Row};
 use tokio::sync::watch;
 
-use super::records::*;
 use super::{
     GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Store, StoreError,
     StoreOptions, Work,
@@ -35,6 +34,8 @@ pub(super) const EVENTS_CHANNEL: &str = "sinch_webhooks_events";
 pub struct PostgresStore {
     pool: PgPool,
     read_pool: PgPool,
+    reads: SqlReads,
+    outbox: SqlOutbox,
     /// Bumped whenever any replica commits state changes (via LISTEN/NOTIFY).
     events_signal: watch::Sender<u64>,
     listener: tokio::task::JoinHandle<()>,
@@ -67,6 +68,14 @@ impl PostgresStore {
         let events_signal = watch::Sender::new(0);
         let listener = tokio::spawn(listen_for_events(pool.clone(), events_signal.clone()));
         Ok(PostgresStore {
+            reads: SqlReads {
+                pool: SqlPool::Postgres(read_pool.clone()),
+            },
+            outbox: SqlOutbox {
+                write: SqlPool::Postgres(pool.clone()),
+                read: SqlPool::Postgres(read_pool.clone()),
+                gate: None,
+            },
             pool,
             read_pool,
             events_signal,
@@ -82,8 +91,11 @@ impl PostgresStore {
 }
 
 use super::BatchOutcome;
-use super::postgres_processing::PgTx;
+use super::outbox::SqlOutbox;
 use super::processing::{self, sql::JOURNAL_COLUMNS};
+use super::queries::SqlReads;
+use super::sql::{SqlPool, SqlxTx};
+use super::{Outbox, Queries};
 
 impl PostgresStore {
     /// One processing transaction.
@@ -97,7 +109,7 @@ impl PostgresStore {
         let mut conn = self.pool.acquire().await?;
         let outcome = async {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let mut adapter = PgTx { conn: &mut tx };
+            let mut adapter = SqlxTx::Postgres(&mut tx);
             let (results, events) =
                 processing::process_batch(&mut adapter, work, order, now, together).await?;
             if !events.is_empty() {
@@ -108,7 +120,7 @@ impl PostgresStore {
                     .bind(EVENTS_LOCK)
                     .execute(&mut *tx)
                     .await?;
-                processing::insert_events(&mut PgTx { conn: &mut tx }, &events, now).await?;
+                processing::insert_events(&mut SqlxTx::Postgres(&mut tx), &events, now).await?;
                 sqlx::query("SELECT pg_notify($1, '')")
                     .bind(EVENTS_CHANNEL)
                     .execute(&mut *tx)
@@ -126,38 +138,16 @@ impl PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// PostgreSQL journals straight into `callbacks`: nothing is ever spooled.
-    async fn spooled_record(&self, _id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        Ok(None)
-    }
-
-    async fn spooled_records(
-        &self,
-        _query: &super::CallbackQuery,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    /// How many callbacks wait for processing, and since when the oldest.
-    async fn pending_backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
-        )
-        .fetch_one(&self.read_pool)
-        .await?)
-    }
-
-    /// A pooled connection; PostgreSQL needs no gate for concurrent writers.
-    async fn write_connection(
-        &self,
-    ) -> Result<((), sqlx::pool::PoolConnection<sqlx::Postgres>), sqlx::Error> {
-        Ok(((), self.pool.acquire().await?))
-    }
-}
-
 #[async_trait]
 impl Store for PostgresStore {
+    fn queries(&self) -> &dyn Queries {
+        &self.reads
+    }
+
+    fn outbox(&self) -> &dyn Outbox {
+        &self.outbox
+    }
+
     fn group_commit(&self) -> GroupCommit {
         GroupCommit::Batches {
             in_flight: JOURNAL_CONCURRENCY,
@@ -311,24 +301,6 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
         source: crate::store::Source::Journal,
         unreadable: None,
     })
-}
-
-super::queries::store_queries! {
-    store: PostgresStore,
-    bind_time: pg_time,
-}
-
-super::outbox::outbox_sql! {
-    store: PostgresStore,
-    bind_time: pg_time,
-    begin: "BEGIN",
-    lock_cursor: " FOR UPDATE",
-    skip_locked: " FOR UPDATE SKIP LOCKED",
-}
-
-/// PostgreSQL binds times as `TIMESTAMPTZ` directly.
-fn pg_time(time: &DateTime<Utc>) -> DateTime<Utc> {
-    *time
 }
 
 /// Whether a callback with this dedupe key is journaled.

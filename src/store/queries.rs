@@ -1,17 +1,19 @@
 //! Reading the stored state: what the query API, the live stream and `replay` need.
 //!
-//! Like the domain writes, the SQL is shared by both backends; each instantiates
-//! [`store_queries!`] with its store type and how it binds a time.
+//! The SQL is written once (`SqlReads`) and runs on either backend through `sql::SqlPool`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::processing::tx::v;
 use super::records::{
     CallbackRecord, CapabilityRecord, ConsentHistoryRecord, ConsentRecord, ContactRecord,
     ConversationRecord, EventRecord, IdentityRecord, MessageRecord, SmsBatchRecord,
     SmsDeliveryRecord, StatusHistoryRecord,
 };
-use super::{PendingCallback, StoreError};
+use super::sql::SqlPool;
+use super::{PendingCallback, Source, StoreError};
+use crate::callback::Trigger;
 
 /// Filters and a page of `GET /api/messages`, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,263 +129,228 @@ pub(crate) fn newest_first(
     page
 }
 
-/// Expands to the [`Queries`] implementation for one backend.
-macro_rules! store_queries {
-    (store: $Store:ty, bind_time: $time:path $(,)?) => {
-        #[async_trait::async_trait]
-        impl $crate::store::Queries for $Store {
-            async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-                let journaled = sqlx::query_as("SELECT * FROM callbacks WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.read_pool)
-                    .await?;
-                match journaled {
-                    Some(record) => Ok(Some(record)),
-                    None => self.spooled_record(id).await,
-                }
-            }
-
-            async fn callbacks(
-                &self,
-                query: &$crate::store::CallbackQuery,
-            ) -> Result<Vec<CallbackRecord>, StoreError> {
-                // The spool first: a callback leaves it only once it is in `callbacks`, so
-                // one moving between the two reads is found in the second.
-                let spooled = self.spooled_records(query).await?;
-                let journaled = sqlx::query_as(
-                    "SELECT * FROM callbacks WHERE ($1 IS NULL OR trigger = $1) \
-                     AND ($2 IS NULL OR received_at >= $2) \
-                     AND ($3 IS NULL OR (processed_at IS NOT NULL) = $3) \
-                     AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
-                )
-                .bind(&query.trigger)
-                .bind(query.since.as_ref().map($time))
-                .bind(query.processed)
-                .bind(query.before_id)
-                .bind(i64::from(query.limit))
-                .fetch_all(&self.read_pool)
-                .await?;
-                Ok($crate::store::queries::newest_first(
-                    journaled,
-                    spooled,
-                    query.limit,
-                ))
-            }
-
-            async fn replay_batch(
-                &self,
-                query: &$crate::store::ReplayQuery,
-            ) -> Result<Vec<$crate::store::PendingCallback>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT id, received_at, trigger, body, attempts FROM callbacks \
-                     WHERE id > $1 AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR received_at >= $3) \
-                     AND ($4 IS NULL OR trigger = $4) ORDER BY id LIMIT $5",
-                )
-                .bind(query.after_id)
-                .bind(query.id)
-                .bind(query.since.as_ref().map($time))
-                .bind(&query.trigger)
-                .bind(i64::from(query.limit))
-                .fetch_all(&self.read_pool)
-                .await?;
-                rows.iter().map(|row| Ok(pending_callback(row)?)).collect()
-            }
-
-            async fn replay_count(
-                &self,
-                query: &$crate::store::ReplayQuery,
-            ) -> Result<i64, StoreError> {
-                Ok(sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM callbacks WHERE ($1 IS NULL OR id = $1) \
-                     AND ($2 IS NULL OR received_at >= $2) AND ($3 IS NULL OR trigger = $3)",
-                )
-                .bind(query.id)
-                .bind(query.since.as_ref().map($time))
-                .bind(&query.trigger)
-                .fetch_one(&self.read_pool)
-                .await?)
-            }
-
-            async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM messages WHERE message_id = $1")
-                    .bind(message_id)
-                    .fetch_optional(&self.read_pool)
-                    .await?)
-            }
-
-            async fn message_history(
-                &self,
-                message_id: &str,
-            ) -> Result<Vec<StatusHistoryRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT status, status_at, accepted_at, channel, reason_code, reason_description, \
-                     callback_id, applied, recorded_at FROM message_status_history \
-                     WHERE message_id = $1 ORDER BY id",
-                )
-                .bind(message_id)
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn messages(
-                &self,
-                query: &$crate::store::MessageQuery,
-            ) -> Result<Vec<MessageRecord>, StoreError> {
-                let (after_time, after_id) = match &query.after {
-                    Some((time, id)) => (Some($time(time)), Some(id.as_str())),
-                    None => (None, None),
-                };
-                Ok(sqlx::query_as(
-                    "SELECT * FROM messages WHERE ($1 IS NULL OR status = $1) \
-                     AND ($2 IS NULL OR direction = $2) AND ($3 IS NULL OR channel = $3) \
-                     AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
-                     AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND message_id < $7)) \
-                     ORDER BY created_at DESC, message_id DESC LIMIT $8",
-                )
-                .bind(&query.status)
-                .bind(&query.direction)
-                .bind(&query.channel)
-                .bind(query.since.as_ref().map($time))
-                .bind(query.until.as_ref().map($time))
-                .bind(after_time)
-                .bind(after_id)
-                .bind(i64::from(query.limit))
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn consent(
-                &self,
-                channel: &str,
-                identity: &str,
-            ) -> Result<Option<ConsentRecord>, StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM consents WHERE channel = $1 AND identity = $2")
-                    .bind(channel)
-                    .bind(identity)
-                    .fetch_optional(&self.read_pool)
-                    .await?)
-            }
-
-            async fn consent_history(
-                &self,
-                channel: &str,
-                identity: &str,
-            ) -> Result<Vec<ConsentHistoryRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT kind, status, request_id, contact_id, error, event_at, callback_id, \
-                     recorded_at FROM consent_history WHERE channel = $1 AND identity = $2 \
-                     ORDER BY event_at, id",
-                )
-                .bind(channel)
-                .bind(identity)
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn capability(
-                &self,
-                channel: &str,
-                identity: &str,
-            ) -> Result<Option<CapabilityRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT channel, identity, status, channel_capabilities, reason, request_id, \
-                     contact_id, checked_at FROM capabilities WHERE channel = $1 AND identity = $2",
-                )
-                .bind(channel)
-                .bind(identity)
-                .fetch_optional(&self.read_pool)
-                .await?)
-            }
-
-            async fn contact(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError> {
-                Ok(sqlx::query_as("SELECT * FROM contacts WHERE contact_id = $1")
-                    .bind(contact_id)
-                    .fetch_optional(&self.read_pool)
-                    .await?)
-            }
-
-            async fn contact_identities(
-                &self,
-                contact_id: &str,
-            ) -> Result<Vec<IdentityRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT channel, identity FROM contact_identities WHERE contact_id = $1 \
-                     ORDER BY channel, identity",
-                )
-                .bind(contact_id)
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn contact_conversations(
-                &self,
-                contact_id: &str,
-            ) -> Result<Vec<ConversationRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT conversation_id, app_id, contact_id, active, active_channel, started_at, \
-                     stopped_at, deleted_at FROM conversations WHERE contact_id = $1 \
-                     ORDER BY created_at DESC LIMIT 100",
-                )
-                .bind(contact_id)
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn sms_batch(&self, batch_id: &str) -> Result<Option<SmsBatchRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT batch_id, kind, total_message_count, statuses, client_reference, \
-                     updated_at FROM sms_batches WHERE batch_id = $1",
-                )
-                .bind(batch_id)
-                .fetch_optional(&self.read_pool)
-                .await?)
-            }
-
-            async fn sms_deliveries(
-                &self,
-                batch_id: &str,
-            ) -> Result<Vec<SmsDeliveryRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT batch_id, recipient, status, code, status_at, client_reference, \
-                     operator, updated_at FROM sms_deliveries WHERE batch_id = $1 ORDER BY recipient",
-                )
-                .bind(batch_id)
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn events_after(
-                &self,
-                after: i64,
-                limit: u32,
-            ) -> Result<Vec<EventRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT id, callback_id, type, payload, created_at FROM events \
-                     WHERE id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(after)
-                .bind(i64::from(limit))
-                .fetch_all(&self.read_pool)
-                .await?)
-            }
-
-            async fn backlog(
-                &self,
-            ) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
-                self.pending_backlog().await
-            }
-
-            async fn latest_event_id(&self) -> Result<i64, StoreError> {
-                let latest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
-                    .fetch_one(&self.read_pool)
-                    .await?;
-                Ok(latest.unwrap_or(0))
-            }
-        }
-    };
+/// The queries, written once over sqlx for both backends. They read the journal and the
+/// domain tables; SQLite's store adds what its spool holds (`sqlite_reads`).
+pub(crate) struct SqlReads {
+    pub(crate) pool: SqlPool,
 }
 
-pub(crate) use store_queries;
+#[async_trait]
+impl Queries for SqlReads {
+    async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        Ok(self
+            .pool
+            .optional("SELECT * FROM callbacks WHERE id = $1", &[v(id)])
+            .await?)
+    }
+
+    async fn callbacks(&self, query: &CallbackQuery) -> Result<Vec<CallbackRecord>, StoreError> {
+        let values = [
+            v(&query.trigger),
+            v(query.since),
+            v(query.processed),
+            v(query.before_id),
+            v(i64::from(query.limit)),
+        ];
+        Ok(self
+            .pool
+            .all(
+                "SELECT * FROM callbacks WHERE ($1 IS NULL OR trigger = $1) \
+                 AND ($2 IS NULL OR received_at >= $2) \
+                 AND ($3 IS NULL OR (processed_at IS NOT NULL) = $3) \
+                 AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+                &values,
+            )
+            .await?)
+    }
+
+    async fn replay_batch(&self, query: &ReplayQuery) -> Result<Vec<PendingCallback>, StoreError> {
+        let values = [
+            v(query.after_id),
+            v(query.id),
+            v(query.since),
+            v(&query.trigger),
+            v(i64::from(query.limit)),
+        ];
+        let rows: Vec<ReplayRow> = self
+            .pool
+            .all(
+                "SELECT id, received_at, trigger, body, attempts FROM callbacks \
+                 WHERE id > $1 AND ($2 IS NULL OR id = $2) AND ($3 IS NULL OR received_at >= $3) \
+                 AND ($4 IS NULL OR trigger = $4) ORDER BY id LIMIT $5",
+                &values,
+            )
+            .await?;
+        Ok(rows.into_iter().map(ReplayRow::pending).collect())
+    }
+
+    async fn replay_count(&self, query: &ReplayQuery) -> Result<i64, StoreError> {
+        let values = [v(query.id), v(query.since), v(&query.trigger)];
+        Ok(self
+            .pool
+            .scalar(
+                "SELECT COUNT(*) FROM callbacks WHERE ($1 IS NULL OR id = $1) \
+                 AND ($2 IS NULL OR received_at >= $2) AND ($3 IS NULL OR trigger = $3)",
+                &values,
+            )
+            .await?)
+    }
+
+    async fn message(&self, message_id: &str) -> Result<Option<MessageRecord>, StoreError> {
+        let sql = "SELECT * FROM messages WHERE message_id = $1";
+        Ok(self.pool.optional(sql, &[v(message_id)]).await?)
+    }
+
+    async fn message_history(
+        &self,
+        message_id: &str,
+    ) -> Result<Vec<StatusHistoryRecord>, StoreError> {
+        let sql = "SELECT status, status_at, accepted_at, channel, reason_code, \
+                   reason_description, callback_id, applied, recorded_at \
+                   FROM message_status_history WHERE message_id = $1 ORDER BY id";
+        Ok(self.pool.all(sql, &[v(message_id)]).await?)
+    }
+
+    async fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError> {
+        let (after_time, after_id) = match &query.after {
+            Some((time, id)) => (Some(*time), Some(id.as_str())),
+            None => (None, None),
+        };
+        let values = [
+            v(&query.status),
+            v(&query.direction),
+            v(&query.channel),
+            v(query.since),
+            v(query.until),
+            v(after_time),
+            v(after_id),
+            v(i64::from(query.limit)),
+        ];
+        let sql = "SELECT * FROM messages WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR direction = $2) AND ($3 IS NULL OR channel = $3) \
+             AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5) \
+             AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND message_id < $7)) \
+             ORDER BY created_at DESC, message_id DESC LIMIT $8";
+        Ok(self.pool.all(sql, &values).await?)
+    }
+
+    async fn consent(
+        &self,
+        channel: &str,
+        identity: &str,
+    ) -> Result<Option<ConsentRecord>, StoreError> {
+        let sql = "SELECT * FROM consents WHERE channel = $1 AND identity = $2";
+        Ok(self.pool.optional(sql, &[v(channel), v(identity)]).await?)
+    }
+
+    async fn consent_history(
+        &self,
+        channel: &str,
+        identity: &str,
+    ) -> Result<Vec<ConsentHistoryRecord>, StoreError> {
+        let sql = "SELECT kind, status, request_id, contact_id, error, event_at, callback_id, \
+                   recorded_at FROM consent_history WHERE channel = $1 AND identity = $2 \
+                   ORDER BY event_at, id";
+        Ok(self.pool.all(sql, &[v(channel), v(identity)]).await?)
+    }
+
+    async fn capability(
+        &self,
+        channel: &str,
+        identity: &str,
+    ) -> Result<Option<CapabilityRecord>, StoreError> {
+        let sql = "SELECT channel, identity, status, channel_capabilities, reason, request_id, \
+                   contact_id, checked_at FROM capabilities WHERE channel = $1 AND identity = $2";
+        Ok(self.pool.optional(sql, &[v(channel), v(identity)]).await?)
+    }
+
+    async fn contact(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError> {
+        let sql = "SELECT * FROM contacts WHERE contact_id = $1";
+        Ok(self.pool.optional(sql, &[v(contact_id)]).await?)
+    }
+
+    async fn contact_identities(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
+        let sql = "SELECT channel, identity FROM contact_identities WHERE contact_id = $1 \
+                   ORDER BY channel, identity";
+        Ok(self.pool.all(sql, &[v(contact_id)]).await?)
+    }
+
+    async fn contact_conversations(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ConversationRecord>, StoreError> {
+        let sql = "SELECT conversation_id, app_id, contact_id, active, active_channel, \
+                   started_at, stopped_at, deleted_at FROM conversations WHERE contact_id = $1 \
+                   ORDER BY created_at DESC LIMIT 100";
+        Ok(self.pool.all(sql, &[v(contact_id)]).await?)
+    }
+
+    async fn sms_batch(&self, batch_id: &str) -> Result<Option<SmsBatchRecord>, StoreError> {
+        let sql = "SELECT batch_id, kind, total_message_count, statuses, client_reference, \
+                   updated_at FROM sms_batches WHERE batch_id = $1";
+        Ok(self.pool.optional(sql, &[v(batch_id)]).await?)
+    }
+
+    async fn sms_deliveries(&self, batch_id: &str) -> Result<Vec<SmsDeliveryRecord>, StoreError> {
+        let sql = "SELECT batch_id, recipient, status, code, status_at, client_reference, \
+                   operator, updated_at FROM sms_deliveries WHERE batch_id = $1 ORDER BY recipient";
+        Ok(self.pool.all(sql, &[v(batch_id)]).await?)
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        let sql = "SELECT id, callback_id, type, payload, created_at FROM events \
+                   WHERE id > $1 ORDER BY id LIMIT $2";
+        Ok(self.pool.all(sql, &[v(after), v(i64::from(limit))]).await?)
+    }
+
+    async fn latest_event_id(&self) -> Result<i64, StoreError> {
+        let latest: Option<i64> = self.pool.scalar("SELECT MAX(id) FROM events", &[]).await?;
+        Ok(latest.unwrap_or(0))
+    }
+
+    async fn backlog(&self) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+        let sql = "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL";
+        let row: BacklogRow = self
+            .pool
+            .all(sql, &[])
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        Ok((row.0, row.1))
+    }
+}
+
+/// `COUNT(*)` and `MIN(received_at)` of the unprocessed callbacks.
+#[derive(Debug, Default, sqlx::FromRow)]
+struct BacklogRow(i64, Option<DateTime<Utc>>);
+
+/// A callback as `replay` takes it.
+#[derive(sqlx::FromRow)]
+struct ReplayRow {
+    id: i64,
+    received_at: DateTime<Utc>,
+    trigger: String,
+    body: String,
+    attempts: i64,
+}
+
+impl ReplayRow {
+    fn pending(self) -> PendingCallback {
+        PendingCallback {
+            id: self.id,
+            received_at: self.received_at,
+            trigger: Trigger::parse(&self.trigger),
+            body: self.body,
+            attempts: self.attempts,
+            source: Source::Journal,
+            unreadable: None,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

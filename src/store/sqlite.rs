@@ -14,6 +14,7 @@
 //! handler (which sleeps in whole milliseconds); `busy_timeout` still covers other processes.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
@@ -26,16 +27,19 @@ use sqlx::{Row, SqliteConnection};
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Mutex, watch};
 
+use super::outbox::SqlOutbox;
 use super::owner::OwnerLock;
 use super::processing;
-use super::records::*;
+use super::queries::SqlReads;
 use super::spool::Spool;
+use super::sql::SqlPool;
 use super::sqlite_processing::{ProcessError, Processor};
 pub(super) use super::sqlite_time::{parse_ts, ts};
 use super::{
     GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Role, Source, Store,
     StoreError, StoreOptions, Work,
 };
+use super::{Outbox, Queries};
 use crate::callback::Trigger;
 
 /// One connection for ingestion and dispatch: they take turns at the write gate anyway,
@@ -54,10 +58,6 @@ const WAL_AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// (claims, spool batches, API pages), so a smaller cache costs them little; the caches
 /// that pay off (processing, the spool's writer) keep SQLite's default.
 const POOL_CACHE_KIB: i64 = 512;
-/// A spool row as a `CallbackRecord`: acknowledged, never attempted, due now.
-const SPOOLED_RECORD: &str = "id, received_at, api, trigger, dedupe_key, app_id, project_id, \
-     message_id, body, nonce, signature_timestamp, NULL AS processed_at, 0 AS attempts, \
-     NULL AS last_error, received_at AS next_attempt_at";
 /// Rewrites the values of a journal row that readers cannot decode in a readable form.
 const REPAIR_UNREADABLE: &str = "UPDATE callbacks SET \
      received_at = CASE WHEN typeof(received_at) = 'text' AND received_at GLOB \
@@ -69,28 +69,30 @@ const REPAIR_UNREADABLE: &str = "UPDATE callbacks SET \
      attempts = CASE typeof(attempts) WHEN 'integer' THEN attempts ELSE 0 END \
      WHERE id = ?2";
 /// A count of callbacks waiting for processing, and when the oldest was received.
-type Backlog = (i64, Option<DateTime<Utc>>);
+pub(super) type Backlog = (i64, Option<DateTime<Utc>>);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The owner's side of the spool.
-struct Spooling {
+pub(super) struct Spooling {
     spool: Spool,
-    reads: SqlitePool,
+    pub(super) reads: SqlitePool,
     /// Released when the store is closed or dropped, or the process ends.
     owner: std::sync::Mutex<Option<OwnerLock>>,
 }
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    read_pool: SqlitePool,
-    write_gate: Mutex<()>,
+    pub(super) read_pool: SqlitePool,
+    write_gate: Arc<Mutex<()>>,
+    pub(super) reads: SqlReads,
+    outbox: SqlOutbox,
     /// Processing's connection, used with the write gate held.
     processor: std::sync::Mutex<Processor>,
     /// `None` for a CLI command beside the server: it never touches the spool.
-    spooling: Option<Spooling>,
+    pub(super) spooling: Option<Spooling>,
     /// Every spooled callback up to this id was moved into `callbacks` by this process.
-    moved_through: AtomicI64,
+    pub(super) moved_through: AtomicI64,
     /// Of the callbacks the spool held when it was opened, how many were moved since.
     moved_from_before: AtomicI64,
     /// Bumped after each commit that recorded state changes: the live stream's wake-up.
@@ -147,10 +149,19 @@ impl SqliteStore {
             Some(owner) => Some(Spooling::open(&path, &connect, options, owner).await?),
             None => None,
         };
+        let write_gate = Arc::new(Mutex::new(()));
         Ok(SqliteStore {
+            reads: SqlReads {
+                pool: SqlPool::Sqlite(read_pool.clone()),
+            },
+            outbox: SqlOutbox {
+                write: SqlPool::Sqlite(pool.clone()),
+                read: SqlPool::Sqlite(read_pool.clone()),
+                gate: Some(write_gate.clone()),
+            },
+            write_gate,
             pool,
             read_pool,
-            write_gate: Mutex::new(()),
             processor: std::sync::Mutex::new(processor),
             spooling,
             moved_through: AtomicI64::new(0),
@@ -217,24 +228,8 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// How many callbacks wait for processing (spooled or due for a retry), and since when
-    /// the oldest.
-    async fn pending_backlog(&self) -> Result<Backlog, StoreError> {
-        let (journaled, journaled_oldest): Backlog = sqlx::query_as(
-            "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
-        )
-        .fetch_one(&self.read_pool)
-        .await?;
-        let (spooled, spooled_oldest) = self.spool_backlog().await?;
-        let oldest = match (journaled_oldest, spooled_oldest) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        Ok((journaled + spooled, oldest))
-    }
-
     /// How many spooled callbacks this process has not moved yet, and since when the oldest.
-    async fn spool_backlog(&self) -> Result<Backlog, sqlx::Error> {
+    pub(super) async fn spool_backlog(&self) -> Result<Backlog, sqlx::Error> {
         let unmoved = self.unmoved();
         let Some(spooling) = self.spooling.as_ref().filter(|_| unmoved > 0) else {
             return Ok((0, None));
@@ -259,84 +254,6 @@ impl SqliteStore {
         let moved_through = self.moved_through.load(Ordering::Acquire);
         let since = spool.written_through() - moved_through.max(at_open.first_new_id - 1);
         from_before.max(0) + since.max(0)
-    }
-
-    /// A callback acknowledged and not processed yet, as the query API shows it.
-    async fn spooled_record(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
-        let Some(spooling) = &self.spooling else {
-            return Ok(None);
-        };
-        Ok(
-            sqlx::query_as(&format!("SELECT {SPOOLED_RECORD} FROM spool WHERE id = ?"))
-                .bind(id)
-                .fetch_optional(&spooling.reads)
-                .await?,
-        )
-    }
-
-    /// The spooled callbacks a list query matches that are not in `callbacks` yet, newest
-    /// first, up to the query's limit: all of them unprocessed. The spool forgets what was
-    /// moved only later (lazily, or after a crash at the next start), and its copy does not
-    /// know the callback was processed: a moved one is left to the read of `callbacks`.
-    async fn spooled_records(
-        &self,
-        query: &super::CallbackQuery,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        let Some(spooling) = self
-            .spooling
-            .as_ref()
-            .filter(|_| query.processed != Some(true))
-        else {
-            return Ok(Vec::new());
-        };
-        let limit = query.limit as usize;
-        // Read before the spool: everything up to it is in `callbacks` already.
-        let moved_through = self.moved_through.load(Ordering::Acquire);
-        let mut before = query.before_id;
-        let mut found = Vec::with_capacity(limit);
-        loop {
-            let rows: Vec<CallbackRecord> = sqlx::query_as(&format!(
-                "SELECT {SPOOLED_RECORD} FROM spool WHERE id > ?1 AND (?2 IS NULL OR trigger = ?2) \
-                 AND (?3 IS NULL OR received_at >= ?3) AND (?4 IS NULL OR id < ?4) \
-                 ORDER BY id DESC LIMIT ?5"
-            ))
-            .bind(moved_through)
-            .bind(&query.trigger)
-            .bind(query.since.as_ref().map(ts))
-            .bind(before)
-            .bind(i64::from(query.limit))
-            .fetch_all(&spooling.reads)
-            .await?;
-            let exhausted = rows.len() < limit;
-            before = rows.last().map(|row| row.id);
-            // Moved by an earlier process and left by its crash, or moved since the read
-            // of `moved_through`.
-            let moved = self.in_callbacks(rows.iter().map(|row| row.id)).await?;
-            found.extend(rows.into_iter().filter(|row| !moved.contains(&row.id)));
-            if found.len() >= limit || exhausted {
-                found.truncate(limit);
-                return Ok(found);
-            }
-        }
-    }
-
-    /// Which of these ids `callbacks` holds.
-    async fn in_callbacks(
-        &self,
-        ids: impl Iterator<Item = i64>,
-    ) -> Result<std::collections::HashSet<i64>, StoreError> {
-        let ids: Vec<String> = ids.map(|id| id.to_string()).collect();
-        if ids.is_empty() {
-            return Ok(std::collections::HashSet::new());
-        }
-        let list = format!("[{}]", ids.join(","));
-        let found: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM callbacks WHERE id IN (SELECT value FROM json_each(?1))",
-        )
-        .bind(list)
-        .fetch_all(&self.read_pool)
-        .await?;
-        Ok(found.into_iter().collect())
     }
 
     /// Spooled callbacks not moved yet, oldest first: from memory when they are there,
@@ -420,6 +337,14 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
+    fn queries(&self) -> &dyn Queries {
+        self
+    }
+
+    fn outbox(&self) -> &dyn Outbox {
+        &self.outbox
+    }
+
     fn group_commit(&self) -> GroupCommit {
         GroupCommit::InStore
     }
@@ -563,19 +488,6 @@ impl Store for SqliteStore {
             crate::sync::lock(&spooling.owner).take();
         }
     }
-}
-
-super::queries::store_queries! {
-    store: SqliteStore,
-    bind_time: ts,
-}
-
-super::outbox::outbox_sql! {
-    store: SqliteStore,
-    bind_time: ts,
-    begin: "BEGIN IMMEDIATE",
-    lock_cursor: "",
-    skip_locked: "",
 }
 
 /// Whether a callback with this dedupe key is journaled (in the main file).

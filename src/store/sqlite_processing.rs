@@ -37,8 +37,7 @@ const SAME_CALLBACK: &str = "SELECT id, dedupe_key FROM callbacks WHERE id = ?1 
 /// A moved callback's values: its id, then `sql::JOURNAL_COLUMNS`.
 const MOVE_VALUES: usize = 12;
 
-// SQLite has a single writer: no lease to release, no row to lock while deciding.
-static TEXTS: std::sync::LazyLock<Texts> = std::sync::LazyLock::new(|| Texts::new("", ""));
+use super::sql::SQLITE_TEXTS as TEXTS;
 
 /// The connection processing writes through, and how to open another like it.
 pub(super) struct Processor {

@@ -102,7 +102,7 @@ async fn journal_stores_once_per_dedupe_key(store: Arc<dyn Store>) {
     let JournalOutcome::Accepted { id } = outcomes[0] else {
         unreachable!()
     };
-    let stored = store.callback(id).await.unwrap().unwrap();
+    let stored = store.queries().callback(id).await.unwrap().unwrap();
     assert_eq!(stored.body, a.body);
     assert_eq!(stored.trigger, "MESSAGE_DELIVERY");
     assert_eq!(stored.processed_at, None);
@@ -121,7 +121,7 @@ async fn late_reports_never_regress_a_status(store: Arc<dyn Store>) {
             .unwrap();
         drain(store.as_ref()).await;
     }
-    let message = store.message("m-order").await.unwrap().unwrap();
+    let message = store.queries().message("m-order").await.unwrap().unwrap();
     assert_eq!(message.status.as_deref(), Some("READ"));
     assert_eq!(message.direction, "outbound");
     assert_eq!(message.channel.as_deref(), Some("WHATSAPP"));
@@ -129,7 +129,7 @@ async fn late_reports_never_regress_a_status(store: Arc<dyn Store>) {
         message.status_at.map(|t| t.to_rfc3339()),
         Some("2025-03-04T12:00:03+00:00".to_owned())
     );
-    let history = store.message_history("m-order").await.unwrap();
+    let history = store.queries().message_history("m-order").await.unwrap();
     let seen: Vec<(&str, bool)> = history
         .iter()
         .map(|h| (h.status.as_str(), h.applied))
@@ -160,7 +160,11 @@ async fn unprocessed_callbacks_are_found_after_a_restart(store: Arc<dyn Store>) 
     assert_eq!(store.make_pending_due(Utc::now()).await.unwrap(), 0);
     assert!(store.claim_due(Utc::now(), 100).await.unwrap().is_empty());
     for i in 0..5 {
-        let history = store.message_history(&format!("r{i}")).await.unwrap();
+        let history = store
+            .queries()
+            .message_history(&format!("r{i}"))
+            .await
+            .unwrap();
         assert_eq!(history.len(), 1);
     }
 }
@@ -183,7 +187,7 @@ async fn concurrent_dispatchers_apply_each_callback_once(store: Arc<dyn Store>) 
     }
     for m in 0..100 {
         let id = format!("c{m}");
-        let history = store.message_history(&id).await.unwrap();
+        let history = store.queries().message_history(&id).await.unwrap();
         assert_eq!(history.len(), 3, "{id}: every report recorded exactly once");
         assert_eq!(
             history
@@ -192,10 +196,10 @@ async fn concurrent_dispatchers_apply_each_callback_once(store: Arc<dyn Store>) 
                 .count(),
             1
         );
-        let message = store.message(&id).await.unwrap().unwrap();
+        let message = store.queries().message(&id).await.unwrap().unwrap();
         assert_eq!(message.status.as_deref(), Some("READ"), "{id}");
     }
-    let first = store.callback(1).await.unwrap().unwrap();
+    let first = store.queries().callback(1).await.unwrap().unwrap();
     assert_eq!(first.attempts, 1);
 }
 
@@ -206,7 +210,7 @@ async fn unprocessable_payloads_are_set_aside(store: Arc<dyn Store>) {
         unreachable!()
     };
     drain(store.as_ref()).await;
-    let stored = store.callback(id).await.unwrap().unwrap();
+    let stored = store.queries().callback(id).await.unwrap().unwrap();
     assert!(stored.processed_at.is_some());
     assert!(
         stored
@@ -231,6 +235,7 @@ async fn inbound_messages_are_stored(store: Arc<dyn Store>) {
         .unwrap();
     drain(store.as_ref()).await;
     let message = store
+        .queries()
         .message("01HMSGIN00000000000000000A")
         .await
         .unwrap()

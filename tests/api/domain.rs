@@ -43,7 +43,7 @@ async fn ingest(store: &dyn Store, bodies: &[String]) {
 }
 
 async fn event_types(store: &dyn Store) -> Vec<String> {
-    let events = store.events_after(0, 1000).await.unwrap();
+    let events = store.queries().events_after(0, 1000).await.unwrap();
     events.into_iter().map(|e| e.kind).collect()
 }
 
@@ -52,20 +52,32 @@ async fn every_fixture_changes_its_table(store: Arc<dyn Store>) {
     ingest(store.as_ref(), &bodies).await;
     let s = store.as_ref();
 
-    let consent = s.consent("WHATSAPP", "46701234567").await.unwrap().unwrap();
+    let consent = s
+        .queries()
+        .consent("WHATSAPP", "46701234567")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         (consent.consented, consent.last_kind.as_str()),
         (Some(true), "OPT_IN")
     );
-    let capability = s.capability("RCS", "46701234567").await.unwrap().unwrap();
+    let capability = s
+        .queries()
+        .capability("RCS", "46701234567")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(capability.status, "NO_CAPABILITY");
     let contact = s
+        .queries()
         .contact("01HCONT000000000000000000E")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(contact.display_name.as_deref(), Some("Unknown"));
     let identities = s
+        .queries()
         .contact_identities("01HCONT000000000000000000E")
         .await
         .unwrap();
@@ -77,6 +89,7 @@ async fn every_fixture_changes_its_table(store: Arc<dyn Store>) {
         ("SMS", "46701234567")
     );
     let conversations = s
+        .queries()
         .contact_conversations("01HCONT000000000000000000E")
         .await
         .unwrap();
@@ -87,11 +100,13 @@ async fn every_fixture_changes_its_table(store: Arc<dyn Store>) {
     assert_eq!(conversations[0].active, Some(true));
     assert!(conversations[0].started_at.is_some());
     let sms = s
+        .queries()
         .sms_deliveries("01JHFFHQ0P99JPPNQPJDV7JTBP")
         .await
         .unwrap();
     assert_eq!(sms[0].status.as_deref(), Some("Delivered"));
     let message = s
+        .queries()
         .message("01HMSGOUT0000000000000000B")
         .await
         .unwrap()
@@ -120,6 +135,7 @@ async fn every_fixture_changes_its_table(store: Arc<dyn Store>) {
     }
     // Journal-only triggers are kept and processed, with no state change.
     let unprocessed = s
+        .queries()
         .callbacks(&sinch_webhooks::store::CallbackQuery {
             processed: Some(false),
             limit: 100,
@@ -155,17 +171,17 @@ async fn replaying_everything_changes_nothing(store: Arc<dyn Store>) {
 /// Everything a reader can see, as comparable JSON.
 async fn snapshot(s: &dyn Store) -> Result<Value, StoreError> {
     Ok(serde_json::json!({
-        "events": s.latest_event_id().await?,
-        "message": s.message("01HMSGOUT0000000000000000B").await?,
-        "history": s.message_history("01HMSGOUT0000000000000000B").await?,
-        "inbound": s.message("01HMSGIN00000000000000000A").await?,
-        "consent": s.consent("WHATSAPP", "46701234567").await?,
-        "consent_history": s.consent_history("WHATSAPP", "46701234567").await?,
-        "capability": s.capability("RCS", "46701234567").await?,
-        "contact": s.contact("01HCONT000000000000000000E").await?,
-        "identities": s.contact_identities("01HCONT000000000000000000E").await?,
-        "conversations": s.contact_conversations("01HCONT000000000000000000E").await?,
-        "sms": s.sms_deliveries("01JHFFHQ0P99JPPNQPJDV7JTBP").await?,
+        "events": s.queries().latest_event_id().await?,
+        "message": s.queries().message("01HMSGOUT0000000000000000B").await?,
+        "history": s.queries().message_history("01HMSGOUT0000000000000000B").await?,
+        "inbound": s.queries().message("01HMSGIN00000000000000000A").await?,
+        "consent": s.queries().consent("WHATSAPP", "46701234567").await?,
+        "consent_history": s.queries().consent_history("WHATSAPP", "46701234567").await?,
+        "capability": s.queries().capability("RCS", "46701234567").await?,
+        "contact": s.queries().contact("01HCONT000000000000000000E").await?,
+        "identities": s.queries().contact_identities("01HCONT000000000000000000E").await?,
+        "conversations": s.queries().contact_conversations("01HCONT000000000000000000E").await?,
+        "sms": s.queries().sms_deliveries("01JHFFHQ0P99JPPNQPJDV7JTBP").await?,
     }))
 }
 
@@ -191,7 +207,12 @@ async fn consent_follows_event_time_and_only_success_decides(store: Arc<dyn Stor
         consent_body("OPT_IN", "FAILED", "2025-03-04T12:00:03Z", "r3"),    // newest, failed
     ];
     ingest(store.as_ref(), &bodies).await;
-    let consent = store.consent("WHATSAPP", "4670000").await.unwrap().unwrap();
+    let consent = store
+        .queries()
+        .consent("WHATSAPP", "4670000")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         consent.consented,
         Some(false),
@@ -203,7 +224,11 @@ async fn consent_follows_event_time_and_only_success_decides(store: Arc<dyn Stor
     );
     assert_eq!(consent.last_error.as_deref(), Some("rejected"));
     assert_eq!(consent.last_request_id.as_deref(), Some("r3"));
-    let history = store.consent_history("WHATSAPP", "4670000").await.unwrap();
+    let history = store
+        .queries()
+        .consent_history("WHATSAPP", "4670000")
+        .await
+        .unwrap();
     let requests: Vec<_> = history
         .iter()
         .map(|h| h.request_id.clone().unwrap_or_default())
@@ -254,6 +279,7 @@ async fn contacts_merge_and_delete_without_dropping_history(store: Arc<dyn Store
     ];
     ingest(store.as_ref(), &bodies).await;
     let identities: Vec<(String, String)> = store
+        .queries()
         .contact_identities("keep")
         .await
         .unwrap()
@@ -269,6 +295,7 @@ async fn contacts_merge_and_delete_without_dropping_history(store: Arc<dyn Store
         "the merge moved the deleted contact's identities to the preserved one"
     );
     let gone = store
+        .queries()
         .contact("gone")
         .await
         .unwrap()
@@ -276,13 +303,19 @@ async fn contacts_merge_and_delete_without_dropping_history(store: Arc<dyn Store
     assert_eq!(gone.merged_into.as_deref(), Some("keep"));
     assert!(gone.deleted_at.is_some());
     let old = store
+        .queries()
         .contact("old")
         .await
         .unwrap()
         .expect("deleted contacts are kept");
     assert!(old.deleted_at.is_some());
     assert_eq!(
-        store.contact_identities("old").await.unwrap().len(),
+        store
+            .queries()
+            .contact_identities("old")
+            .await
+            .unwrap()
+            .len(),
         1,
         "identities kept too"
     );
@@ -304,7 +337,7 @@ async fn sms_final_statuses_are_never_replaced(store: Arc<dyn Store>) {
         sms_body("Failed", "2025-01-13T09:22:09Z"),
     ];
     ingest(store.as_ref(), &bodies).await;
-    let recipients = store.sms_deliveries("b-1").await.unwrap();
+    let recipients = store.queries().sms_deliveries("b-1").await.unwrap();
     assert_eq!(recipients.len(), 1);
     assert_eq!(recipients[0].status.as_deref(), Some("Delivered"));
     let sms_events = event_types(store.as_ref())
@@ -325,7 +358,7 @@ async fn a_submit_is_recorded_but_never_moves_a_status(store: Arc<dyn Store>) {
         fixture("message_submit.json"),
     ];
     ingest(store.as_ref(), &bodies).await;
-    let message = store.message(id).await.unwrap().unwrap();
+    let message = store.queries().message(id).await.unwrap().unwrap();
     assert_eq!(message.status.as_deref(), Some("DELIVERED"));
     assert!(message.submitted_at.is_some());
     assert!(
@@ -334,7 +367,7 @@ async fn a_submit_is_recorded_but_never_moves_a_status(store: Arc<dyn Store>) {
             .unwrap_or_default()
             .contains("Your code is 1234")
     );
-    let history = store.message_history(id).await.unwrap();
+    let history = store.queries().message_history(id).await.unwrap();
     let seen: Vec<(&str, bool)> = history
         .iter()
         .map(|h| (h.status.as_str(), h.applied))
@@ -365,7 +398,7 @@ async fn conversations_keep_their_times_whatever_the_order(store: Arc<dyn Store>
         ),
     ];
     ingest(store.as_ref(), &bodies).await;
-    let conversation = &store.contact_conversations("c-1").await.unwrap()[0];
+    let conversation = &store.queries().contact_conversations("c-1").await.unwrap()[0];
     assert_eq!(
         conversation.active,
         Some(false),
@@ -381,7 +414,7 @@ async fn conversations_keep_their_times_whatever_the_order(store: Arc<dyn Store>
         )],
     )
     .await;
-    let conversation = &store.contact_conversations("c-1").await.unwrap()[0];
+    let conversation = &store.queries().contact_conversations("c-1").await.unwrap()[0];
     assert!(
         conversation.deleted_at.is_some(),
         "deleted is marked, the row is kept"

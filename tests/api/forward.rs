@@ -343,7 +343,12 @@ async fn a_delivery_waiting_behind_a_failing_one_does_not_make_the_worker_spin()
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let next = store.outbox_next_due(&app.url).await.unwrap().unwrap();
+    let next = store
+        .outbox()
+        .outbox_next_due(&app.url)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         next > chrono::Utc::now(),
         "next due {next} is in the past: a busy loop"

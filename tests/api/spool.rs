@@ -126,10 +126,11 @@ async fn a_callback_moved_but_not_forgotten_before_a_crash_is_not_processed_twic
         .collect();
     let results = store.process(&work, chrono::Utc::now()).await.unwrap();
     assert_eq!(results, vec![Processed::AlreadyProcessed; 3]);
-    let history = store.message_history("m-crash").await.unwrap();
+    let history = store.queries().message_history("m-crash").await.unwrap();
     assert_eq!(history.len(), 3, "each report recorded once");
     assert_eq!(
         store
+            .queries()
             .message("m-crash")
             .await
             .unwrap()
@@ -139,7 +140,7 @@ async fn a_callback_moved_but_not_forgotten_before_a_crash_is_not_processed_twic
         Some("READ")
     );
     wait_for_empty_spool(&spool).await;
-    assert_eq!(store.backlog().await.unwrap().0, 0);
+    assert_eq!(store.queries().backlog().await.unwrap().0, 0);
     store.close().await;
     spool.close().await;
 }
@@ -154,7 +155,7 @@ async fn duplicates_are_recognised_after_leaving_the_spool_and_ids_keep_increasi
         "2025-03-04T12:00:00Z",
     ));
     let first_id = accepted_id(journal_one(store.as_ref(), &first).await);
-    let record = store.callback(first_id).await.unwrap().unwrap();
+    let record = store.queries().callback(first_id).await.unwrap().unwrap();
     assert_eq!(
         (record.body.as_str(), record.processed_at),
         (first.body.as_str(), None),
@@ -278,7 +279,15 @@ async fn a_failed_callback_left_in_the_spool_by_a_crash_is_taken_up_once() {
             .await
             .unwrap();
     assert_eq!(processed, (2, true));
-    assert_eq!(store.message_history("m-retry").await.unwrap().len(), 1);
+    assert_eq!(
+        store
+            .queries()
+            .message_history("m-retry")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     wait_for_empty_spool(&spool).await;
     store.close().await;
     main.close().await;
@@ -290,17 +299,21 @@ async fn the_backlog_counts_spooled_callbacks_from_before_a_restart_and_since() 
     let files = files();
     let store = open(&files).await;
     store.journal(delivered("m-before", 5)).await.unwrap();
-    assert_eq!(store.backlog().await.unwrap().0, 5);
+    assert_eq!(store.queries().backlog().await.unwrap().0, 5);
     store.close().await;
 
     let store = open(&files).await;
-    assert_eq!(store.backlog().await.unwrap().0, 5, "found at open");
+    assert_eq!(
+        store.queries().backlog().await.unwrap().0,
+        5,
+        "found at open"
+    );
     store.journal(delivered("m-since", 3)).await.unwrap();
-    let (count, oldest) = store.backlog().await.unwrap();
+    let (count, oldest) = store.queries().backlog().await.unwrap();
     assert_eq!(count, 8, "found at open, and spooled since");
     assert!(oldest.is_some());
     drain(store.as_ref()).await;
-    assert_eq!(store.backlog().await.unwrap(), (0, None));
+    assert_eq!(store.queries().backlog().await.unwrap(), (0, None));
     let main = SqlitePool::connect(&files.url).await.unwrap();
     let processed: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM callbacks WHERE processed_at IS NOT NULL")
@@ -319,9 +332,9 @@ async fn a_backlog_larger_than_memory_holds_is_read_back_from_the_spool() {
     // back from the file, in order, none skipped and none twice.
     let count = 2_500;
     store.journal(delivered("m-many", count)).await.unwrap();
-    assert_eq!(store.backlog().await.unwrap().0, count);
+    assert_eq!(store.queries().backlog().await.unwrap().0, count);
     drain(store.as_ref()).await;
-    assert_eq!(store.backlog().await.unwrap().0, 0);
+    assert_eq!(store.queries().backlog().await.unwrap().0, 0);
     let main = SqlitePool::connect(&files.url).await.unwrap();
     let (moved, processed, distinct): (i64, i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COUNT(processed_at), COUNT(DISTINCT message_id) FROM callbacks",
@@ -385,7 +398,15 @@ async fn a_callback_still_in_the_spool_is_a_duplicate_and_after_a_restart_once_i
         JournalOutcome::Duplicate,
         "and once forgotten, found in callbacks"
     );
-    assert_eq!(store.message_history("m-spooled").await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .queries()
+            .message_history("m-spooled")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     store.close().await;
     spool.close().await;
 }
@@ -463,7 +484,7 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
         journal_one(store.as_ref(), &callback).await,
         JournalOutcome::Duplicate
     );
-    let processed = store.callback(7).await.unwrap().unwrap();
+    let processed = store.queries().callback(7).await.unwrap().unwrap();
     assert!(
         processed.processed_at.is_some(),
         "the old callback was processed"
@@ -522,7 +543,7 @@ async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_
     };
     let list = |query: CallbackQuery| {
         let store = store.clone();
-        async move { ids_of(store.callbacks(&query).await.unwrap()) }
+        async move { ids_of(store.queries().callbacks(&query).await.unwrap()) }
     };
     let everything = CallbackQuery {
         limit: 100,
@@ -628,22 +649,25 @@ async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_
     assert_eq!(in_spool, 3, "the moved callbacks are back in the spool");
     let all_processed = [(s3, true), (s2, true), (s1, true), (p2, true), (p1, true)];
     assert_eq!(
-        ids_of(store.callbacks(&everything).await.unwrap()),
+        ids_of(store.queries().callbacks(&everything).await.unwrap()),
         all_processed
     );
     assert_eq!(
-        ids_of(store.callbacks(&unprocessed).await.unwrap()),
+        ids_of(store.queries().callbacks(&unprocessed).await.unwrap()),
         [],
         "what the spool still holds was processed"
     );
-    assert_eq!(ids_of(store.callbacks(&done).await.unwrap()), all_processed);
+    assert_eq!(
+        ids_of(store.queries().callbacks(&done).await.unwrap()),
+        all_processed
+    );
     // A page of the spool made only of moved callbacks does not end the list early.
     let short_pages = CallbackQuery {
         limit: 2,
         ..everything.clone()
     };
     assert_eq!(
-        ids_of(store.callbacks(&short_pages).await.unwrap()),
+        ids_of(store.queries().callbacks(&short_pages).await.unwrap()),
         [(s3, true), (s2, true)]
     );
     store.close().await;
