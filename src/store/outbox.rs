@@ -214,11 +214,16 @@ impl Write<'_> {
 }
 
 impl SqlOutbox {
-    async fn begin(&self) -> Result<Write<'_>, sqlx::Error> {
-        let gate = match &self.gate {
+    /// The write gate, where the backend has one.
+    async fn gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.gate {
             Some(gate) => Some(gate.lock().await),
             None => None,
-        };
+        }
+    }
+
+    async fn begin(&self) -> Result<Write<'_>, sqlx::Error> {
+        let gate = self.gate().await;
         let conn = match &self.write {
             SqlPool::Sqlite(pool) => WriteConn::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             SqlPool::Postgres(pool) => WriteConn::Postgres(pool.begin().await?),
@@ -490,10 +495,7 @@ impl Outbox for SqlOutbox {
             Redrive::Event(id) => Some(*id),
             Redrive::AllDead => None,
         };
-        let _gate = match &self.gate {
-            Some(gate) => Some(gate.lock().await),
-            None => None,
-        };
+        let _gate = self.gate().await;
         let sql = "UPDATE deliveries SET state = 'pending', attempts = 0, \
              next_attempt_at = $1, window_started_at = $1, updated_at = $1 \
              WHERE state = 'dead' AND ($2 IS NULL OR event_id = $2)";
