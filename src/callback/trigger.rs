@@ -27,93 +27,155 @@ impl Api {
     }
 }
 
-macro_rules! triggers {
-    (
-        conversation { $($cvariant:ident => $cname:literal),* $(,)? }
-        sms { $($svariant:ident => $sname:literal),* $(,)? }
-    ) => {
-        /// Every callback kind the receiver knows, plus `Unknown` so that a new Sinch
-        /// trigger is stored and acknowledged, never rejected.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Trigger {
-            $($cvariant,)*
-            $($svariant,)*
-            Unknown,
-        }
-
-        impl Trigger {
-            /// All known triggers, for tests and `--help` listings.
-            pub const ALL: &'static [Trigger] = &[$(Trigger::$cvariant,)* $(Trigger::$svariant,)* Trigger::Unknown];
-
-            /// The name stored in `callbacks.trigger`: the webhook trigger enum for
-            /// Conversation callbacks, the `type` value for SMS callbacks.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Trigger::$cvariant => $cname,)*
-                    $(Trigger::$svariant => $sname,)*
-                    Trigger::Unknown => "UNKNOWN",
-                }
-            }
-
-            pub fn parse(name: &str) -> Trigger {
-                match name {
-                    $($cname => Trigger::$cvariant,)*
-                    $($sname => Trigger::$svariant,)*
-                    _ => Trigger::Unknown,
-                }
-            }
-
-            /// The SMS trigger for a `type` value, if it is one Sinch documents.
-            pub fn from_sms_type(kind: &str) -> Option<Trigger> {
-                match kind {
-                    $($sname => Some(Trigger::$svariant),)*
-                    _ => None,
-                }
-            }
-
-            pub fn api(self) -> Option<Api> {
-                match self {
-                    $(Trigger::$cvariant => Some(Api::Conversation),)*
-                    $(Trigger::$svariant => Some(Api::Sms),)*
-                    Trigger::Unknown => None,
-                }
-            }
-        }
-    };
+/// Every callback kind the receiver knows, plus `Unknown` so that a new Sinch trigger is
+/// stored and acknowledged, never rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    MessageInbound,
+    MessageDelivery,
+    MessageSubmit,
+    EventInbound,
+    EventDelivery,
+    ConversationStart,
+    ConversationStop,
+    ConversationDelete,
+    ContactCreate,
+    ContactDelete,
+    ContactMerge,
+    ContactUpdate,
+    ContactIdentitiesDuplication,
+    Capability,
+    OptIn,
+    OptOut,
+    ChannelEvent,
+    Unsupported,
+    SmartConversation,
+    MessageInboundSmartConversationRedaction,
+    RecordNotification,
+    SmsDeliveryReport,
+    MmsDeliveryReport,
+    SmsRecipientDeliveryReport,
+    MmsRecipientDeliveryReport,
+    SmsInboundText,
+    SmsInboundBinary,
+    SmsInboundMedia,
+    Unknown,
 }
 
-triggers! {
-    conversation {
-        MessageInbound => "MESSAGE_INBOUND",
-        MessageDelivery => "MESSAGE_DELIVERY",
-        MessageSubmit => "MESSAGE_SUBMIT",
-        EventInbound => "EVENT_INBOUND",
-        EventDelivery => "EVENT_DELIVERY",
-        ConversationStart => "CONVERSATION_START",
-        ConversationStop => "CONVERSATION_STOP",
-        ConversationDelete => "CONVERSATION_DELETE",
-        ContactCreate => "CONTACT_CREATE",
-        ContactDelete => "CONTACT_DELETE",
-        ContactMerge => "CONTACT_MERGE",
-        ContactUpdate => "CONTACT_UPDATE",
-        ContactIdentitiesDuplication => "CONTACT_IDENTITIES_DUPLICATION",
-        Capability => "CAPABILITY",
-        OptIn => "OPT_IN",
-        OptOut => "OPT_OUT",
-        ChannelEvent => "CHANNEL_EVENT",
-        Unsupported => "UNSUPPORTED",
-        SmartConversation => "SMART_CONVERSATION",
-        MessageInboundSmartConversationRedaction => "MESSAGE_INBOUND_SMART_CONVERSATION_REDACTION",
-        RecordNotification => "RECORD_NOTIFICATION",
+/// Each known trigger, the name stored in `callbacks.trigger` (the webhook trigger enum for
+/// Conversation callbacks, the `type` value for SMS callbacks) and the API that sends it.
+const NAMES: &[(Trigger, &str, Api)] = &[
+    (
+        Trigger::MessageInbound,
+        "MESSAGE_INBOUND",
+        Api::Conversation,
+    ),
+    (
+        Trigger::MessageDelivery,
+        "MESSAGE_DELIVERY",
+        Api::Conversation,
+    ),
+    (Trigger::MessageSubmit, "MESSAGE_SUBMIT", Api::Conversation),
+    (Trigger::EventInbound, "EVENT_INBOUND", Api::Conversation),
+    (Trigger::EventDelivery, "EVENT_DELIVERY", Api::Conversation),
+    (
+        Trigger::ConversationStart,
+        "CONVERSATION_START",
+        Api::Conversation,
+    ),
+    (
+        Trigger::ConversationStop,
+        "CONVERSATION_STOP",
+        Api::Conversation,
+    ),
+    (
+        Trigger::ConversationDelete,
+        "CONVERSATION_DELETE",
+        Api::Conversation,
+    ),
+    (Trigger::ContactCreate, "CONTACT_CREATE", Api::Conversation),
+    (Trigger::ContactDelete, "CONTACT_DELETE", Api::Conversation),
+    (Trigger::ContactMerge, "CONTACT_MERGE", Api::Conversation),
+    (Trigger::ContactUpdate, "CONTACT_UPDATE", Api::Conversation),
+    (
+        Trigger::ContactIdentitiesDuplication,
+        "CONTACT_IDENTITIES_DUPLICATION",
+        Api::Conversation,
+    ),
+    (Trigger::Capability, "CAPABILITY", Api::Conversation),
+    (Trigger::OptIn, "OPT_IN", Api::Conversation),
+    (Trigger::OptOut, "OPT_OUT", Api::Conversation),
+    (Trigger::ChannelEvent, "CHANNEL_EVENT", Api::Conversation),
+    (Trigger::Unsupported, "UNSUPPORTED", Api::Conversation),
+    (
+        Trigger::SmartConversation,
+        "SMART_CONVERSATION",
+        Api::Conversation,
+    ),
+    (
+        Trigger::MessageInboundSmartConversationRedaction,
+        "MESSAGE_INBOUND_SMART_CONVERSATION_REDACTION",
+        Api::Conversation,
+    ),
+    (
+        Trigger::RecordNotification,
+        "RECORD_NOTIFICATION",
+        Api::Conversation,
+    ),
+    (Trigger::SmsDeliveryReport, "delivery_report_sms", Api::Sms),
+    (Trigger::MmsDeliveryReport, "delivery_report_mms", Api::Sms),
+    (
+        Trigger::SmsRecipientDeliveryReport,
+        "recipient_delivery_report_sms",
+        Api::Sms,
+    ),
+    (
+        Trigger::MmsRecipientDeliveryReport,
+        "recipient_delivery_report_mms",
+        Api::Sms,
+    ),
+    (Trigger::SmsInboundText, "mo_text", Api::Sms),
+    (Trigger::SmsInboundBinary, "mo_binary", Api::Sms),
+    (Trigger::SmsInboundMedia, "mo_media", Api::Sms),
+];
+
+impl Trigger {
+    /// Every known trigger and `Unknown`, for tests and `--help` listings.
+    pub fn all() -> impl Iterator<Item = Trigger> {
+        NAMES
+            .iter()
+            .map(|(trigger, _, _)| *trigger)
+            .chain([Trigger::Unknown])
     }
-    sms {
-        SmsDeliveryReport => "delivery_report_sms",
-        MmsDeliveryReport => "delivery_report_mms",
-        SmsRecipientDeliveryReport => "recipient_delivery_report_sms",
-        MmsRecipientDeliveryReport => "recipient_delivery_report_mms",
-        SmsInboundText => "mo_text",
-        SmsInboundBinary => "mo_binary",
-        SmsInboundMedia => "mo_media",
+
+    /// The name stored in `callbacks.trigger`.
+    pub fn as_str(self) -> &'static str {
+        NAMES
+            .iter()
+            .find(|(trigger, _, _)| *trigger == self)
+            .map_or("UNKNOWN", |(_, name, _)| name)
+    }
+
+    pub fn parse(name: &str) -> Trigger {
+        NAMES
+            .iter()
+            .find(|(_, known, _)| *known == name)
+            .map_or(Trigger::Unknown, |(trigger, _, _)| *trigger)
+    }
+
+    /// The SMS trigger for a `type` value, if it is one Sinch documents.
+    pub fn from_sms_type(kind: &str) -> Option<Trigger> {
+        NAMES
+            .iter()
+            .find(|(_, name, api)| *api == Api::Sms && *name == kind)
+            .map(|(trigger, _, _)| *trigger)
+    }
+
+    pub fn api(self) -> Option<Api> {
+        NAMES
+            .iter()
+            .find(|(trigger, _, _)| *trigger == self)
+            .map(|(_, _, api)| *api)
     }
 }
 
@@ -179,7 +241,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for &trigger in Trigger::ALL {
+        for trigger in Trigger::all() {
             assert_eq!(Trigger::parse(trigger.as_str()), trigger);
         }
         assert_eq!(Trigger::parse("SOMETHING_NEW"), Trigger::Unknown);
@@ -187,7 +249,7 @@ mod tests {
 
     #[test]
     fn every_conversation_trigger_has_a_key() {
-        for &trigger in Trigger::ALL {
+        for trigger in Trigger::all() {
             if trigger.api() == Some(Api::Conversation) {
                 assert!(
                     CONVERSATION_KEYS.iter().any(|(_, t)| *t == trigger),

@@ -620,8 +620,7 @@ fn key() -> impl Strategy<Value = String> {
 
 /// String values: SMS `type`s, statuses, times, and anything at all.
 fn text() -> impl Strategy<Value = String> {
-    let known: Vec<String> = Trigger::ALL
-        .iter()
+    let known: Vec<String> = Trigger::all()
         .filter(|t| t.api() == Some(Api::Sms))
         .map(|t| t.as_str())
         .chain([
