@@ -201,3 +201,15 @@ fn cycles(edges: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
     }
     walk.found
 }
+
+#[test]
+fn the_readmes_cargo_run_starts_the_receiver_in_the_workspace() {
+    // The workspace builds two binaries (the receiver and sinch-webhooks-bench); without a
+    // default, `cargo run --release`, the README's first command, refuses to choose.
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("default-run = \"sinch-webhooks\""),
+        "Cargo.toml must name the receiver as default-run"
+    );
+}
