@@ -8,6 +8,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const CALLBACKS: &str = "sinch_webhooks_callbacks_total";
 pub const REJECTED: &str = "sinch_webhooks_rejected_total";
+pub const VERIFIED: &str = "sinch_webhooks_verified_total";
 pub const ACK_SECONDS: &str = "sinch_webhooks_ack_seconds";
 pub const JOURNAL_BATCH_SIZE: &str = "sinch_webhooks_journal_batch_size";
 pub const JOURNAL_COMMIT_SECONDS: &str = "sinch_webhooks_journal_commit_seconds";
@@ -73,6 +74,11 @@ fn describe() {
         "Verified callbacks, by trigger and outcome (accepted, duplicate)."
     );
     describe_counter!(REJECTED, "Requests refused at the webhook, by reason code.");
+    describe_counter!(
+        VERIFIED,
+        "Signatures that verified, by source and by the label of the secret that matched: a \
+         rotation is done when the old label stops growing."
+    );
     describe_histogram!(
         PROCESSING_BATCH_SIZE,
         Unit::Count,

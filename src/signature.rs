@@ -9,6 +9,7 @@ use base64::{Engine, engine::general_purpose::STANDARD};
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
+use std::sync::Arc;
 
 pub const SIGNATURE_HEADER: &str = "x-sinch-webhook-signature";
 pub const NONCE_HEADER: &str = "x-sinch-webhook-signature-nonce";
@@ -90,11 +91,21 @@ impl Rejection {
     }
 }
 
-/// Which configured secret produced the match, so operators can see when rotation is done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretSlot {
-    Current,
-    Previous,
+/// A secret Sinch may sign with, and the label that names it in logs, metrics and `verify`:
+/// which one matched shows when a rotation is done (the old label stops matching).
+#[derive(Clone)]
+pub struct LabelledSecret {
+    pub label: Arc<str>,
+    pub value: SecretString,
+}
+
+impl LabelledSecret {
+    pub fn new(label: &str, value: SecretString) -> Self {
+        LabelledSecret {
+            label: Arc::from(label),
+            value,
+        }
+    }
 }
 
 /// A request whose signature checked out.
@@ -102,7 +113,8 @@ pub enum SecretSlot {
 pub struct Verified {
     pub nonce: String,
     pub timestamp: i64,
-    pub secret: SecretSlot,
+    /// The label of the secret that matched.
+    pub secret: Arc<str>,
 }
 
 /// A failed verification, with what is known to help diagnose it.
@@ -113,32 +125,42 @@ pub struct Failure {
     pub clock_skew_secs: Option<i64>,
 }
 
-/// Checks signatures against the current secret and, during rotation, the previous one.
+/// Checks signatures against every configured secret, in order.
 pub struct Verifier {
-    current: SecretString,
-    previous: Option<SecretString>,
+    /// Never empty: the first is the one Sinch signs with now.
+    secrets: Vec<LabelledSecret>,
     tolerance_secs: i64,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let labels: Vec<&str> = self.secrets.iter().map(|s| &*s.label).collect();
         f.debug_struct("Verifier")
-            .field("previous_secret", &self.previous.is_some())
+            .field("secrets", &labels)
             .field("tolerance_secs", &self.tolerance_secs)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
 impl Verifier {
     /// The secret Sinch signs with now; the inspector signs its test callbacks with it.
     pub fn current_secret(&self) -> &SecretString {
-        &self.current
+        &self.secrets[0].value
     }
 
+    /// The environment's pair: `current` and, during a rotation, `previous`.
     pub fn new(current: SecretString, previous: Option<SecretString>, tolerance_secs: u64) -> Self {
+        let secrets = std::iter::once(LabelledSecret::new("current", current))
+            .chain(previous.map(|previous| LabelledSecret::new("previous", previous)))
+            .collect();
+        Verifier::labelled(NonEmpty(secrets), tolerance_secs)
+    }
+
+    /// Any number of labelled secrets, the first being the one Sinch signs with now.
+    /// `tolerance_secs` of `u64::MAX` accepts any timestamp (for callbacks captured long ago).
+    pub fn labelled(secrets: NonEmpty, tolerance_secs: u64) -> Self {
         Self {
-            current,
-            previous,
+            secrets: secrets.0,
             tolerance_secs: i64::try_from(tolerance_secs).unwrap_or(i64::MAX),
         }
     }
@@ -190,19 +212,25 @@ impl Verifier {
         nonce: &str,
         timestamp: &str,
         mac: &[u8],
-    ) -> Option<SecretSlot> {
-        let slots = std::iter::once((SecretSlot::Current, &self.current))
-            .chain(self.previous.iter().map(|s| (SecretSlot::Previous, s)));
-        for (slot, secret) in slots {
+    ) -> Option<Arc<str>> {
+        self.secrets
+            .iter()
             // `verify_slice` compares in constant time.
-            if keyed_mac(secret.expose_secret(), body, nonce, timestamp)
-                .verify_slice(mac)
-                .is_ok()
-            {
-                return Some(slot);
-            }
-        }
-        None
+            .find(|secret| {
+                keyed_mac(secret.value.expose_secret(), body, nonce, timestamp)
+                    .verify_slice(mac)
+                    .is_ok()
+            })
+            .map(|secret| secret.label.clone())
+    }
+}
+
+/// Secrets, at least one.
+pub struct NonEmpty(Vec<LabelledSecret>);
+
+impl NonEmpty {
+    pub fn new(secrets: Vec<LabelledSecret>) -> Option<NonEmpty> {
+        (!secrets.is_empty()).then_some(NonEmpty(secrets))
     }
 }
 
@@ -295,10 +323,10 @@ mod tests {
         let ts = NOW.to_string();
         let sig = sign("current-secret-123", BODY, NONCE, &ts);
         let ok = verifier().verify(&headers(&sig, &ts), BODY, NOW).unwrap();
-        assert_eq!(ok.secret, SecretSlot::Current);
+        assert_eq!(ok.secret, "current".into());
         let sig = sign("old-secret-456789", BODY, NONCE, &ts);
         let ok = verifier().verify(&headers(&sig, &ts), BODY, NOW).unwrap();
-        assert_eq!(ok.secret, SecretSlot::Previous);
+        assert_eq!(ok.secret, "previous".into());
     }
 
     #[test]

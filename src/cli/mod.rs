@@ -6,6 +6,7 @@ mod outbox;
 mod replay;
 mod send;
 mod serve;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -18,6 +19,7 @@ use self::outbox::OutboxCommand;
 use self::replay::ReplayArgs;
 use self::send::{SendArgs, SignArgs};
 use self::serve::ServeArgs;
+use self::verify::VerifyArgs;
 
 #[derive(Parser)]
 #[command(
@@ -40,6 +42,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print the x-sinch-webhook-signature* headers Sinch would send with a body.
     Sign(SignArgs),
+    /// Check a captured callback's signature as the webhook would, and say why not.
+    Verify(VerifyArgs),
     /// Sign and POST a sample callback (or a file) to a running receiver, and print the answer.
     Send(SendArgs),
     /// Create or upgrade the database schema, then exit.
@@ -71,6 +75,7 @@ pub fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
             Command::Serve(args) => serve::serve(args).await,
             Command::Sign(args) => send::sign(args),
+            Command::Verify(args) => verify::verify(args),
             Command::Send(args) => send::send(args).await,
             Command::Migrate(args) => database::migrate(args).await,
             Command::Backup(args) => database::backup(args),

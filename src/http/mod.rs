@@ -13,7 +13,7 @@ pub mod pressure;
 pub mod server;
 mod stream;
 mod ui;
-mod webhook;
+pub(crate) mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -48,24 +48,28 @@ pub async fn receive(
     let _reserved = reserve_body_bytes(&state, &headers).await?;
     let bytes = read_body(body, &headers, state.max_body_bytes, state.body_timeout).await?;
     let now = Utc::now();
-    let verified =
-        match state
-            .verifier
-            .verify(&signature_headers(&headers), &bytes, now.timestamp())
-        {
-            Ok(verified) => verified,
-            Err(failure) => {
-                let answer =
-                    acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started)
-                        .await;
-                if answer.is_err() {
-                    record_rejection(&state, failure, &headers, bytes.len(), peer, started);
-                }
-                return answer;
+    let verified = match state.verifier.verify(
+        &signature_headers(&headers),
+        &bytes,
+        now.timestamp(),
+    ) {
+        Ok(verified) => {
+            ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => verified.secret.to_string())
+                    .increment(1);
+            verified
+        }
+        Err(failure) => {
+            let answer =
+                acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started).await;
+            if answer.is_err() {
+                record_rejection(&state, failure, &headers, bytes.len(), peer, started);
             }
-        };
+            return answer;
+        }
+    };
     let mut classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
     let status = classification.status.take();
+    let secret = verified.secret.clone();
     let callback = new_callback(classification, &bytes, verified, now)?;
     let (trigger, app_id, message_id) = (
         callback.trigger,
@@ -98,6 +102,7 @@ pub async fn receive(
             .map(Untrusted)
             .map(tracing::field::display),
         outcome = outcome_name(&ack),
+        secret = &*secret,
         latency_us = latency.as_micros() as u64,
         "callback"
     );
@@ -281,7 +286,8 @@ fn is_length_limit(error: &axum::Error) -> bool {
 }
 
 /// Header lookups are case-insensitive: `HeaderMap` stores names lower-cased.
-fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
+/// The signature headers of a request, as the verifier takes them.
+pub(crate) fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
     let get = |name: &str| {
         headers
             .get(name)

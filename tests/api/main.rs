@@ -26,4 +26,5 @@ mod secrets;
 mod spool;
 mod store_faults;
 mod stream;
+mod verify;
 mod webhook;

@@ -167,10 +167,13 @@ async fn signature_headers_are_matched_case_insensitively_and_algorithm_may_be_a
 async fn the_previous_secret_is_accepted_during_rotation_but_no_other() {
     let app = spawn_app().await;
     let now = Utc::now().timestamp();
+    let before = verified_with(&app, "previous").await;
     let previous = app
         .post_signed_as(&fixture("opt_in.json"), PREVIOUS_SECRET, "n1", now)
         .await;
     assert_eq!(previous.status(), 200);
+    // A rotation is over when the old label stops counting: it counts this one.
+    assert!(verified_with(&app, "previous").await > before);
     let other = app
         .post_signed_as(
             &fixture("capability.json"),
@@ -493,4 +496,21 @@ async fn readiness_reports_each_dependency() {
         .unwrap();
     assert_eq!(ready["status"], "ready");
     assert_eq!(ready["checks"]["database"]["status"], "ok");
+}
+
+/// `sinch_webhooks_verified_total` of the default source for the secret labelled `label`
+/// (counters are shared by the tests of this process: compare, do not expect exact values).
+async fn verified_with(app: &TestApp, label: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", app.address))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let wanted = format!("secret=\"{label}\"");
+    text.lines()
+        .filter(|line| line.starts_with("sinch_webhooks_verified_total{"))
+        .filter(|line| line.contains(&wanted) && line.contains("source=\"default\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
