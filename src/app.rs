@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::activity::{ActivityFeed, RejectionLog};
@@ -54,7 +55,60 @@ pub async fn run(
     let Some(store) = open_store(&options, &shutdown).await? else {
         return Ok(());
     };
+    let (shared, workers) = start_workers(&store, &settings, &health, &shutdown).await?;
+    let metrics_addr = settings.metrics_addr;
+    let database = redact_url(&settings.database_url);
+    let limits = server::Limits {
+        max_connections: settings.max_connections,
+        header_read_timeout: Duration::from_secs(settings.request_header_timeout_secs),
+    };
+    let state = app_state(settings, address, &store, shared, &health, &shutdown);
+    if let Some(handle) = state.metrics.clone() {
+        tokio::spawn(metrics_upkeep(handle, shutdown.clone()));
+    }
+    if let Some(address) = metrics_addr {
+        serve_metrics(address, state.clone(), shutdown.clone()).await?;
+    }
 
+    tracing::info!(%address, %database, "listening");
+    let server = server::serve(listener, router(state), limits, shutdown.clone());
+    let stop_on_failure = async {
+        health.failed().await;
+        shutdown.cancel();
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = server => {}
+        () = grace_after(&shutdown, SHUTDOWN_GRACE) => {
+            tracing::warn!("in-flight requests did not finish in time; closing them");
+        }
+        () = stop_on_failure => {}
+    }
+    shutdown.cancel();
+    stop(workers, store, &health).await
+}
+
+/// What the handlers share with the workers. Moved into the state, not cloned: the journal
+/// writer finishes once the last `Journal` is gone with the server.
+struct Shared {
+    journal: Journal,
+    pressure: Arc<Pressure>,
+    feed: Arc<ActivityFeed>,
+}
+
+/// What runs beside the HTTP server, for the shutdown to wait on.
+struct Workers {
+    writer: Option<JoinHandle<()>>,
+    dispatchers: Vec<JoinHandle<()>>,
+    forwarders: Vec<JoinHandle<()>>,
+}
+
+async fn start_workers(
+    store: &Arc<dyn Store>,
+    settings: &Settings,
+    health: &Arc<Health>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(Shared, Workers)> {
     // Bounds every database round trip the service waits on, beyond the server-side
     // statement timeout, for a database that stops answering without closing connections.
     let database_timeout =
@@ -102,13 +156,34 @@ pub async fn run(
         })
         .collect::<Result<_, _>>()
         .context("cannot start the dispatcher")?;
-    let state = AppState {
+    let shared = Shared {
+        journal,
+        pressure,
+        feed,
+    };
+    let workers = Workers {
+        writer,
+        dispatchers,
+        forwarders,
+    };
+    Ok((shared, workers))
+}
+
+fn app_state(
+    settings: Settings,
+    address: SocketAddr,
+    store: &Arc<dyn Store>,
+    shared: Shared,
+    health: &Arc<Health>,
+    shutdown: &CancellationToken,
+) -> AppState {
+    AppState {
         verifier: Arc::new(Verifier::new(
             settings.secret,
             settings.previous_secret,
             settings.signature_tolerance_secs,
         )),
-        journal,
+        journal: shared.journal,
         store: store.clone(),
         max_body_bytes: settings.max_body_bytes,
         body_timeout: Duration::from_secs(settings.request_body_timeout_secs),
@@ -116,56 +191,43 @@ pub async fn run(
         shutdown: shutdown.clone(),
         metrics: metrics::install(),
         metrics_on_main_port: settings.metrics_addr.is_none(),
-        pressure,
+        pressure: shared.pressure,
         streams: Arc::new(tokio::sync::Semaphore::new(settings.max_streams)),
-        feed,
+        feed: shared.feed,
         rejections: Arc::new(RejectionLog::default()),
         webhook_url: Some(own_webhook_url(address)),
         api_actions: settings.api_actions,
         health: health.clone(),
         inflight: InflightBytes::new(settings.max_inflight_bytes),
-    };
-    if let Some(handle) = state.metrics.clone() {
-        tokio::spawn(metrics_upkeep(handle, shutdown.clone()));
     }
-    if let Some(address) = settings.metrics_addr {
-        let listener = TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on METRICS_ADDR {address}"))?;
-        tracing::info!(%address, "serving /metrics");
-        let metrics_app = crate::http::metrics_router(state.clone());
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, metrics_app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(error) = served {
-                tracing::error!(%error, "metrics server failed");
-            }
-        });
-    }
+}
 
-    tracing::info!(%address, database = %redact_url(&settings.database_url), "listening");
-    let limits = server::Limits {
-        max_connections: settings.max_connections,
-        header_read_timeout: Duration::from_secs(settings.request_header_timeout_secs),
-    };
-    let server = server::serve(listener, router(state), limits, shutdown.clone());
-    let stop_on_failure = async {
-        health.failed().await;
-        shutdown.cancel();
-        std::future::pending::<()>().await;
-    };
-    tokio::select! {
-        () = server => {}
-        () = grace_after(&shutdown, SHUTDOWN_GRACE) => {
-            tracing::warn!("in-flight requests did not finish in time; closing them");
+/// Serves `/metrics` on `METRICS_ADDR`, apart from the main port, until shutdown.
+async fn serve_metrics(
+    address: SocketAddr,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(address)
+        .await
+        .with_context(|| format!("cannot listen on METRICS_ADDR {address}"))?;
+    tracing::info!(%address, "serving /metrics");
+    let metrics_app = crate::http::metrics_router(state);
+    tokio::spawn(async move {
+        let served = axum::serve(listener, metrics_app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "metrics server failed");
         }
-        () = stop_on_failure => {}
-    }
-    shutdown.cancel();
+    });
+    Ok(())
+}
+
+/// The rest of the shutdown, once the server stopped: see [`run`] for the order.
+async fn stop(workers: Workers, store: Arc<dyn Store>, health: &Health) -> anyhow::Result<()> {
     let writer_done = async {
-        if let Some(writer) = writer {
+        if let Some(writer) = workers.writer {
             let _ = writer.await;
         }
     };
@@ -177,7 +239,7 @@ pub async fn run(
             "journal writer did not finish in time; unanswered callbacks will be retried by Sinch"
         );
     }
-    for worker in dispatchers.into_iter().chain(forwarders) {
+    for worker in workers.dispatchers.into_iter().chain(workers.forwarders) {
         let _ = worker.await;
     }
     store.close().await;

@@ -133,111 +133,60 @@ impl Settings {
     }
 
     /// Reads settings through `lookup`, so tests need not touch the process environment.
+    ///
+    /// The first bad variable stops startup, so the order they are read in is the order
+    /// their errors are found in; the groups below keep it.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
-        let current = secret(&lookup, "SINCH_WEBHOOK_SECRET")?.ok_or(ConfigError::Missing {
-            var: "SINCH_WEBHOOK_SECRET",
-            hint: "set it to the secret configured on your Sinch webhook (see .env.example)",
+        let (secret, previous_secret) = webhook_secrets(&lookup)?;
+        let (host, port) = listen_address(&lookup)?;
+        let database_url = parse(
+            &lookup,
+            "DATABASE_URL",
+            DEFAULT_DATABASE_URL.to_owned(),
+            |v| non_empty(v).map(str::to_owned),
+        )?;
+        let checks = callback_checks(&lookup)?;
+        let log_format = parse(&lookup, "LOG_FORMAT", None, log_format)?;
+        let database = database_tuning(&lookup)?;
+        let max_inflight_bytes = parse(&lookup, "MAX_INFLIGHT_BYTES", 16 * 1024 * 1024, |v| {
+            number_in(v, 1024, usize::MAX, "bytes")
+        })?;
+        let (api_token, api_actions) = api_access(&lookup)?;
+        let limits = load_limits(&lookup)?;
+        let metrics_addr = parse(&lookup, "METRICS_ADDR", None, |v| {
+            v.parse()
+                .map(Some)
+                .map_err(|_| "expected an address like 127.0.0.1:9100".into())
         })?;
         let settings = Settings {
-            secret: current,
-            previous_secret: secret(&lookup, "SINCH_WEBHOOK_SECRET_PREVIOUS")?,
-            host: parse(&lookup, "HOST", "0.0.0.0".to_owned(), |v| {
-                non_empty(v).map(str::to_owned)
-            })?,
-            port: parse(&lookup, "PORT", 3000, |v| {
-                v.parse()
-                    .map_err(|_| "expected a port number, 0 to 65535".into())
-            })?,
-            database_url: parse(
-                &lookup,
-                "DATABASE_URL",
-                DEFAULT_DATABASE_URL.to_owned(),
-                |v| non_empty(v).map(str::to_owned),
-            )?,
-            signature_tolerance_secs: parse(&lookup, "SIGNATURE_TOLERANCE_SECS", 300, |v| match v
-                .parse::<u64>()
-            {
-                Ok(0) => Err("must be at least 1 second".into()),
-                Ok(secs) if secs > 86_400 => Err("must be at most 86400 (one day)".into()),
-                Ok(secs) => Ok(secs),
-                Err(_) => Err("expected a whole number of seconds".into()),
-            })?,
-            max_body_bytes: parse(&lookup, "MAX_BODY_BYTES", 1_048_576, |v| {
-                match v.parse::<usize>() {
-                    Ok(n) if n < 1024 => Err("must be at least 1024 bytes".into()),
-                    Ok(n) => Ok(n),
-                    Err(_) => Err("expected a number of bytes".into()),
-                }
-            })?,
-            log_format: parse(&lookup, "LOG_FORMAT", None, |v| match v {
-                "pretty" => Ok(Some(LogFormat::Pretty)),
-                "json" => Ok(Some(LogFormat::Json)),
-                _ => Err("expected pretty or json".into()),
-            })?,
-            auto_migrate: parse(&lookup, "AUTO_MIGRATE", true, boolean)?,
-            database_pool_size: parse(&lookup, "DATABASE_POOL_SIZE", 10, |v| {
-                number_in(v, 1, 1000, "connections")
-            })?,
-            database_connect_timeout_secs: parse(
-                &lookup,
-                "DATABASE_CONNECT_TIMEOUT_SECS",
-                5,
-                |v| number_in(v, 1, 600, "seconds"),
-            )?,
-            database_statement_timeout_ms: parse(
-                &lookup,
-                "DATABASE_STATEMENT_TIMEOUT_MS",
-                10_000,
-                |v| number_in(v, 100, 3_600_000, "milliseconds"),
-            )?,
-            dispatch_lease_secs: parse(&lookup, "DISPATCH_LEASE_SECS", 30, |v| {
-                number_in(v, 1, 3600, "seconds")
-            })?,
-            database_lock_timeout_secs: parse(&lookup, "DATABASE_LOCK_TIMEOUT_SECS", 30, |v| {
-                number_in(v, 0, 86_400, "seconds")
-            })?,
-            replace_spool: parse(&lookup, "REPLACE_SPOOL", false, boolean)?,
-            max_inflight_bytes: parse(&lookup, "MAX_INFLIGHT_BYTES", 16 * 1024 * 1024, |v| {
-                number_in(v, 1024, usize::MAX, "bytes")
-            })?,
-            api_token: secret(&lookup, "API_TOKEN")?,
-            api_actions: parse(&lookup, "API_ACTIONS", true, boolean)?,
-            max_queued_callbacks: parse(&lookup, "MAX_QUEUED_CALLBACKS", 2048, |v| {
-                number_in(v, 1, 1_000_000, "callbacks")
-            })?,
-            max_backlog: parse(&lookup, "MAX_BACKLOG", 500_000, |v| {
-                number_in(v, 1, i64::MAX, "callbacks")
-            })?,
-            max_streams: parse(&lookup, "MAX_STREAMS", 256, |v| {
-                number_in(v, 1, 100_000, "streams")
-            })?,
-            max_connections: parse(&lookup, "MAX_CONNECTIONS", 4096, |v| {
-                number_in(v, 1, 1_000_000, "connections")
-            })?,
-            request_header_timeout_secs: parse(&lookup, "REQUEST_HEADER_TIMEOUT_SECS", 10, |v| {
-                number_in(v, 1, 600, "seconds")
-            })?,
-            request_body_timeout_secs: parse(&lookup, "REQUEST_BODY_TIMEOUT_SECS", 10, |v| {
-                number_in(v, 1, 600, "seconds")
-            })?,
-            metrics_addr: parse(&lookup, "METRICS_ADDR", None, |v| {
-                v.parse()
-                    .map(Some)
-                    .map_err(|_| "expected an address like 127.0.0.1:9100".into())
-            })?,
+            secret,
+            previous_secret,
+            host,
+            port,
+            database_url,
+            signature_tolerance_secs: checks.signature_tolerance_secs,
+            max_body_bytes: checks.max_body_bytes,
+            log_format,
+            auto_migrate: database.auto_migrate,
+            database_pool_size: database.pool_size,
+            database_connect_timeout_secs: database.connect_timeout_secs,
+            database_statement_timeout_ms: database.statement_timeout_ms,
+            dispatch_lease_secs: database.dispatch_lease_secs,
+            database_lock_timeout_secs: database.lock_timeout_secs,
+            replace_spool: database.replace_spool,
+            max_inflight_bytes,
+            api_token,
+            api_actions,
+            max_queued_callbacks: limits.max_queued_callbacks,
+            max_backlog: limits.max_backlog,
+            max_streams: limits.max_streams,
+            max_connections: limits.max_connections,
+            request_header_timeout_secs: limits.request_header_timeout_secs,
+            request_body_timeout_secs: limits.request_body_timeout_secs,
+            metrics_addr,
             forward: forward_settings(&lookup)?,
         };
-        if settings.max_inflight_bytes < settings.max_body_bytes {
-            return Err(ConfigError::Invalid {
-                var: "MAX_INFLIGHT_BYTES",
-                value: settings.max_inflight_bytes.to_string(),
-                reason: format!(
-                    "must be at least MAX_BODY_BYTES ({}), or a largest callback could never \
-                     be taken",
-                    settings.max_body_bytes
-                ),
-            });
-        }
+        check_inflight_bytes(&settings)?;
         Ok(settings)
     }
 
@@ -279,6 +228,156 @@ impl Settings {
         }
         warnings
     }
+}
+
+/// `SINCH_WEBHOOK_SECRET` (required) and `SINCH_WEBHOOK_SECRET_PREVIOUS`.
+fn webhook_secrets(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<(SecretString, Option<SecretString>), ConfigError> {
+    let current = secret(lookup, "SINCH_WEBHOOK_SECRET")?.ok_or(ConfigError::Missing {
+        var: "SINCH_WEBHOOK_SECRET",
+        hint: "set it to the secret configured on your Sinch webhook (see .env.example)",
+    })?;
+    Ok((current, secret(lookup, "SINCH_WEBHOOK_SECRET_PREVIOUS")?))
+}
+
+/// `HOST` and `PORT`.
+fn listen_address(lookup: &impl Fn(&str) -> Option<String>) -> Result<(String, u16), ConfigError> {
+    let host = parse(lookup, "HOST", "0.0.0.0".to_owned(), |v| {
+        non_empty(v).map(str::to_owned)
+    })?;
+    let port = parse(lookup, "PORT", 3000, |v| {
+        v.parse()
+            .map_err(|_| "expected a port number, 0 to 65535".into())
+    })?;
+    Ok((host, port))
+}
+
+/// What a callback must pass besides its signature's secret.
+struct CallbackChecks {
+    signature_tolerance_secs: u64,
+    max_body_bytes: usize,
+}
+
+fn callback_checks(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<CallbackChecks, ConfigError> {
+    Ok(CallbackChecks {
+        signature_tolerance_secs: parse(lookup, "SIGNATURE_TOLERANCE_SECS", 300, |v| {
+            match v.parse::<u64>() {
+                Ok(0) => Err("must be at least 1 second".into()),
+                Ok(secs) if secs > 86_400 => Err("must be at most 86400 (one day)".into()),
+                Ok(secs) => Ok(secs),
+                Err(_) => Err("expected a whole number of seconds".into()),
+            }
+        })?,
+        max_body_bytes: parse(lookup, "MAX_BODY_BYTES", 1_048_576, |v| {
+            match v.parse::<usize>() {
+                Ok(n) if n < 1024 => Err("must be at least 1024 bytes".into()),
+                Ok(n) => Ok(n),
+                Err(_) => Err("expected a number of bytes".into()),
+            }
+        })?,
+    })
+}
+
+fn log_format(value: &str) -> Result<Option<LogFormat>, String> {
+    match value {
+        "pretty" => Ok(Some(LogFormat::Pretty)),
+        "json" => Ok(Some(LogFormat::Json)),
+        _ => Err("expected pretty or json".into()),
+    }
+}
+
+/// How the database is opened and used, `DATABASE_URL` aside.
+struct DatabaseTuning {
+    auto_migrate: bool,
+    pool_size: u32,
+    connect_timeout_secs: u64,
+    statement_timeout_ms: u64,
+    dispatch_lease_secs: u64,
+    lock_timeout_secs: u64,
+    replace_spool: bool,
+}
+
+fn database_tuning(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<DatabaseTuning, ConfigError> {
+    Ok(DatabaseTuning {
+        auto_migrate: parse(lookup, "AUTO_MIGRATE", true, boolean)?,
+        pool_size: parse(lookup, "DATABASE_POOL_SIZE", 10, |v| {
+            number_in(v, 1, 1000, "connections")
+        })?,
+        connect_timeout_secs: parse(lookup, "DATABASE_CONNECT_TIMEOUT_SECS", 5, |v| {
+            number_in(v, 1, 600, "seconds")
+        })?,
+        statement_timeout_ms: parse(lookup, "DATABASE_STATEMENT_TIMEOUT_MS", 10_000, |v| {
+            number_in(v, 100, 3_600_000, "milliseconds")
+        })?,
+        dispatch_lease_secs: parse(lookup, "DISPATCH_LEASE_SECS", 30, |v| {
+            number_in(v, 1, 3600, "seconds")
+        })?,
+        lock_timeout_secs: parse(lookup, "DATABASE_LOCK_TIMEOUT_SECS", 30, |v| {
+            number_in(v, 0, 86_400, "seconds")
+        })?,
+        replace_spool: parse(lookup, "REPLACE_SPOOL", false, boolean)?,
+    })
+}
+
+/// `API_TOKEN` and `API_ACTIONS`.
+fn api_access(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<SecretString>, bool), ConfigError> {
+    let token = secret(lookup, "API_TOKEN")?;
+    Ok((token, parse(lookup, "API_ACTIONS", true, boolean)?))
+}
+
+/// What bounds the load the service takes on.
+struct LoadLimits {
+    max_queued_callbacks: usize,
+    max_backlog: i64,
+    max_streams: usize,
+    max_connections: usize,
+    request_header_timeout_secs: u64,
+    request_body_timeout_secs: u64,
+}
+
+fn load_limits(lookup: &impl Fn(&str) -> Option<String>) -> Result<LoadLimits, ConfigError> {
+    Ok(LoadLimits {
+        max_queued_callbacks: parse(lookup, "MAX_QUEUED_CALLBACKS", 2048, |v| {
+            number_in(v, 1, 1_000_000, "callbacks")
+        })?,
+        max_backlog: parse(lookup, "MAX_BACKLOG", 500_000, |v| {
+            number_in(v, 1, i64::MAX, "callbacks")
+        })?,
+        max_streams: parse(lookup, "MAX_STREAMS", 256, |v| {
+            number_in(v, 1, 100_000, "streams")
+        })?,
+        max_connections: parse(lookup, "MAX_CONNECTIONS", 4096, |v| {
+            number_in(v, 1, 1_000_000, "connections")
+        })?,
+        request_header_timeout_secs: parse(lookup, "REQUEST_HEADER_TIMEOUT_SECS", 10, |v| {
+            number_in(v, 1, 600, "seconds")
+        })?,
+        request_body_timeout_secs: parse(lookup, "REQUEST_BODY_TIMEOUT_SECS", 10, |v| {
+            number_in(v, 1, 600, "seconds")
+        })?,
+    })
+}
+
+fn check_inflight_bytes(settings: &Settings) -> Result<(), ConfigError> {
+    if settings.max_inflight_bytes < settings.max_body_bytes {
+        return Err(ConfigError::Invalid {
+            var: "MAX_INFLIGHT_BYTES",
+            value: settings.max_inflight_bytes.to_string(),
+            reason: format!(
+                "must be at least MAX_BODY_BYTES ({}), or a largest callback could never \
+                 be taken",
+                settings.max_body_bytes
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn forward_settings(

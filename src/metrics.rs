@@ -69,6 +69,12 @@ pub fn install() -> Option<PrometheusHandle> {
 }
 
 fn describe() {
+    describe_ingestion();
+    describe_processing();
+}
+
+/// The webhook, the journal and the spool.
+fn describe_ingestion() {
     describe_counter!(
         CALLBACKS,
         "Verified callbacks, by trigger and outcome (accepted, duplicate)."
@@ -110,6 +116,15 @@ fn describe() {
         "SQLite: time one fdatasync of the spool's WAL took."
     );
     describe_gauge!(
+        INFLIGHT_BYTES,
+        Unit::Bytes,
+        "Webhook body bytes held between accept and flush (capped by MAX_INFLIGHT_BYTES)."
+    );
+}
+
+/// Processing, forwarding and the process itself.
+fn describe_processing() {
+    describe_gauge!(
         BACKLOG,
         Unit::Count,
         "Journaled callbacks not processed yet."
@@ -147,10 +162,5 @@ fn describe() {
     describe_gauge!(
         FAILED,
         "1 once a failure that needs a restart was latched, by component; the process then stops."
-    );
-    describe_gauge!(
-        INFLIGHT_BYTES,
-        Unit::Bytes,
-        "Webhook body bytes held between accept and flush (capped by MAX_INFLIGHT_BYTES)."
     );
 }

@@ -51,118 +51,174 @@ const PHONE: &str = "46701234567";
 
 /// Builds the named sample as compact JSON, or `None` for an unknown name.
 pub fn build(name: &str, options: &SampleOptions) -> Option<String> {
-    let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-    let id = || {
-        options
+    let sample = Sample {
+        options,
+        now: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+    };
+    let body = sample
+        .message(name)
+        .or_else(|| sample.event(name))
+        .or_else(|| sample.notification(name))
+        .or_else(|| sample.sms(name))?;
+    Some(body.to_string())
+}
+
+fn identity(channel: &str) -> Value {
+    json!({"channel": channel, "identity": PHONE, "app_id": ""})
+}
+
+/// What the samples of one call to [`build`] share: the user's choices and one time.
+struct Sample<'a> {
+    options: &'a SampleOptions,
+    now: String,
+}
+
+impl Sample<'_> {
+    fn id(&self) -> String {
+        self.options
             .message_id
             .clone()
             .unwrap_or_else(|| Ulid::new().to_string())
-    };
-    let status = |default: &str| options.status.clone().unwrap_or_else(|| default.to_owned());
-    let identity = |channel: &str| json!({"channel": channel, "identity": PHONE, "app_id": ""});
-    let conversation = |key: &str, inner: Value| {
-        let mut body = json!({"app_id": APP_ID, "accepted_time": now, "project_id": PROJECT_ID});
+    }
+
+    fn status(&self, default: &str) -> String {
+        self.options
+            .status
+            .clone()
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn conversation(&self, key: &str, inner: Value) -> Value {
+        let mut body =
+            json!({"app_id": APP_ID, "accepted_time": self.now, "project_id": PROJECT_ID});
         body[key] = inner;
         body
-    };
-    let body = match name {
-        "message_delivery" => {
-            let mut body = conversation(
-                "message_delivery_report",
-                json!({"message_id": id(), "conversation_id": "", "status": status("DELIVERED"),
-                       "channel_identity": identity("WHATSAPP"), "contact_id": "",
+    }
+
+    /// Conversation API messages and their delivery reports.
+    fn message(&self, name: &str) -> Option<Value> {
+        let now = &self.now;
+        Some(match name {
+            "message_delivery" => {
+                let mut body = self.conversation(
+                    "message_delivery_report",
+                    json!({"message_id": self.id(), "conversation_id": "", "status": self.status("DELIVERED"),
+                           "channel_identity": identity("WHATSAPP"), "contact_id": "",
+                           "metadata": "", "processing_mode": "DISPATCH"}),
+                );
+                body["event_time"] = json!(now);
+                body
+            }
+            "message_inbound" => {
+                let mut body = self.conversation(
+                    "message",
+                    json!({"id": self.id(), "direction": "TO_APP",
+                           "contact_message": {"text_message": {"text": "Hello from sinch-webhooks send"}},
+                           "channel_identity": identity("SMS"), "conversation_id": "", "contact_id": "",
+                           "metadata": "", "accept_time": now, "sender_id": "46709876543",
+                           "processing_mode": "DISPATCH", "injected": false}),
+                );
+                body["event_time"] = json!(now);
+                body
+            }
+            "message_submit" => self.conversation(
+                "message_submit_notification",
+                json!({"message_id": self.id(), "conversation_id": "", "channel_identity": identity("SMS"),
+                       "contact_id": "", "submitted_message": {"text_message": {"text": "Your code is 1234"}},
                        "metadata": "", "processing_mode": "DISPATCH"}),
-            );
-            body["event_time"] = json!(now);
-            body
-        }
-        "message_inbound" => {
-            let mut body = conversation(
-                "message",
-                json!({"id": id(), "direction": "TO_APP",
-                       "contact_message": {"text_message": {"text": "Hello from sinch-webhooks send"}},
-                       "channel_identity": identity("SMS"), "conversation_id": "", "contact_id": "",
-                       "metadata": "", "accept_time": now, "sender_id": "46709876543",
-                       "processing_mode": "DISPATCH", "injected": false}),
-            );
-            body["event_time"] = json!(now);
-            body
-        }
-        "message_submit" => conversation(
-            "message_submit_notification",
-            json!({"message_id": id(), "conversation_id": "", "channel_identity": identity("SMS"),
-                   "contact_id": "", "submitted_message": {"text_message": {"text": "Your code is 1234"}},
-                   "metadata": "", "processing_mode": "DISPATCH"}),
-        ),
-        "event_inbound" => conversation(
-            "event",
-            json!({"id": id(), "direction": "TO_APP", "contact_event": {"composing_event": {}},
-                   "channel_identity": identity("RCS"), "conversation_id": Ulid::new().to_string(),
-                   "contact_id": Ulid::new().to_string(), "accept_time": now,
-                   "processing_mode": "CONVERSATION"}),
-        ),
-        "event_delivery" => conversation(
-            "event_delivery_report",
-            json!({"event_id": id(), "status": status("DELIVERED"), "channel_identity": identity("MESSENGER"),
-                   "contact_id": Ulid::new().to_string(), "metadata": "", "processing_mode": "CONVERSATION"}),
-        ),
-        "opt_in" | "opt_out" => {
-            let (key, status_name) = if name == "opt_in" {
-                ("opt_in_notification", "OPT_IN_SUCCEEDED")
-            } else {
-                ("opt_out_notification", "OPT_OUT_SUCCEEDED")
-            };
-            conversation(
-                key,
-                json!({"request_id": Ulid::new().to_string(), "contact_id": Ulid::new().to_string(),
-                       "channel": "WHATSAPP", "identity": PHONE, "status": status(status_name),
+            ),
+            _ => return None,
+        })
+    }
+
+    /// Conversation API events and their delivery reports.
+    fn event(&self, name: &str) -> Option<Value> {
+        let now = &self.now;
+        Some(match name {
+            "event_inbound" => self.conversation(
+                "event",
+                json!({"id": self.id(), "direction": "TO_APP", "contact_event": {"composing_event": {}},
+                       "channel_identity": identity("RCS"), "conversation_id": Ulid::new().to_string(),
+                       "contact_id": Ulid::new().to_string(), "accept_time": now,
                        "processing_mode": "CONVERSATION"}),
-            )
-        }
-        "capability" => conversation(
-            "capability_notification",
-            json!({"request_id": Ulid::new().to_string(), "contact_id": Ulid::new().to_string(),
-                   "channel": "RCS", "identity": PHONE, "capability_status": "CAPABILITY_FULL"}),
-        ),
-        "contact_create" => conversation(
-            "contact_create_notification",
-            json!({"contact": {"id": Ulid::new().to_string(), "channel_identities": [identity("SMS")],
-                   "channel_priority": ["SMS"], "display_name": "Test Contact", "email": "",
-                   "external_id": "", "metadata": "", "language": "EN_US"}}),
-        ),
-        "conversation_start" => conversation(
-            "conversation_start_notification",
-            json!({"conversation": {"id": Ulid::new().to_string(), "app_id": APP_ID,
-                   "contact_id": Ulid::new().to_string(), "active_channel": "RCS", "active": true,
-                   "metadata": ""}}),
-        ),
-        "channel_event" => conversation(
-            "channel_event_notification",
-            json!({"channel_event": {"channel": "WHATSAPP", "event_type": "WHATS_APP_QUALITY_RATING_CHANGED",
-                   "additional_data": {"quality_rating": "YELLOW", "sample_id": Ulid::new().to_string()}}}),
-        ),
-        "unsupported" => conversation(
-            "unsupported_callback",
-            json!({"channel": "MESSENGER", "payload": format!("{{\"object\":\"page\",\"id\":\"{}\"}}", Ulid::new()),
-                   "processing_mode": "DISPATCH"}),
-        ),
-        "sms_delivery_report" => json!({
-            "at": now, "batch_id": id(), "client_reference": "sinch-webhooks send", "code": 0,
-            "operator_status_at": now, "recipient": PHONE, "status": status("Delivered"),
-            "type": "recipient_delivery_report_sms"
-        }),
-        "sms_batch_report" => json!({
-            "batch_id": id(), "client_reference": "sinch-webhooks send", "total_message_count": 1,
-            "statuses": [{"code": 0, "count": 1, "recipients": [PHONE], "status": status("Delivered")}],
-            "type": "delivery_report_sms"
-        }),
-        "sms_inbound" => json!({
-            "id": id(), "from": PHONE, "to": "12345", "body": "Hello from sinch-webhooks send",
-            "received_at": now, "sent_at": now, "operator_id": "24001", "type": "mo_text"
-        }),
-        _ => return None,
-    };
-    Some(body.to_string())
+            ),
+            "event_delivery" => self.conversation(
+                "event_delivery_report",
+                json!({"event_id": self.id(), "status": self.status("DELIVERED"), "channel_identity": identity("MESSENGER"),
+                       "contact_id": Ulid::new().to_string(), "metadata": "", "processing_mode": "CONVERSATION"}),
+            ),
+            _ => return None,
+        })
+    }
+
+    /// The Conversation API's other notifications.
+    fn notification(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "opt_in" | "opt_out" => {
+                let (key, status_name) = if name == "opt_in" {
+                    ("opt_in_notification", "OPT_IN_SUCCEEDED")
+                } else {
+                    ("opt_out_notification", "OPT_OUT_SUCCEEDED")
+                };
+                self.conversation(
+                    key,
+                    json!({"request_id": Ulid::new().to_string(), "contact_id": Ulid::new().to_string(),
+                           "channel": "WHATSAPP", "identity": PHONE, "status": self.status(status_name),
+                           "processing_mode": "CONVERSATION"}),
+                )
+            }
+            "capability" => self.conversation(
+                "capability_notification",
+                json!({"request_id": Ulid::new().to_string(), "contact_id": Ulid::new().to_string(),
+                       "channel": "RCS", "identity": PHONE, "capability_status": "CAPABILITY_FULL"}),
+            ),
+            "contact_create" => self.conversation(
+                "contact_create_notification",
+                json!({"contact": {"id": Ulid::new().to_string(), "channel_identities": [identity("SMS")],
+                       "channel_priority": ["SMS"], "display_name": "Test Contact", "email": "",
+                       "external_id": "", "metadata": "", "language": "EN_US"}}),
+            ),
+            "conversation_start" => self.conversation(
+                "conversation_start_notification",
+                json!({"conversation": {"id": Ulid::new().to_string(), "app_id": APP_ID,
+                       "contact_id": Ulid::new().to_string(), "active_channel": "RCS", "active": true,
+                       "metadata": ""}}),
+            ),
+            "channel_event" => self.conversation(
+                "channel_event_notification",
+                json!({"channel_event": {"channel": "WHATSAPP", "event_type": "WHATS_APP_QUALITY_RATING_CHANGED",
+                       "additional_data": {"quality_rating": "YELLOW", "sample_id": Ulid::new().to_string()}}}),
+            ),
+            "unsupported" => self.conversation(
+                "unsupported_callback",
+                json!({"channel": "MESSENGER", "payload": format!("{{\"object\":\"page\",\"id\":\"{}\"}}", Ulid::new()),
+                       "processing_mode": "DISPATCH"}),
+            ),
+            _ => return None,
+        })
+    }
+
+    /// SMS API delivery reports and inbound messages.
+    fn sms(&self, name: &str) -> Option<Value> {
+        let now = &self.now;
+        Some(match name {
+            "sms_delivery_report" => json!({
+                "at": now, "batch_id": self.id(), "client_reference": "sinch-webhooks send", "code": 0,
+                "operator_status_at": now, "recipient": PHONE, "status": self.status("Delivered"),
+                "type": "recipient_delivery_report_sms"
+            }),
+            "sms_batch_report" => json!({
+                "batch_id": self.id(), "client_reference": "sinch-webhooks send", "total_message_count": 1,
+                "statuses": [{"code": 0, "count": 1, "recipients": [PHONE], "status": self.status("Delivered")}],
+                "type": "delivery_report_sms"
+            }),
+            "sms_inbound" => json!({
+                "id": self.id(), "from": PHONE, "to": "12345", "body": "Hello from sinch-webhooks send",
+                "received_at": now, "sent_at": now, "operator_id": "24001", "type": "mo_text"
+            }),
+            _ => return None,
+        })
+    }
 }
 
 #[cfg(test)]

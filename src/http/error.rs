@@ -202,24 +202,10 @@ impl ApiError {
         }
     }
 
-    fn log(&self) {
-        let code = self.code();
-        if self.is_refused_callback() {
-            match REFUSED_CALLBACK_LOGS.check(std::time::Instant::now()) {
-                LogDecision::Skip => {
-                    ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
-                    return;
-                }
-                LogDecision::Log { suppressed_before } if suppressed_before > 0 => {
-                    tracing::warn!(
-                        suppressed = suppressed_before,
-                        "{suppressed_before} more refused callbacks were not logged (at most {REFUSED_LOGS_PER_SECOND} a second); sinch_webhooks_rejected_total counts every one, GET /api/rejections shows the last ones"
-                    );
-                }
-                LogDecision::Log { .. } => {}
-            }
-        }
-        if matches!(
+    /// What `sinch_webhooks_rejected_total` counts: every way the webhook refuses a request,
+    /// whether for the request or for the receiver's condition.
+    fn is_rejected_callback(&self) -> bool {
+        matches!(
             self,
             ApiError::PayloadTooLarge { .. }
                 | ApiError::BodyRead(_)
@@ -230,9 +216,22 @@ impl ApiError {
                 | ApiError::Unavailable(_)
                 | ApiError::Failed
                 | ApiError::InflightFull { .. }
-        ) {
+        )
+    }
+
+    fn log(&self) {
+        let code = self.code();
+        if self.is_refused_callback() && !refused_callback_may_be_logged() {
+            ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
+            return;
+        }
+        if self.is_rejected_callback() {
             ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
         }
+        self.log_line(code);
+    }
+
+    fn log_line(&self, code: &'static str) {
         match self {
             ApiError::Unauthorized {
                 failure,
@@ -300,6 +299,22 @@ impl ApiError {
                 tracing::warn!(reason = code, "API action refused: API_ACTIONS=false");
             }
         }
+    }
+}
+
+/// Whether a refused callback gets its log line, at most `REFUSED_LOGS_PER_SECOND`; the
+/// first one after a flood says how many were left out.
+fn refused_callback_may_be_logged() -> bool {
+    match REFUSED_CALLBACK_LOGS.check(std::time::Instant::now()) {
+        LogDecision::Skip => false,
+        LogDecision::Log { suppressed_before } if suppressed_before > 0 => {
+            tracing::warn!(
+                suppressed = suppressed_before,
+                "{suppressed_before} more refused callbacks were not logged (at most {REFUSED_LOGS_PER_SECOND} a second); sinch_webhooks_rejected_total counts every one, GET /api/rejections shows the last ones"
+            );
+            true
+        }
+        LogDecision::Log { .. } => true,
     }
 }
 

@@ -3,7 +3,7 @@
 //! it is durably journaled.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::{ApiError, AppState};
 use crate::activity::{ActivityItem, Outcome, RejectedAttempt};
-use crate::callback::{Classification, classify};
+use crate::callback::{Classification, Trigger, classify};
 use crate::metrics;
 use crate::signature::{
     ALGORITHM_HEADER, Failure, NONCE_HEADER, Rejection, SIGNATURE_HEADER, SignatureHeaders,
@@ -48,46 +48,75 @@ pub async fn receive(
     let _reserved = reserve_body_bytes(&state, &headers).await?;
     let bytes = read_body(body, &headers, state.max_body_bytes, state.body_timeout).await?;
     let now = Utc::now();
-    let verified = match state.verifier.verify(
-        &signature_headers(&headers),
-        &bytes,
-        now.timestamp(),
-    ) {
-        Ok(verified) => {
-            ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => verified.secret.to_string())
-                    .increment(1);
-            verified
-        }
-        Err(failure) => {
-            let answer =
-                acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started).await;
-            if answer.is_err() {
-                record_rejection(&state, failure, &headers, bytes.len(), peer, started);
+    let verified =
+        match state
+            .verifier
+            .verify(&signature_headers(&headers), &bytes, now.timestamp())
+        {
+            Ok(verified) => verified,
+            Err(failure) => {
+                let answer =
+                    acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started)
+                        .await;
+                if answer.is_err() {
+                    record_rejection(&state, failure, &headers, bytes.len(), peer, started);
+                }
+                return answer;
             }
-            return answer;
-        }
-    };
+        };
     let mut classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
     let status = classification.status.take();
     let secret = verified.secret.clone();
+    ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => secret.to_string())
+        .increment(1);
     let callback = new_callback(classification, &bytes, verified, now)?;
-    let (trigger, app_id, message_id) = (
-        callback.trigger,
-        callback.app_id.clone(),
-        callback.message_id.clone(),
-    );
-    let received_at = callback.received_at;
+    let journaled = Journaled {
+        secret,
+        trigger: callback.trigger,
+        app_id: callback.app_id.clone(),
+        message_id: callback.message_id.clone(),
+        received_at: callback.received_at,
+        status,
+    };
     let outcome = state
         .journal
         .append(callback)
         .await
         .map_err(ApiError::Unavailable)?;
-    let (ack, callback_id) = match outcome {
-        JournalOutcome::Accepted { id } => (Ack::Accepted { callback_id: id }, Some(id)),
-        JournalOutcome::Duplicate => (Ack::Duplicate, None),
+    let ack = match outcome {
+        JournalOutcome::Accepted { id } => Ack::Accepted { callback_id: id },
+        JournalOutcome::Duplicate => Ack::Duplicate,
     };
-    let latency = started.elapsed();
-    ::metrics::counter!(metrics::CALLBACKS, "trigger" => trigger.as_str(), "outcome" => outcome_name(&ack))
+    record_ack(&state, &ack, journaled, started.elapsed());
+    Ok(Json(ack))
+}
+
+/// What is reported of a callback once it is journaled: the callback itself has moved into
+/// the journal by then.
+struct Journaled {
+    /// The label of the secret that verified it.
+    secret: std::sync::Arc<str>,
+    trigger: Trigger,
+    app_id: Option<String>,
+    message_id: Option<String>,
+    received_at: chrono::DateTime<Utc>,
+    status: Option<String>,
+}
+
+fn record_ack(state: &AppState, ack: &Ack, journaled: Journaled, latency: Duration) {
+    let Journaled {
+        secret,
+        trigger,
+        app_id,
+        message_id,
+        received_at,
+        status,
+    } = journaled;
+    let callback_id = match ack {
+        Ack::Accepted { callback_id } => Some(*callback_id),
+        Ack::Duplicate => None,
+    };
+    ::metrics::counter!(metrics::CALLBACKS, "trigger" => trigger.as_str(), "outcome" => outcome_name(ack))
         .increment(1);
     ::metrics::histogram!(metrics::ACK_SECONDS).record(latency.as_secs_f64());
     tracing::info!(
@@ -101,7 +130,7 @@ pub async fn receive(
             .as_deref()
             .map(Untrusted)
             .map(tracing::field::display),
-        outcome = outcome_name(&ack),
+        outcome = outcome_name(ack),
         secret = &*secret,
         latency_us = latency.as_micros() as u64,
         "callback"
@@ -120,7 +149,6 @@ pub async fn receive(
             Ack::Duplicate => Outcome::Duplicate,
         })
     });
-    Ok(Json(ack))
 }
 
 /// Sinch may retry a callback with its original signature after our tolerance window. If

@@ -123,23 +123,13 @@ impl Spool {
         health: Arc<Health>,
     ) -> Result<Spool, StoreError> {
         let path = path_for(database);
-        let mut spool = Connection::open(&path)?;
-        spool.busy_timeout(busy_timeout)?;
-        spool.pragma_update(None, "journal_mode", "WAL")?;
-        // The flusher syncs the WAL before any ack; SQLite still syncs around checkpoints.
-        spool.pragma_update(None, "synchronous", "NORMAL")?;
-        spool.pragma_update(None, "wal_autocheckpoint", wal_autocheckpoint)?;
-        migrate(&mut spool)?;
+        let spool = open_for_writing(&path, busy_timeout, wal_autocheckpoint)?;
         let mut wal = WalFile::new(&path);
         // What an earlier process wrote and never flushed (it died first) is flushed before
         // anything here counts on it.
         wal.sync()
             .map_err(|e| StoreError::Spool(format!("cannot sync {}: {e}", wal.path.display())))?;
-        let main = Connection::open_with_flags(
-            database,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        main.busy_timeout(busy_timeout)?;
+        let main = open_read_only(database, busy_timeout)?;
         let next_id = next_id(&spool, &main)?;
         // One pass over the file: the keys, in id order, also say what it holds.
         let keys = SpooledKeys::load(&spool)?;
@@ -149,11 +139,7 @@ impl Spool {
             first_new_id: next_id,
         };
         let forgotten_through = keys.by_id.front().map_or(next_id, |(id, _)| *id) - 1;
-        let reader = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        reader.busy_timeout(busy_timeout)?;
+        let reader = open_read_only(&path, busy_timeout)?;
         let keys = Arc::new(Mutex::new(keys));
         let (sender, receiver) = mpsc::channel();
         let (flushes, to_flush) = mpsc::channel();
@@ -182,24 +168,11 @@ impl Spool {
             health: health.clone(),
             unflushed_bytes,
         };
-        let start = |name: &'static str, run: Box<dyn FnOnce() + Send>| {
-            let health = health.clone();
-            std::thread::Builder::new()
-                .name(name.replace('_', "-"))
-                .spawn(move || {
-                    // A panic here would leave callbacks unanswered until their timeout,
-                    // and every later one refused: the service must stop and restart.
-                    let _watch = Watch::new(&health, name);
-                    run();
-                })
-                .map_err(|e| StoreError::Config(format!("cannot start the {name} thread: {e}")))
-        };
         let threads = vec![
-            start(
-                "spool_writer",
-                Box::new(move || writer.run(receiver, flushes)),
-            )?,
-            start("spool_flusher", Box::new(move || flusher.run(to_flush)))?,
+            start_thread("spool_writer", &health, move || {
+                writer.run(receiver, flushes)
+            })?,
+            start_thread("spool_flusher", &health, move || flusher.run(to_flush))?,
         ];
         Ok(Spool {
             commands: std::sync::Mutex::new(Some(sender)),
@@ -303,6 +276,50 @@ impl Spool {
         })
         .await;
     }
+}
+
+fn open_for_writing(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+    wal_autocheckpoint: u32,
+) -> Result<Connection, StoreError> {
+    let mut spool = Connection::open(path)?;
+    spool.busy_timeout(busy_timeout)?;
+    spool.pragma_update(None, "journal_mode", "WAL")?;
+    // The flusher syncs the WAL before any ack; SQLite still syncs around checkpoints.
+    spool.pragma_update(None, "synchronous", "NORMAL")?;
+    spool.pragma_update(None, "wal_autocheckpoint", wal_autocheckpoint)?;
+    migrate(&mut spool)?;
+    Ok(spool)
+}
+
+fn open_read_only(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(busy_timeout)?;
+    Ok(connection)
+}
+
+fn start_thread(
+    name: &'static str,
+    health: &Arc<Health>,
+    run: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, StoreError> {
+    let health = health.clone();
+    std::thread::Builder::new()
+        .name(name.replace('_', "-"))
+        .spawn(move || {
+            // A panic here would leave callbacks unanswered until their timeout,
+            // and every later one refused: the service must stop and restart.
+            let _watch = Watch::new(&health, name);
+            run();
+        })
+        .map_err(|e| StoreError::Config(format!("cannot start the {name} thread: {e}")))
 }
 
 /// The next id: after every id the spool or the main file ever used (`sqlite_sequence`
