@@ -53,7 +53,10 @@ pub async fn receive(
             .verifier
             .verify(&signature_headers(&headers), &bytes, now.timestamp())
         {
-            Ok(verified) => verified,
+            Ok(verified) => {
+                count_verified(&verified);
+                verified
+            }
             Err(failure) => {
                 let answer =
                     acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started)
@@ -67,8 +70,6 @@ pub async fn receive(
     let mut classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
     let status = classification.status.take();
     let secret = verified.secret.clone();
-    ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => secret.to_string())
-        .increment(1);
     let callback = new_callback(classification, &bytes, verified, now)?;
     let journaled = Journaled {
         secret,
@@ -89,6 +90,13 @@ pub async fn receive(
     };
     record_ack(&state, &ack, journaled, started.elapsed());
     Ok(Json(ack))
+}
+
+/// Counts a signature that verified, by the secret's label, before anything else can refuse
+/// the request: a rotation is done when the old label stops counting.
+fn count_verified(verified: &Verified) {
+    ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => verified.secret.to_string())
+        .increment(1);
 }
 
 /// What is reported of a callback once it is journaled: the callback itself has moved into

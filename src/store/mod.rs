@@ -216,6 +216,9 @@ pub enum StoreError {
     /// or edited. Processing stops rather than lose either.
     #[error("{0}")]
     Conflict(String),
+    /// A defect of this program, not of the database or the data: worth a bug report.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("the database did not answer within {0:?}")]
     TimedOut(Duration),
     #[error(

@@ -234,15 +234,15 @@ impl SqlOutbox {
 
 const EVENT_KINDS: [Kind; 5] = [Kind::Int, Kind::Int, Kind::Text, Kind::Text, Kind::Time];
 
-/// An `events` row read as `EVENT_KINDS`.
-fn event_record(mut row: Row) -> EventRecord {
-    EventRecord {
-        id: row.int(0).unwrap_or_default(),
-        callback_id: row.int(1).unwrap_or_default(),
-        kind: row.text(2).unwrap_or_default(),
-        payload: row.text(3).unwrap_or_default(),
-        created_at: row.time(4).unwrap_or_default(),
-    }
+/// An `events` row read as `EVENT_KINDS`; every column is NOT NULL.
+fn event_record<T: Tx>(mut row: Row) -> Result<EventRecord, T::Error> {
+    Ok(EventRecord {
+        id: row.int(0).ok_or_else(T::no_row)?,
+        callback_id: row.int(1).ok_or_else(T::no_row)?,
+        kind: row.text(2).ok_or_else(T::no_row)?,
+        payload: row.text(3).ok_or_else(T::no_row)?,
+        created_at: row.time(4).ok_or_else(T::no_row)?,
+    })
 }
 
 /// Feeds `destination` inside `tx`: see `Outbox::outbox_feed`.
@@ -266,7 +266,7 @@ async fn feed<T: Tx>(
         .fetch(&cursor_sql, &[v(destination)], &[Kind::Int])
         .await?;
     let cursor = found.first().and_then(|row| row.int(0)).unwrap_or_default();
-    let events: Vec<EventRecord> = tx
+    let events = tx
         .fetch(
             "SELECT id, callback_id, type, payload, created_at FROM events \
              WHERE id > $1 ORDER BY id LIMIT $2",
@@ -275,8 +275,8 @@ async fn feed<T: Tx>(
         )
         .await?
         .into_iter()
-        .map(event_record)
-        .collect();
+        .map(event_record::<T>)
+        .collect::<Result<Vec<_>, _>>()?;
     let Some(last) = events.last().map(|event| event.id) else {
         // Keeps the cursor of a destination seen for the first time.
         return Ok(0);
@@ -353,23 +353,22 @@ async fn claim<T: Tx>(
         ids.len(),
         ")",
     );
-    let mut events: HashMap<i64, EventRecord> = tx
-        .fetch(&select, &ids, &EVENT_KINDS)
-        .await?
-        .into_iter()
-        .map(event_record)
-        .map(|event| (event.id, event))
-        .collect();
-    let mut due: Vec<DueDelivery> = claimed
-        .into_iter()
-        .filter_map(|row| {
-            Some(DueDelivery {
-                event: events.remove(&row.int(0)?)?,
-                attempts: row.int(1)?,
-                window_started_at: row.time(2)?,
-            })
-        })
-        .collect();
+    let mut events: HashMap<i64, EventRecord> = HashMap::with_capacity(ids.len());
+    for row in tx.fetch(&select, &ids, &EVENT_KINDS).await? {
+        let event = event_record::<T>(row)?;
+        events.insert(event.id, event);
+    }
+    let mut due = Vec::with_capacity(claimed.len());
+    for row in claimed {
+        let event_id = row.int(0).ok_or_else(T::no_row)?;
+        // A delivery's event is never deleted (a foreign key): one missing is an error, or
+        // the claim would count an attempt and lease a delivery nobody makes.
+        due.push(DueDelivery {
+            event: events.remove(&event_id).ok_or_else(T::no_row)?,
+            attempts: row.int(1).ok_or_else(T::no_row)?,
+            window_started_at: row.time(2).ok_or_else(T::no_row)?,
+        });
+    }
     due.sort_by_key(|delivery| delivery.event.id);
     Ok(due)
 }

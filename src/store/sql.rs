@@ -160,6 +160,10 @@ impl Tx for SqlxTx<'_> {
         remaining.min(ROWS_PER_STATEMENT)
     }
 
+    fn no_row() -> sqlx::Error {
+        sqlx::Error::RowNotFound
+    }
+
     async fn execute(&mut self, sql: &str, values: &[Value<'_>]) -> Result<u64, sqlx::Error> {
         let done = match self {
             SqlxTx::Sqlite(conn) => sqlx::query_with(sql, sqlite_arguments(values)?)
@@ -232,11 +236,14 @@ fn read_sqlite(row: &SqliteRow, kinds: &[Kind]) -> Result<Row, sqlx::Error> {
             Kind::Text => Value::Text(row.try_get::<Option<String>, _>(index)?.map(Cow::Owned)),
             Kind::Int => Value::Int(row.try_get(index)?),
             Kind::Bool => Value::Bool(row.try_get(index)?),
-            Kind::Time => Value::Time(
-                row.try_get::<Option<String>, _>(index)?
-                    .as_deref()
-                    .and_then(parse_ts),
-            ),
+            Kind::Time => Value::Time(match row.try_get::<Option<String>, _>(index)? {
+                None => None,
+                // A time this version cannot read is an error, as sqlx's own decoding makes
+                // it for every other read: never a silent NULL.
+                Some(text) => Some(parse_ts(&text).ok_or_else(|| {
+                    sqlx::Error::Decode(format!("column {index} is not a time: {text:?}").into())
+                })?),
+            }),
         });
     }
     Ok(Row(columns))

@@ -431,7 +431,7 @@ impl Store for SqliteStore {
                 |error| match error {
                     ProcessError::Sqlite(error) => StoreError::Sqlite(error),
                     ProcessError::Conflict(why) => StoreError::Conflict(why),
-                    ProcessError::Waited => StoreError::Spool(ProcessError::Waited.to_string()),
+                    ProcessError::Waited => StoreError::Internal(ProcessError::Waited.to_string()),
                 },
             )?
         };

@@ -188,6 +188,10 @@ impl Tx for SqliteTx<'_> {
             .unwrap_or(1)
     }
 
+    fn no_row() -> rusqlite::Error {
+        rusqlite::Error::QueryReturnedNoRows
+    }
+
     async fn execute(&mut self, sql: &str, values: &[Value<'_>]) -> rusqlite::Result<u64> {
         Ok(execute(self.conn, sql, values)? as u64)
     }

@@ -21,6 +21,7 @@ mod processing;
 mod properties;
 mod proxy;
 mod query_api;
+mod reads;
 mod replicas;
 mod secrets;
 mod spool;

@@ -87,7 +87,7 @@ struct ContactFields {
     metadata: Option<String>,
     language: Option<String>,
     channel_priority: Option<Box<RawValue>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     channel_identities: Vec<Identity>,
 }
 
@@ -125,14 +125,14 @@ struct ConversationFields {
 
 #[derive(Deserialize)]
 struct DuplicationFields {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     duplicated_identities: Vec<DuplicatedIdentity>,
 }
 
 #[derive(Deserialize)]
 struct DuplicatedIdentity {
     channel: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::null_as_empty")]
     contact_ids: Vec<String>,
 }
 
@@ -201,9 +201,12 @@ pub fn parse_identity_duplication(
             ));
         }
     }
-    let (envelope, list): (_, Vec<DuplicatedIdentity>) =
+    let (envelope, list): (_, Option<Vec<DuplicatedIdentity>>) =
         conversation(body, "duplicated_identities", TRIGGER)?;
-    Ok((duplications(list), event_time(&envelope)))
+    Ok((
+        duplications(list.unwrap_or_default()),
+        event_time(&envelope),
+    ))
 }
 
 fn duplications(list: Vec<DuplicatedIdentity>) -> Vec<IdentityDuplication> {
@@ -300,5 +303,24 @@ mod tests {
                 .as_deref(),
             Some("SMS")
         );
+    }
+
+    #[test]
+    fn a_list_sent_as_null_is_an_empty_list() {
+        let create =
+            r#"{"contact_create_notification":{"contact":{"id":"c1","channel_identities":null}}}"#;
+        let (change, _) = parse_contact(create, "CONTACT_CREATE").unwrap();
+        let ContactChange::Created(contact) = change else {
+            panic!("{change:?}")
+        };
+        assert!(contact.identities.is_empty());
+        let duplication = r#"{"duplicated_identities":[{"channel":"SMS","contact_ids":null}]}"#;
+        assert!(
+            parse_identity_duplication(duplication).unwrap().0[0]
+                .contact_ids
+                .is_empty()
+        );
+        let none = r#"{"duplicated_identities":null}"#;
+        assert!(parse_identity_duplication(none).unwrap().0.is_empty());
     }
 }

@@ -69,6 +69,16 @@ struct ChannelIdentity {
     identity: Option<String>,
 }
 
+/// A list Sinch may leave out or send as `null` (its models mark every field optional, and
+/// `null` is how some SDKs serialise an unset one): both are empty.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 fn split_identity(ci: Option<ChannelIdentity>) -> (Option<String>, Option<String>) {
     ci.map(|c| (non_empty(c.channel), non_empty(c.identity)))
         .unwrap_or_default()

@@ -264,7 +264,7 @@ pub(crate) async fn apply_one<T: Tx>(
             &STATUS_KINDS,
         )
         .await?;
-    let mut row = found.into_iter().next().map(status_row).unwrap_or_default();
+    let mut row = status_row(found.into_iter().next().ok_or_else(T::no_row)?);
     let decision = status::decide(&mut row, report, callback.received_at);
     if row.changed {
         write_rows(tx, table, &[(&report.id, &row)], now).await?;

@@ -74,6 +74,10 @@ pub(crate) trait Tx {
     /// sizes, so a handful of texts stay prepared; PostgreSQL takes up to its maximum.
     fn chunk_len(remaining: usize) -> usize;
 
+    /// The error for a statement that returned no row, or a row that cannot be read, where
+    /// one must be: a broken statement or an edited database, never to be taken for "empty".
+    fn no_row() -> Self::Error;
+
     /// Runs a statement; returns the rows it changed.
     async fn execute(&mut self, sql: &str, values: &[Value<'_>]) -> Result<u64, Self::Error>;
 

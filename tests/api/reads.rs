@@ -1,0 +1,285 @@
+//! The read and outbox interfaces (`SqlReads`, `SqlOutbox`) and the one-by-one failure path,
+//! written once, on both backends: every filter empty (NULL parameters) and every filter set.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use sinch_webhooks::dispatch::process_due;
+use sinch_webhooks::store::{
+    CallbackQuery, MessageQuery, OutboxQuery, Redrive, ReplayQuery, Store,
+};
+
+use crate::contract::{Backend, entry, postgres_store, sqlite_store};
+use crate::helpers::delivery_report;
+
+contract!(every_read_and_outbox_call_works_with_and_without_filters);
+
+mod a_callback_that_fails_is_undone_alone_and_the_others_are_applied {
+    #[tokio::test]
+    async fn sqlite() {
+        let (store, db) = super::sqlite_store().await;
+        super::a_callback_that_fails_is_undone_alone_and_the_others_are_applied(store, &db).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        let Some((store, db)) = super::postgres_store().await else {
+            return;
+        };
+        super::a_callback_that_fails_is_undone_alone_and_the_others_are_applied(store, &db).await;
+    }
+}
+
+async fn drain(store: &dyn Store) {
+    for _ in 0..20 {
+        if process_due(store).await.unwrap() == 0 {
+            break;
+        }
+    }
+}
+
+async fn every_read_and_outbox_call_works_with_and_without_filters(store: Arc<dyn Store>) {
+    let q = store.queries();
+    assert_eq!(q.backlog().await.unwrap(), (0, None));
+    assert_eq!(q.latest_event_id().await.unwrap(), 0);
+    let a = entry(&delivery_report("m1", "DELIVERED", "2025-03-04T12:00:00Z"));
+    let b = entry(&delivery_report("m2", "READ", "2025-03-04T12:00:01Z"));
+    store.journal(vec![a.clone(), b.clone()]).await.unwrap();
+    let (count, oldest) = q.backlog().await.unwrap();
+    assert_eq!(count, 2);
+    assert!(oldest.is_some());
+    // outbox: a destination seen first starts at the current end.
+    let now = Utc::now();
+    assert_eq!(store.outbox().outbox_feed("d", now, 100).await.unwrap(), 0);
+    drain(&*store).await;
+    assert_eq!(q.backlog().await.unwrap(), (0, None));
+    assert!(q.latest_event_id().await.unwrap() > 0);
+
+    let all = q
+        .callbacks(&CallbackQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 2);
+    let filtered = q
+        .callbacks(&CallbackQuery {
+            trigger: Some("MESSAGE_DELIVERY".into()),
+            since: Some(now - Duration::hours(1)),
+            processed: Some(true),
+            before_id: Some(all[0].id),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(filtered.len(), 1);
+    let replay = ReplayQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(q.replay_batch(&replay).await.unwrap().len(), 2);
+    assert_eq!(q.replay_count(&replay).await.unwrap(), 2);
+    let replay = ReplayQuery {
+        id: Some(all[0].id),
+        since: Some(now - Duration::hours(1)),
+        trigger: Some("MESSAGE_DELIVERY".into()),
+        after_id: 0,
+        limit: 10,
+    };
+    assert_eq!(q.replay_batch(&replay).await.unwrap().len(), 1);
+    assert_eq!(q.replay_count(&replay).await.unwrap(), 1);
+    let msgs = q
+        .messages(&MessageQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(msgs.len(), 2);
+    let msgs2 = q
+        .messages(&MessageQuery {
+            status: Some("READ".into()),
+            direction: Some("outbound".into()),
+            channel: Some("WHATSAPP".into()),
+            since: Some(now - Duration::days(1)),
+            until: Some(now + Duration::days(1)),
+            after: Some((now + Duration::days(1), "zzz".into())),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(msgs2.len(), 1);
+    // outbox on both backends
+    let fed = store
+        .outbox()
+        .outbox_feed("d", Utc::now(), 100)
+        .await
+        .unwrap();
+    assert!(fed > 0, "fed {fed}");
+    let next = store.outbox().outbox_next_due("d").await.unwrap();
+    assert!(next.is_some());
+    let due = store
+        .outbox()
+        .outbox_claim(
+            "d",
+            Utc::now() + Duration::seconds(1),
+            Utc::now() + Duration::minutes(1),
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(!due.is_empty());
+    assert_eq!(due[0].attempts, 1);
+    let list = store
+        .outbox()
+        .outbox_list(&OutboxQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(list.len() as u64, fed);
+    let list = store
+        .outbox()
+        .outbox_list(&OutboxQuery {
+            state: Some("pending".into()),
+            destination: Some("d".into()),
+            before: Some((i64::MAX, "d".into())),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(list.len() as u64, fed);
+    assert_eq!(
+        store
+            .outbox()
+            .outbox_redrive(&Redrive::AllDead, Utc::now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store
+            .outbox()
+            .outbox_redrive(&Redrive::Event(1), Utc::now())
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(!store.outbox().outbox_counts().await.unwrap().is_empty());
+    assert!(!store.outbox().installation_id().await.unwrap().is_empty());
+}
+
+async fn a_callback_that_fails_is_undone_alone_and_the_others_are_applied(
+    store: Arc<dyn Store>,
+    db: &Backend,
+) {
+    match db {
+        Backend::Postgres(schema) => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+            sqlx::raw_sql(
+                "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN \
+                 IF NEW.message_id = 'poisoned' THEN RAISE EXCEPTION 'poisoned message'; END IF; \
+                 RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER poison BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION poison();",
+            )
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+        Backend::Sqlite(dir) => {
+            let conn = rusqlite::Connection::open(dir.path().join("contract.db")).unwrap();
+            conn.execute_batch(
+                "CREATE TRIGGER poison BEFORE INSERT ON messages \
+                 WHEN NEW.message_id = 'poisoned' BEGIN SELECT RAISE(ABORT, 'poisoned message'); END",
+            )
+            .unwrap();
+        }
+    }
+    let batch = vec![
+        entry(&delivery_report(
+            "healthy-1",
+            "DELIVERED",
+            "2025-03-04T12:00:00Z",
+        )),
+        entry(&delivery_report(
+            "poisoned",
+            "DELIVERED",
+            "2025-03-04T12:00:00Z",
+        )),
+        entry(&delivery_report(
+            "healthy-2",
+            "READ",
+            "2025-03-04T12:00:00Z",
+        )),
+    ];
+    store.journal(batch).await.unwrap();
+    process_due(&*store).await.unwrap();
+    let q = store.queries();
+    assert!(q.message("healthy-1").await.unwrap().is_some());
+    assert!(q.message("healthy-2").await.unwrap().is_some());
+    assert!(q.message("poisoned").await.unwrap().is_none());
+    let all = q
+        .callbacks(&CallbackQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let failed: Vec<_> = all.iter().filter(|c| c.processed_at.is_none()).collect();
+    assert_eq!(failed.len(), 1, "{all:?}");
+    assert_eq!(failed[0].attempts, 1);
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("poisoned"),
+        "{:?}",
+        failed[0]
+    );
+    assert_eq!(q.message_history("healthy-1").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_whose_stored_time_cannot_be_read_fails_its_claim_instead_of_vanishing() {
+    let (store, db) = sqlite_store().await;
+    let Backend::Sqlite(dir) = &db else {
+        unreachable!("a SQLite store")
+    };
+    store
+        .outbox()
+        .outbox_feed("d", Utc::now(), 100)
+        .await
+        .unwrap();
+    store
+        .journal(vec![entry(&delivery_report(
+            "m1",
+            "DELIVERED",
+            "2025-03-04T12:00:00Z",
+        ))])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    assert_eq!(
+        store
+            .outbox()
+            .outbox_feed("d", Utc::now(), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("contract.db")).unwrap();
+    conn.execute_batch(
+        "UPDATE deliveries SET attempts = 1, window_started_at = 'an edit', \
+         next_attempt_at = '2000-01-01T00:00:00.000000Z'",
+    )
+    .unwrap();
+    let claimed = store
+        .outbox()
+        .outbox_claim("d", Utc::now(), Utc::now() + Duration::minutes(1), 10)
+        .await;
+    assert!(claimed.is_err(), "{claimed:?}");
+}
