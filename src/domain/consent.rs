@@ -5,6 +5,25 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::callback::payload::ConsentReport;
+
+/// Whose consent a notification is: the identity's when it names one, else the contact's
+/// (Sinch's models mark `identity` optional; the parser refuses a notification naming
+/// neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    Identity(&'a str),
+    Contact(&'a str),
+}
+
+pub fn subject(report: &ConsentReport) -> Subject<'_> {
+    match (&report.identity, &report.contact_id) {
+        (Some(identity), _) => Subject::Identity(identity),
+        (None, Some(contact)) => Subject::Contact(contact),
+        (None, None) => Subject::Identity(""),
+    }
+}
+
 /// What a stored consent holds that the rule needs. A consent not stored yet is the
 /// default: nothing known.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

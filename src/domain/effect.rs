@@ -50,7 +50,14 @@ impl Effect {
             Effect::MessageSubmitted(m) => format!("message/{}", m.message_id),
             Effect::AppEventStatus(r) => format!("app_event/{}", r.id),
             Effect::ContactEvent(e) => format!("contact_event/{}", e.event_id),
-            Effect::Consent(c) => format!("consent/{}/{}", c.channel, c.identity),
+            Effect::Consent(c) => match super::consent::subject(c) {
+                super::consent::Subject::Identity(identity) => {
+                    format!("consent/{}/{identity}", c.channel)
+                }
+                super::consent::Subject::Contact(contact) => {
+                    format!("consent/{}/contact/{contact}", c.channel)
+                }
+            },
             Effect::Capability(c) => format!("capability/{}/{}", c.channel, c.identity),
             Effect::Contact { change, .. } => match change {
                 ContactChange::Created(c)

@@ -80,6 +80,7 @@ pub fn consent(consent: &ConsentReport, consented: Option<bool>, at: DateTime<Ut
         payload: serde_json::json!({
             "channel": consent.channel,
             "identity": consent.identity,
+            "contact_id": consent.contact_id,
             "consented": consented,
             "kind": consent.kind.as_str(),
             "status": consent.status,

@@ -152,20 +152,26 @@ pub async fn consent(
     })))
 }
 
-/// `GET /api/contacts/{id}`: the contact, its identities and conversations.
+/// `GET /api/contacts/{id}`: the contact, its identities and conversations, and the consents
+/// kept by contact (opt-ins and opt-outs that named this contact and no identity). Known from
+/// consents alone, a contact is shown with `contact: null`.
 pub async fn contact(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
-    let Some(contact) = state.store.queries().contact(&id).await? else {
+    let queries = state.store.queries();
+    let contact = queries.contact(&id).await?;
+    let consents = queries.contact_consents(&id).await?;
+    if contact.is_none() && consents.is_empty() {
         return Err(ApiError::NoSuch {
             what: "contact",
             id,
         });
-    };
-    let identities = state.store.queries().contact_identities(&id).await?;
-    let conversations = state.store.queries().contact_conversations(&id).await?;
+    }
+    let identities = queries.contact_identities(&id).await?;
+    let conversations = queries.contact_conversations(&id).await?;
     Ok(Json(json!({
         "contact": contact,
         "identities": identities,
         "conversations": conversations,
+        "consents": consents,
     })))
 }
 

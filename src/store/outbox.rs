@@ -159,6 +159,10 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
         }
         "event.status" => key("app_event", &[text("event_id")]),
         "event.inbound" => key("contact_event", &[text("event_id")]),
+        // A consent kept by contact (no identity) is ordered by its contact.
+        "consent" if text("identity").is_none() => {
+            key("consent_contact", &[text("channel"), text("contact_id")])
+        }
         "consent" | "capability" => key(kind, &[text("channel"), text("identity")]),
         "contact" => key("contact", &[text("contact_id")]),
         "conversation" => key("conversation", &[text("conversation_id")]),
@@ -535,6 +539,20 @@ mod tests {
             ordering_key("consent", &json!({"channel": "SMS", "identity": "4670"})).as_deref(),
             Some(r#"consent:["SMS","4670"]"#)
         );
+    }
+
+    #[test]
+    fn a_consent_kept_by_contact_is_ordered_by_its_contact_apart_from_identities() {
+        let by_contact = ordering_key(
+            "consent",
+            &json!({"channel": "SMS", "identity": null, "contact_id": "c1"}),
+        );
+        assert_eq!(
+            by_contact.as_deref(),
+            Some(r#"consent_contact:["SMS","c1"]"#)
+        );
+        let by_identity = ordering_key("consent", &json!({"channel": "SMS", "identity": "c1"}));
+        assert_ne!(by_contact, by_identity);
     }
 
     #[test]

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use super::processing::tx::v;
 use super::records::{
-    CallbackRecord, CapabilityRecord, ConsentHistoryRecord, ConsentRecord, ContactRecord,
-    ConversationRecord, EventRecord, IdentityRecord, MessageRecord, SmsBatchRecord,
+    CallbackRecord, CapabilityRecord, ConsentHistoryRecord, ConsentRecord, ContactConsentRecord,
+    ContactRecord, ConversationRecord, EventRecord, IdentityRecord, MessageRecord, SmsBatchRecord,
     SmsDeliveryRecord, StatusHistoryRecord,
 };
 use super::sql::SqlPool;
@@ -82,6 +82,11 @@ pub trait Queries: Send + Sync {
         identity: &str,
     ) -> Result<Option<CapabilityRecord>, StoreError>;
     async fn contact(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError>;
+    /// Consents kept by this contact (notifications that named no identity), by channel.
+    async fn contact_consents(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ContactConsentRecord>, StoreError>;
     async fn contact_identities(&self, contact_id: &str)
     -> Result<Vec<IdentityRecord>, StoreError>;
     async fn contact_conversations(
@@ -267,6 +272,16 @@ impl Queries for SqlReads {
     async fn contact(&self, contact_id: &str) -> Result<Option<ContactRecord>, StoreError> {
         let sql = "SELECT * FROM contacts WHERE contact_id = $1";
         Ok(self.pool.optional(sql, &[v(contact_id)]).await?)
+    }
+
+    async fn contact_consents(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ContactConsentRecord>, StoreError> {
+        let sql = "SELECT channel, contact_id, consented, consented_at, last_kind, last_status, \
+                   last_request_id, last_error, last_event_at, updated_at FROM contact_consents \
+                   WHERE contact_id = $1 ORDER BY channel";
+        Ok(self.pool.all(sql, &[v(contact_id)]).await?)
     }
 
     async fn contact_identities(

@@ -76,6 +76,22 @@ pub struct ConsentRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A consent kept by contact: from notifications that named the contact but no identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ContactConsentRecord {
+    pub channel: String,
+    pub contact_id: String,
+    /// The latest successful change: `true` opted in, `false` opted out, `None` never.
+    pub consented: Option<bool>,
+    pub consented_at: Option<DateTime<Utc>>,
+    pub last_kind: String,
+    pub last_status: String,
+    pub last_request_id: Option<String>,
+    pub last_error: Option<String>,
+    pub last_event_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ConsentHistoryRecord {
     pub kind: String,

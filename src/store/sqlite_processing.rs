@@ -463,10 +463,22 @@ mod tests {
     async fn every_fixed_statement_numbers_its_placeholders_in_order() {
         let (_dir, processor) = migrated().await;
         let tables = [&MESSAGES, &APP_EVENTS].map(|table| table.upsert_returning_status);
+        let consents = [&*sql::CONSENTS, &*sql::CONTACT_CONSENTS]
+            .into_iter()
+            .flat_map(|table| {
+                [
+                    table.insert_history.as_str(),
+                    &table.insert,
+                    &table.update_last,
+                    &table.update_decision,
+                    &table.select_consented,
+                ]
+            });
         let fixed = [
             TEXTS.claim_one.as_str(),
             &TEXTS.record_failure,
             &TEXTS.consent_state,
+            &TEXTS.contact_consent_state,
             &TEXTS.sms_delivery_state,
             sql::JOURNALED,
             sql::MAKE_PENDING_DUE,
@@ -477,11 +489,6 @@ mod tests {
             sql::UPDATE_SUBMITTED,
             sql::INSERT_SUBMITTED_HISTORY,
             sql::INSERT_CONTACT_EVENT,
-            sql::INSERT_CONSENT_HISTORY,
-            sql::INSERT_CONSENT,
-            sql::UPDATE_CONSENT_LAST,
-            sql::UPDATE_CONSENT_DECISION,
-            sql::SELECT_CONSENTED,
             sql::UPSERT_CAPABILITY,
             sql::UPSERT_CONTACT,
             sql::MOVE_IDENTITIES,
@@ -498,7 +505,7 @@ mod tests {
             sql::UPSERT_SMS_BATCH,
             sql::INSERT_SMS_INBOUND,
         ];
-        for text in fixed.into_iter().chain(tables) {
+        for text in fixed.into_iter().chain(tables).chain(consents) {
             let statement = processor
                 .conn
                 .prepare(text)

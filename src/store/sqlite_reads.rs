@@ -185,6 +185,13 @@ impl Queries for SqliteStore {
         self.reads.contact(contact_id).await
     }
 
+    async fn contact_consents(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ContactConsentRecord>, StoreError> {
+        self.reads.contact_consents(contact_id).await
+    }
+
     async fn contact_identities(
         &self,
         contact_id: &str,

@@ -282,3 +282,18 @@ async fn consent_contact_and_sms_batch_views() {
     let (status, _) = app.api_get("/api/sms/batches/none").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_contact_known_only_from_a_contact_only_opt_out_shows_its_consent() {
+    let app = spawn_with_api().await;
+    let opt_out = r#"{"app_id":"01HAPP","event_time":"2025-03-04T12:00:05Z","opt_out_notification":{"request_id":"r9","contact_id":"01HONLYBYCONTACT","channel":"WHATSAPP","status":"OPT_OUT_SUCCEEDED"}}"#;
+    assert_eq!(app.post_signed(opt_out).await.status(), 200);
+    app.drain().await;
+    let (status, contact) = app.api_get("/api/contacts/01HONLYBYCONTACT").await;
+    assert_eq!(status, 200, "{contact}");
+    assert!(contact["contact"].is_null(), "{contact}");
+    assert_eq!(contact["consents"][0]["channel"], "WHATSAPP");
+    assert_eq!(contact["consents"][0]["consented"], false);
+    let (status, _) = app.api_get("/api/contacts/01HNOBODY").await;
+    assert_eq!(status, 404);
+}

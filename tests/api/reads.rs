@@ -13,6 +13,7 @@ use crate::contract::{Backend, entry, postgres_store, sqlite_store};
 use crate::helpers::delivery_report;
 
 contract!(every_read_and_outbox_call_works_with_and_without_filters);
+contract!(a_consent_that_names_only_a_contact_is_kept_by_contact);
 
 mod a_callback_that_fails_is_undone_alone_and_the_others_are_applied {
     #[tokio::test]
@@ -282,4 +283,49 @@ async fn a_delivery_whose_stored_time_cannot_be_read_fails_its_claim_instead_of_
         .outbox_claim("d", Utc::now(), Utc::now() + Duration::minutes(1), 10)
         .await;
     assert!(claimed.is_err(), "{claimed:?}");
+}
+
+fn contact_consent(kind: &str, status: &str, request: &str, at: &str) -> String {
+    let key = if kind == "OPT_IN" {
+        "opt_in_notification"
+    } else {
+        "opt_out_notification"
+    };
+    format!(
+        r#"{{"app_id":"01HAPP","accepted_time":"{at}","event_time":"{at}","{key}":{{"request_id":"{request}","contact_id":"01HCONTACTONLY","channel":"WHATSAPP","status":"{kind}_{status}"}}}}"#
+    )
+}
+
+async fn a_consent_that_names_only_a_contact_is_kept_by_contact(store: Arc<dyn Store>) {
+    let opt_in = contact_consent("OPT_IN", "SUCCEEDED", "r1", "2025-03-04T12:00:00Z");
+    let opt_out = contact_consent("OPT_OUT", "SUCCEEDED", "r2", "2025-03-04T12:00:05Z");
+    // The opt-in, older, arrives last: the newer opt-out decides.
+    store
+        .journal(vec![entry(&opt_out), entry(&opt_in)])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    let q = store.queries();
+    let all = q
+        .callbacks(&CallbackQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        all.iter()
+            .all(|c| c.processed_at.is_some() && c.last_error.is_none()),
+        "none set aside: {all:?}"
+    );
+    let consents = q.contact_consents("01HCONTACTONLY").await.unwrap();
+    assert_eq!(consents.len(), 1, "{consents:?}");
+    assert_eq!(consents[0].channel, "WHATSAPP");
+    assert_eq!(consents[0].consented, Some(false));
+    assert_eq!(consents[0].last_kind, "OPT_OUT");
+    assert_eq!(consents[0].last_request_id.as_deref(), Some("r2"));
+    assert!(
+        q.consent("WHATSAPP", "").await.unwrap().is_none(),
+        "nothing kept under an empty identity"
+    );
 }

@@ -21,12 +21,14 @@ impl ConsentKind {
     }
 }
 
-/// An opt-in or opt-out notification for one (channel, identity).
+/// An opt-in or opt-out notification for one (channel, identity), or, when Sinch names a
+/// contact but no identity, for one (channel, contact).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentReport {
     pub kind: ConsentKind,
     pub channel: String,
-    pub identity: String,
+    /// Sinch's models mark it optional: a notification may name only the contact.
+    pub identity: Option<String>,
     /// `SUCCEEDED`, `FAILED`, `UNSPECIFIED`, or what Sinch sent if it is none of those.
     pub status: String,
     pub request_id: Option<String>,
@@ -96,17 +98,23 @@ pub fn parse_consent(body: &str, kind: ConsentKind) -> Result<ConsentReport, Pay
         .strip_prefix(&prefix)
         .map(str::to_owned)
         .unwrap_or(status);
+    let identity = non_empty(fields.identity);
+    let contact_id = non_empty(fields.contact_id);
+    if identity.is_none() && contact_id.is_none() {
+        // Nothing says whose consent it is.
+        required(None, trigger, "identity (or contact_id)")?;
+    }
     Ok(ConsentReport {
         kind,
         channel: required(fields.channel, trigger, "channel")?,
-        identity: required(fields.identity, trigger, "identity")?,
+        identity,
         status: if status == "STATUS_UNSPECIFIED" {
             "UNSPECIFIED".to_owned()
         } else {
             status
         },
         request_id: non_empty(fields.request_id),
-        contact_id: non_empty(fields.contact_id),
+        contact_id,
         error: fields.error_details.and_then(|e| non_empty(e.description)),
         event_time: parse_time(envelope.event_time),
         accepted_time: parse_time(envelope.accepted_time),
@@ -136,11 +144,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_opt_out_that_names_only_a_contact_is_read_and_one_naming_nobody_is_not() {
+        let contact_only = r#"{"opt_out_notification":{"contact_id":"01HC","channel":"WHATSAPP","status":"OPT_OUT_SUCCEEDED"}}"#;
+        let consent = parse_consent(contact_only, ConsentKind::OptOut).unwrap();
+        assert_eq!(consent.identity, None);
+        assert_eq!(consent.contact_id.as_deref(), Some("01HC"));
+        let nobody =
+            r#"{"opt_out_notification":{"channel":"WHATSAPP","status":"OPT_OUT_SUCCEEDED"}}"#;
+        let refused = parse_consent(nobody, ConsentKind::OptOut).unwrap_err();
+        assert!(
+            refused.to_string().contains("identity (or contact_id)"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn reads_an_opt_in() {
         let consent = parse_consent(&fixture("opt_in.json"), ConsentKind::OptIn).unwrap();
         assert_eq!(
-            (consent.channel.as_str(), consent.identity.as_str()),
-            ("WHATSAPP", "46701234567")
+            (consent.channel.as_str(), consent.identity.as_deref()),
+            ("WHATSAPP", Some("46701234567"))
         );
         assert_eq!(consent.status, "SUCCEEDED");
         assert!(consent.succeeded());

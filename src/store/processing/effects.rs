@@ -12,7 +12,7 @@ use crate::callback::payload::{
     ConversationState, IdentityDuplication, InboundMessage, SmsBatchReport, SmsDeliveryReport,
     SmsInbound, SubmittedMessage,
 };
-use crate::domain::consent::{self, ConsentState};
+use crate::domain::consent::{self, ConsentState, Subject};
 use crate::domain::contact::{self, ContactWrite, Identities};
 use crate::domain::{Effect, conversation, events, sms, time};
 use crate::store::PendingCallback;
@@ -149,7 +149,8 @@ async fn contact_event<T: Tx>(
 }
 
 /// Records the notification, then applies `domain::consent::decide` to the stored consent
-/// (a consent not stored yet is inserted as the rule decides for nothing known).
+/// (a consent not stored yet is inserted as the rule decides for nothing known). It is kept
+/// by identity, or by contact when the notification names no identity.
 async fn consent<T: Tx>(
     tx: &mut T,
     report: &ConsentReport,
@@ -158,10 +159,17 @@ async fn consent<T: Tx>(
     out: &mut Outputs,
 ) -> Result<(), T::Error> {
     let at = time::consent(report, callback.received_at);
-    let (channel, identity) = (&report.channel, &report.identity);
+    let (table, key, state) = match consent::subject(report) {
+        Subject::Identity(identity) => (&*sql::CONSENTS, identity, &tx.texts().consent_state),
+        Subject::Contact(contact) => (
+            &*sql::CONTACT_CONSENTS,
+            contact,
+            &tx.texts().contact_consent_state,
+        ),
+    };
     let history = [
-        v(channel),
-        v(identity),
+        v(&report.channel),
+        v(&report.identity),
         v(report.kind.as_str()),
         v(&report.status),
         v(&report.request_id),
@@ -171,12 +179,12 @@ async fn consent<T: Tx>(
         v(callback.id),
         v(now),
     ];
-    tx.execute(sql::INSERT_CONSENT_HISTORY, &history).await?;
+    tx.execute(&table.insert_history, &history).await?;
     let opted_in = report.kind == ConsentKind::OptIn;
     let first = consent::decide(&ConsentState::default(), at, report.succeeded());
     let insert = [
-        v(channel),
-        v(identity),
+        v(&report.channel),
+        v(&report.identity),
         v(first.decides.then_some(opted_in)),
         v(first.decides.then_some(at)),
         v(report.kind.as_str()),
@@ -187,18 +195,37 @@ async fn consent<T: Tx>(
         v(&report.contact_id),
         v(now),
     ];
-    let changed = if tx.execute(sql::INSERT_CONSENT, &insert).await? > 0 {
+    let changed = if tx.execute(&table.insert, &insert).await? > 0 {
         true
     } else {
-        update_consent(tx, report, at, now).await?
-    };
-    if changed {
         let found = tx
             .fetch(
-                sql::SELECT_CONSENTED,
-                &[v(channel), v(identity)],
-                &[Kind::Bool],
+                state,
+                &[v(&report.channel), v(key)],
+                &[Kind::Time, Kind::Time],
             )
+            .await?;
+        let state = found
+            .first()
+            .map_or_else(ConsentState::default, |row| ConsentState {
+                last_event_at: row.time(0),
+                consented_at: row.time(1),
+            });
+        update_consent(
+            tx,
+            table,
+            key,
+            report,
+            consent::decide(&state, at, report.succeeded()),
+            at,
+            now,
+        )
+        .await?
+    };
+    if changed {
+        let key = [v(&report.channel), v(key)];
+        let found = tx
+            .fetch(&table.select_consented, &key, &[Kind::Bool])
             .await?;
         let consented = found.first().and_then(|row| row.bool(0));
         out.events.push(events::consent(report, consented, at));
@@ -206,24 +233,16 @@ async fn consent<T: Tx>(
     Ok(())
 }
 
-/// Updates a stored consent as the rule decides; returns whether anything changed.
+/// Applies a decided change to a stored consent; returns whether anything changed.
 async fn update_consent<T: Tx>(
     tx: &mut T,
+    table: &sql::ConsentTable,
+    key: &str,
     report: &ConsentReport,
+    change: consent::ConsentChange,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, T::Error> {
-    let key = [v(&report.channel), v(&report.identity)];
-    let found = tx
-        .fetch(&tx.texts().consent_state, &key, &[Kind::Time, Kind::Time])
-        .await?;
-    let state = found
-        .first()
-        .map_or_else(ConsentState::default, |row| ConsentState {
-            last_event_at: row.time(0),
-            consented_at: row.time(1),
-        });
-    let change = consent::decide(&state, at, report.succeeded());
     if change.newest {
         let last = [
             v(report.kind.as_str()),
@@ -234,9 +253,9 @@ async fn update_consent<T: Tx>(
             v(&report.contact_id),
             v(now),
             v(&report.channel),
-            v(&report.identity),
+            v(key),
         ];
-        tx.execute(sql::UPDATE_CONSENT_LAST, &last).await?;
+        tx.execute(&table.update_last, &last).await?;
     }
     if change.decides {
         let decision = [
@@ -244,9 +263,9 @@ async fn update_consent<T: Tx>(
             v(at),
             v(now),
             v(&report.channel),
-            v(&report.identity),
+            v(key),
         ];
-        tx.execute(sql::UPDATE_CONSENT_DECISION, &decision).await?;
+        tx.execute(&table.update_decision, &decision).await?;
     }
     Ok(change.changes_anything())
 }

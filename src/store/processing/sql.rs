@@ -2,6 +2,8 @@
 //! A `$N` is numbered in order of first use: SQLite numbers `$N` parameters by first
 //! appearance, not by `N` (`sqlite_processing`'s tests check every text).
 
+use std::sync::LazyLock;
+
 use crate::callback::payload::ConversationChange;
 
 /// The `callbacks` columns a journaled callback fills, in the order both backends bind
@@ -61,20 +63,60 @@ pub(crate) const INSERT_CONTACT_EVENT: &str = "INSERT INTO contact_events (event
      identity, conversation_id, contact_id, event_at, payload, callback_id, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING";
 
-pub(crate) const INSERT_CONSENT_HISTORY: &str = "INSERT INTO consent_history (channel, identity, kind, \
-     status, request_id, contact_id, error, event_at, callback_id, recorded_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (callback_id) DO NOTHING";
-pub(crate) const INSERT_CONSENT: &str = "INSERT INTO consents (channel, identity, consented, \
-     consented_at, last_kind, last_status, last_request_id, last_error, last_event_at, \
-     contact_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-     ON CONFLICT (channel, identity) DO NOTHING";
-pub(crate) const UPDATE_CONSENT_LAST: &str = "UPDATE consents SET last_kind = $1, last_status = $2, \
-     last_request_id = $3, last_error = $4, last_event_at = $5, \
-     contact_id = COALESCE($6, contact_id), updated_at = $7 WHERE channel = $8 AND identity = $9";
-pub(crate) const UPDATE_CONSENT_DECISION: &str = "UPDATE consents SET consented = $1, \
-     consented_at = $2, updated_at = $3 WHERE channel = $4 AND identity = $5";
-pub(crate) const SELECT_CONSENTED: &str =
-    "SELECT consented FROM consents WHERE channel = $1 AND identity = $2";
+/// Where consents are kept: by identity (`consents`), or by contact when a notification names
+/// a contact but no identity (`contact_consents`). Both tables have the same columns, so one
+/// set of statements with the same parameters serves both; only the key column differs.
+pub(crate) struct ConsentTable {
+    /// `$1` channel, `$2` identity, `$3` kind, `$4` status, `$5` request id, `$6` contact id,
+    /// `$7` error, `$8` event time, `$9` callback id, `$10` now.
+    pub(crate) insert_history: String,
+    /// `$1` channel, `$2` identity, `$3` consented, `$4` consented at, `$5` kind, `$6` status,
+    /// `$7` request id, `$8` error, `$9` event time, `$10` contact id, `$11` now.
+    pub(crate) insert: String,
+    /// `$1` kind, `$2` status, `$3` request id, `$4` error, `$5` event time, `$6` contact id,
+    /// `$7` now, `$8` channel, `$9` the key.
+    pub(crate) update_last: String,
+    /// `$1` consented, `$2` consented at, `$3` now, `$4` channel, `$5` the key.
+    pub(crate) update_decision: String,
+    /// `$1` channel, `$2` the key.
+    pub(crate) select_consented: String,
+}
+
+impl ConsentTable {
+    fn new(table: &str, history: &str, key: &'static str) -> ConsentTable {
+        ConsentTable {
+            insert_history: format!(
+                "INSERT INTO {history} (channel, identity, kind, status, request_id, contact_id, \
+                 error, event_at, callback_id, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (callback_id) DO NOTHING"
+            ),
+            insert: format!(
+                "INSERT INTO {table} (channel, identity, consented, consented_at, last_kind, \
+                 last_status, last_request_id, last_error, last_event_at, contact_id, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 ON CONFLICT (channel, {key}) DO NOTHING"
+            ),
+            update_last: format!(
+                "UPDATE {table} SET last_kind = $1, last_status = $2, last_request_id = $3, \
+                 last_error = $4, last_event_at = $5, contact_id = COALESCE($6, contact_id), \
+                 updated_at = $7 WHERE channel = $8 AND {key} = $9"
+            ),
+            update_decision: format!(
+                "UPDATE {table} SET consented = $1, consented_at = $2, updated_at = $3 \
+                 WHERE channel = $4 AND {key} = $5"
+            ),
+            select_consented: format!(
+                "SELECT consented FROM {table} WHERE channel = $1 AND {key} = $2"
+            ),
+        }
+    }
+}
+
+pub(crate) static CONSENTS: LazyLock<ConsentTable> =
+    LazyLock::new(|| ConsentTable::new("consents", "consent_history", "identity"));
+pub(crate) static CONTACT_CONSENTS: LazyLock<ConsentTable> = LazyLock::new(|| {
+    ConsentTable::new("contact_consents", "contact_consent_history", "contact_id")
+});
 
 pub(crate) const UPSERT_CAPABILITY: &str = "INSERT INTO capabilities (channel, identity, status, \
      channel_capabilities, reason, request_id, contact_id, checked_at, updated_at) \
@@ -175,6 +217,8 @@ pub(crate) struct Texts {
     /// Records a failed attempt and when to try again.
     pub(crate) record_failure: String,
     pub(crate) consent_state: String,
+    /// The same for a consent kept by contact.
+    pub(crate) contact_consent_state: String,
     pub(crate) sms_delivery_state: String,
     /// Ends a select of status rows, in key order (the lock order).
     pub(crate) lock: &'static str,
@@ -198,6 +242,10 @@ impl Texts {
             consent_state: format!(
                 "SELECT last_event_at, consented_at FROM consents \
                  WHERE channel = $1 AND identity = $2{lock}"
+            ),
+            contact_consent_state: format!(
+                "SELECT last_event_at, consented_at FROM contact_consents \
+                 WHERE channel = $1 AND contact_id = $2{lock}"
             ),
             sms_delivery_state: format!(
                 "SELECT status, status_at FROM sms_deliveries \
