@@ -126,7 +126,11 @@ fn delivery_report(
     };
     Ok(DeliveryReport {
         id: required(id, trigger, id_name)?,
-        status: DeliveryStatus::parse(&required(fields.status, trigger, "status")?),
+        // Sinch's models mark `status` optional: a report without one is kept in history as
+        // `STATUS_UNSPECIFIED` (Sinch's own name for it), which never becomes current.
+        status: DeliveryStatus::parse(
+            &non_empty(fields.status).unwrap_or_else(|| "STATUS_UNSPECIFIED".to_owned()),
+        ),
         channel,
         identity,
         conversation_id: non_empty(fields.conversation_id),
@@ -239,6 +243,14 @@ mod tests {
             submitted.submitted_at,
             parse_time(Some("2025-03-04T12:04:58.100Z".into()))
         );
+    }
+
+    #[test]
+    fn a_report_without_a_status_is_read_and_its_status_never_becomes_current() {
+        let report =
+            parse_delivery_report(r#"{"message_delivery_report":{"message_id":"m1"}}"#).unwrap();
+        assert_eq!(report.status.as_str(), "STATUS_UNSPECIFIED");
+        assert_eq!(report.status.rank(), None);
     }
 
     #[test]
