@@ -1,6 +1,7 @@
--- OPT_IN / OPT_OUT notifications that name a contact but no identity (Sinch's models mark
+-- OPT_IN, OPT_OUT and CAPABILITY notifications that name a contact but no identity (Sinch's models mark
 -- `identity` optional): the consent is kept by (channel, contact), with the columns of
--- `consents` and `consent_history`, so that one set of statements serves both.
+-- `consents`, `consent_history` and `capabilities`, so that one set of statements serves
+-- both.
 CREATE TABLE contact_consents (
     channel         TEXT NOT NULL,
     contact_id      TEXT NOT NULL,
@@ -29,3 +30,15 @@ CREATE TABLE contact_consent_history (
     recorded_at TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX contact_consent_history_contact ON contact_consent_history (contact_id, channel, event_at);
+CREATE TABLE contact_capabilities (
+    channel              TEXT NOT NULL,
+    contact_id           TEXT NOT NULL,
+    identity             TEXT,                -- always NULL here; kept so the columns match
+    status               TEXT NOT NULL,
+    channel_capabilities TEXT,
+    reason               TEXT,
+    request_id           TEXT,
+    checked_at           TIMESTAMPTZ NOT NULL,
+    updated_at           TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (channel, contact_id)
+);

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 
 use crate::callback::payload::ConsentReport;
 
-/// Whose consent a notification is: the identity's when it names one, else the contact's
-/// (Sinch's models mark `identity` optional; the parser refuses a notification naming
-/// neither).
+/// Whom a consent or capability notification is about: the identity when it names one, else
+/// the contact (Sinch's models mark `identity` optional; the parsers refuse a notification
+/// naming neither).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Subject<'a> {
     Identity(&'a str),
@@ -17,7 +17,12 @@ pub enum Subject<'a> {
 }
 
 pub fn subject(report: &ConsentReport) -> Subject<'_> {
-    match (&report.identity, &report.contact_id) {
+    subject_of(report.identity.as_deref(), report.contact_id.as_deref())
+}
+
+/// The same, from the two fields.
+pub fn subject_of<'a>(identity: Option<&'a str>, contact_id: Option<&'a str>) -> Subject<'a> {
+    match (identity, contact_id) {
         (Some(identity), _) => Subject::Identity(identity),
         (None, Some(contact)) => Subject::Contact(contact),
         (None, None) => Subject::Identity(""),

@@ -58,7 +58,16 @@ impl Effect {
                     format!("consent/{}/contact/{contact}", c.channel)
                 }
             },
-            Effect::Capability(c) => format!("capability/{}/{}", c.channel, c.identity),
+            Effect::Capability(c) => {
+                match super::consent::subject_of(c.identity.as_deref(), c.contact_id.as_deref()) {
+                    super::consent::Subject::Identity(identity) => {
+                        format!("capability/{}/{identity}", c.channel)
+                    }
+                    super::consent::Subject::Contact(contact) => {
+                        format!("capability/{}/contact/{contact}", c.channel)
+                    }
+                }
+            }
             Effect::Contact { change, .. } => match change {
                 ContactChange::Created(c)
                 | ContactChange::Updated(c)

@@ -97,6 +97,7 @@ pub fn capability(capability: &CapabilityReport, at: DateTime<Utc>) -> NewEvent 
         payload: serde_json::json!({
             "channel": capability.channel,
             "identity": capability.identity,
+            "contact_id": capability.contact_id,
             "status": capability.status,
             "at": at,
         }),

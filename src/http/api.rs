@@ -153,13 +153,14 @@ pub async fn consent(
 }
 
 /// `GET /api/contacts/{id}`: the contact, its identities and conversations, and the consents
-/// kept by contact (opt-ins and opt-outs that named this contact and no identity). Known from
-/// consents alone, a contact is shown with `contact: null`.
+/// and capability checks kept by contact (notifications that named this contact and no
+/// identity). Known from those alone, a contact is shown with `contact: null`.
 pub async fn contact(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let queries = state.store.queries();
     let contact = queries.contact(&id).await?;
     let consents = queries.contact_consents(&id).await?;
-    if contact.is_none() && consents.is_empty() {
+    let capabilities = queries.contact_capabilities(&id).await?;
+    if contact.is_none() && consents.is_empty() && capabilities.is_empty() {
         return Err(ApiError::NoSuch {
             what: "contact",
             id,
@@ -172,6 +173,7 @@ pub async fn contact(State(state): State<AppState>, Path(id): Path<String>) -> A
         "identities": identities,
         "conversations": conversations,
         "consents": consents,
+        "capabilities": capabilities,
     })))
 }
 

@@ -159,9 +159,12 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
         }
         "event.status" => key("app_event", &[text("event_id")]),
         "event.inbound" => key("contact_event", &[text("event_id")]),
-        // A consent kept by contact (no identity) is ordered by its contact.
+        // A consent or capability kept by contact (no identity) is ordered by its contact.
         "consent" if text("identity").is_none() => {
             key("consent_contact", &[text("channel"), text("contact_id")])
+        }
+        "capability" if text("identity").is_none() => {
+            key("capability_contact", &[text("channel"), text("contact_id")])
         }
         "consent" | "capability" => key(kind, &[text("channel"), text("identity")]),
         "contact" => key("contact", &[text("contact_id")]),

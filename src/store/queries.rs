@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::processing::tx::v;
 use super::records::{
-    CallbackRecord, CapabilityRecord, ConsentHistoryRecord, ConsentRecord, ContactConsentRecord,
-    ContactRecord, ConversationRecord, EventRecord, IdentityRecord, MessageRecord, SmsBatchRecord,
-    SmsDeliveryRecord, StatusHistoryRecord,
+    CallbackRecord, CapabilityRecord, ConsentHistoryRecord, ConsentRecord, ContactCapabilityRecord,
+    ContactConsentRecord, ContactRecord, ConversationRecord, EventRecord, IdentityRecord,
+    MessageRecord, SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
 };
 use super::sql::SqlPool;
 use super::{PendingCallback, Source, StoreError};
@@ -87,6 +87,11 @@ pub trait Queries: Send + Sync {
         &self,
         contact_id: &str,
     ) -> Result<Vec<ContactConsentRecord>, StoreError>;
+    /// Capability checks kept by this contact (checks that named no identity), by channel.
+    async fn contact_capabilities(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ContactCapabilityRecord>, StoreError>;
     async fn contact_identities(&self, contact_id: &str)
     -> Result<Vec<IdentityRecord>, StoreError>;
     async fn contact_conversations(
@@ -281,6 +286,15 @@ impl Queries for SqlReads {
         let sql = "SELECT channel, contact_id, consented, consented_at, last_kind, last_status, \
                    last_request_id, last_error, last_event_at, updated_at FROM contact_consents \
                    WHERE contact_id = $1 ORDER BY channel";
+        Ok(self.pool.all(sql, &[v(contact_id)]).await?)
+    }
+
+    async fn contact_capabilities(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ContactCapabilityRecord>, StoreError> {
+        let sql = "SELECT channel, contact_id, status, channel_capabilities, reason, request_id, \
+                   checked_at FROM contact_capabilities WHERE contact_id = $1 ORDER BY channel";
         Ok(self.pool.all(sql, &[v(contact_id)]).await?)
     }
 

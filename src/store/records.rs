@@ -116,6 +116,18 @@ pub struct CapabilityRecord {
     pub checked_at: DateTime<Utc>,
 }
 
+/// A capability check kept by contact: one that named the contact but no identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ContactCapabilityRecord {
+    pub channel: String,
+    pub contact_id: String,
+    pub status: String,
+    pub channel_capabilities: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub checked_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ContactRecord {
     pub contact_id: String,

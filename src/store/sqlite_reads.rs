@@ -192,6 +192,13 @@ impl Queries for SqliteStore {
         self.reads.contact_consents(contact_id).await
     }
 
+    async fn contact_capabilities(
+        &self,
+        contact_id: &str,
+    ) -> Result<Vec<ContactCapabilityRecord>, StoreError> {
+        self.reads.contact_capabilities(contact_id).await
+    }
+
     async fn contact_identities(
         &self,
         contact_id: &str,

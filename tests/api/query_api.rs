@@ -294,6 +294,7 @@ async fn a_contact_known_only_from_a_contact_only_opt_out_shows_its_consent() {
     assert!(contact["contact"].is_null(), "{contact}");
     assert_eq!(contact["consents"][0]["channel"], "WHATSAPP");
     assert_eq!(contact["consents"][0]["consented"], false);
+    assert_eq!(contact["capabilities"], serde_json::json!([]));
     let (status, _) = app.api_get("/api/contacts/01HNOBODY").await;
     assert_eq!(status, 404);
 }

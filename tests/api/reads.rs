@@ -328,4 +328,24 @@ async fn a_consent_that_names_only_a_contact_is_kept_by_contact(store: Arc<dyn S
         q.consent("WHATSAPP", "").await.unwrap().is_none(),
         "nothing kept under an empty identity"
     );
+    // A capability check naming only the contact, then an older one arriving late.
+    let check = |status: &str, at: &str| {
+        format!(
+            r#"{{"app_id":"01HAPP","event_time":"{at}","capability_notification":{{"contact_id":"01HCONTACTONLY","channel":"RCS","capability_status":"{status}","request_id":"{status}"}}}}"#
+        )
+    };
+    store
+        .journal(vec![
+            entry(&check("CAPABILITY_FULL", "2025-03-04T12:00:09Z")),
+            entry(&check("NO_CAPABILITY", "2025-03-04T12:00:01Z")),
+        ])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    let capabilities = q.contact_capabilities("01HCONTACTONLY").await.unwrap();
+    assert_eq!(capabilities.len(), 1, "{capabilities:?}");
+    assert_eq!(
+        capabilities[0].status, "CAPABILITY_FULL",
+        "the newer check stays"
+    );
 }

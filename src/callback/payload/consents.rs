@@ -48,7 +48,8 @@ impl ConsentReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CapabilityReport {
     pub channel: String,
-    pub identity: String,
+    /// Optional in Sinch's models, as for consents.
+    pub identity: Option<String>,
     /// `CAPABILITY_FULL`, `CAPABILITY_PARTIAL`, `NO_CAPABILITY`, ...
     pub status: String,
     pub channel_capabilities: Option<String>,
@@ -125,14 +126,19 @@ pub fn parse_capability(body: &str) -> Result<CapabilityReport, PayloadError> {
     const TRIGGER: &str = "CAPABILITY";
     let (envelope, fields): (_, CapabilityFields) =
         conversation(body, "capability_notification", TRIGGER)?;
+    let identity = non_empty(fields.identity);
+    let contact_id = non_empty(fields.contact_id);
+    if identity.is_none() && contact_id.is_none() {
+        required(None, TRIGGER, "identity (or contact_id)")?;
+    }
     Ok(CapabilityReport {
         channel: required(fields.channel, TRIGGER, "channel")?,
-        identity: required(fields.identity, TRIGGER, "identity")?,
+        identity,
         status: non_empty(fields.capability_status).unwrap_or_else(|| "UNSPECIFIED".to_owned()),
         channel_capabilities: raw_json(fields.channel_capabilities),
         reason: raw_json(fields.reason),
         request_id: non_empty(fields.request_id),
-        contact_id: non_empty(fields.contact_id),
+        contact_id,
         event_time: parse_time(envelope.event_time),
         accepted_time: parse_time(envelope.accepted_time),
     })
@@ -156,6 +162,18 @@ mod tests {
             refused.to_string().contains("identity (or contact_id)"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn a_capability_check_that_names_only_a_contact_is_read() {
+        let body = r#"{"capability_notification":{"contact_id":"01HC","channel":"RCS","capability_status":"CAPABILITY_FULL"}}"#;
+        let report = parse_capability(body).unwrap();
+        assert_eq!(
+            (report.identity, report.contact_id.as_deref()),
+            (None, Some("01HC"))
+        );
+        let nobody = r#"{"capability_notification":{"channel":"RCS","capability_status":"CAPABILITY_FULL"}}"#;
+        assert!(parse_capability(nobody).is_err());
     }
 
     #[test]

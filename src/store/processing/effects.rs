@@ -289,7 +289,12 @@ async fn capability<T: Tx>(
         v(at),
         v(now),
     ];
-    if tx.execute(sql::UPSERT_CAPABILITY, &values).await? > 0 {
+    let upsert = match consent::subject_of(report.identity.as_deref(), report.contact_id.as_deref())
+    {
+        Subject::Identity(_) => &*sql::UPSERT_CAPABILITY,
+        Subject::Contact(_) => &*sql::UPSERT_CONTACT_CAPABILITY,
+    };
+    if tx.execute(upsert, &values).await? > 0 {
         out.events.push(events::capability(report, at));
     }
     Ok(())

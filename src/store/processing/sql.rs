@@ -118,14 +118,27 @@ pub(crate) static CONTACT_CONSENTS: LazyLock<ConsentTable> = LazyLock::new(|| {
     ConsentTable::new("contact_consents", "contact_consent_history", "contact_id")
 });
 
-pub(crate) const UPSERT_CAPABILITY: &str = "INSERT INTO capabilities (channel, identity, status, \
-     channel_capabilities, reason, request_id, contact_id, checked_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     ON CONFLICT (channel, identity) DO UPDATE SET status = excluded.status, \
-     channel_capabilities = excluded.channel_capabilities, reason = excluded.reason, \
-     request_id = excluded.request_id, contact_id = COALESCE(excluded.contact_id, capabilities.contact_id), \
-     checked_at = excluded.checked_at, updated_at = excluded.updated_at \
-     WHERE capabilities.checked_at < excluded.checked_at";
+/// Where capability checks are kept: by identity, or by contact when a check names no
+/// identity; the same columns in both. `$1` channel, `$2` identity, `$3` status, `$4` channel
+/// capabilities, `$5` reason, `$6` request id, `$7` contact id, `$8` checked at, `$9` now.
+/// Only a newer check replaces the stored one.
+fn upsert_capability(table: &str, key: &str) -> String {
+    format!(
+        "INSERT INTO {table} (channel, identity, status, channel_capabilities, reason, \
+         request_id, contact_id, checked_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (channel, {key}) DO UPDATE SET status = excluded.status, \
+         channel_capabilities = excluded.channel_capabilities, reason = excluded.reason, \
+         request_id = excluded.request_id, \
+         contact_id = COALESCE(excluded.contact_id, {table}.contact_id), \
+         checked_at = excluded.checked_at, updated_at = excluded.updated_at \
+         WHERE {table}.checked_at < excluded.checked_at"
+    )
+}
+
+pub(crate) static UPSERT_CAPABILITY: LazyLock<String> =
+    LazyLock::new(|| upsert_capability("capabilities", "identity"));
+pub(crate) static UPSERT_CONTACT_CAPABILITY: LazyLock<String> =
+    LazyLock::new(|| upsert_capability("contact_capabilities", "contact_id"));
 
 pub(crate) const UPSERT_CONTACT: &str = "INSERT INTO contacts (contact_id, display_name, email, \
      external_id, metadata, language, channel_priority, merged_into, deleted_at, \
