@@ -18,6 +18,8 @@ pub enum Effect {
     /// An EVENT_DELIVERY report, by the same rules, for an app event.
     AppEventStatus(DeliveryReport),
     InboundMessage(InboundMessage),
+    /// A redacted copy of an inbound message: it replaces the stored text and content.
+    Redaction(InboundMessage),
     MessageSubmitted(SubmittedMessage),
     ContactEvent(ContactEvent),
     Consent(ConsentReport),
@@ -46,7 +48,7 @@ impl Effect {
     pub fn lock_key(&self) -> String {
         match self {
             Effect::MessageStatus(r) => format!("message/{}", r.id),
-            Effect::InboundMessage(m) => format!("message/{}", m.message_id),
+            Effect::InboundMessage(m) | Effect::Redaction(m) => format!("message/{}", m.message_id),
             Effect::MessageSubmitted(m) => format!("message/{}", m.message_id),
             Effect::AppEventStatus(r) => format!("app_event/{}", r.id),
             Effect::ContactEvent(e) => format!("contact_event/{}", e.event_id),

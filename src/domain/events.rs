@@ -47,6 +47,21 @@ pub fn inbound_message(message: &InboundMessage, at: Option<DateTime<Utc>>) -> N
     }
 }
 
+pub fn redacted(message: &InboundMessage, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "message.redacted",
+        payload: serde_json::json!({
+            "message_id": message.message_id,
+            "channel": message.channel,
+            "identity": message.identity,
+            "conversation_id": message.conversation_id,
+            "contact_id": message.contact_id,
+            "text": message.text,
+            "at": at,
+        }),
+    }
+}
+
 pub fn submitted(submitted: &SubmittedMessage, at: DateTime<Utc>) -> NewEvent {
     NewEvent {
         kind: "message.submitted",

@@ -2,7 +2,7 @@
 
 use super::single;
 use crate::callback::payload::{
-    parse_delivery_report, parse_inbound_message, parse_submitted_message,
+    parse_delivery_report, parse_inbound_message, parse_redaction, parse_submitted_message,
 };
 use crate::store::{Effect, Plan};
 
@@ -12,6 +12,11 @@ pub fn delivery_report(body: &str) -> Plan {
 
 pub fn inbound(body: &str) -> Plan {
     single(parse_inbound_message(body), Effect::InboundMessage)
+}
+
+/// Smart Conversations redacted an inbound message: its stored text and content are replaced.
+pub fn redaction(body: &str) -> Plan {
+    single(parse_redaction(body), Effect::Redaction)
 }
 
 /// The message was handed to the channel: recorded, but it never moves a status.

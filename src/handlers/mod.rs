@@ -25,6 +25,7 @@ pub fn plan(callback: &PendingCallback) -> Plan {
     match callback.trigger {
         MessageDelivery => messages::delivery_report(body),
         MessageInbound => messages::inbound(body),
+        MessageInboundSmartConversationRedaction => messages::redaction(body),
         MessageSubmit => messages::submitted(body),
         EventInbound => events::inbound(body),
         EventDelivery => events::delivery_report(body),
@@ -41,11 +42,9 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         SmsRecipientDeliveryReport | MmsRecipientDeliveryReport => sms::delivery_report(body),
         SmsDeliveryReport | MmsDeliveryReport => sms::batch_report(body),
         SmsInboundText | SmsInboundBinary | SmsInboundMedia => sms::inbound(body),
-        ChannelEvent
-        | Unsupported
-        | SmartConversation
-        | MessageInboundSmartConversationRedaction
-        | RecordNotification => journal_only::known(callback),
+        ChannelEvent | Unsupported | SmartConversation | RecordNotification => {
+            journal_only::known(callback)
+        }
         Unknown => journal_only::unknown(callback),
     }
 }

@@ -154,7 +154,7 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
         parts.map(|parts| format!("{prefix}:{}", serde_json::json!(parts)))
     };
     match kind {
-        "message.status" | "message.inbound" | "message.submitted" => {
+        "message.status" | "message.inbound" | "message.submitted" | "message.redacted" => {
             key("message", &[text("message_id")])
         }
         "event.status" => key("app_event", &[text("event_id")]),

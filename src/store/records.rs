@@ -40,6 +40,8 @@ pub struct MessageRecord {
     pub text: Option<String>,
     pub content: Option<String>,
     pub submitted_at: Option<DateTime<Utc>>,
+    /// When Smart Conversations redacted its text and content, if it did.
+    pub redacted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }

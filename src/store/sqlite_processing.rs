@@ -486,6 +486,8 @@ mod tests {
             sql::CLAIM_FOR_REPLAY,
             sql::SET_UNPROCESSABLE,
             sql::INSERT_INBOUND_MESSAGE,
+            sql::REDACT_MESSAGE,
+            sql::INSERT_REDACTION,
             sql::UPDATE_SUBMITTED,
             sql::INSERT_SUBMITTED_HISTORY,
             sql::INSERT_CONTACT_EVENT,

@@ -14,6 +14,7 @@ use crate::helpers::delivery_report;
 
 contract!(every_read_and_outbox_call_works_with_and_without_filters);
 contract!(a_consent_that_names_only_a_contact_is_kept_by_contact);
+contract!(a_redaction_replaces_the_stored_text_whichever_arrives_first);
 
 mod a_callback_that_fails_is_undone_alone_and_the_others_are_applied {
     #[tokio::test]
@@ -347,5 +348,70 @@ async fn a_consent_that_names_only_a_contact_is_kept_by_contact(store: Arc<dyn S
     assert_eq!(
         capabilities[0].status, "CAPABILITY_FULL",
         "the newer check stays"
+    );
+}
+
+fn inbound(key: &str, id: &str, text: &str) -> String {
+    format!(
+        r#"{{"app_id":"01HAPP","event_time":"2025-03-04T12:00:00Z","{key}":{{"id":"{id}","direction":"TO_APP","contact_message":{{"text_message":{{"text":"{text}"}}}},"channel_identity":{{"channel":"WHATSAPP","identity":"46701234567"}},"contact_id":"01HC"}}}}"#
+    )
+}
+
+async fn a_redaction_replaces_the_stored_text_whichever_arrives_first(store: Arc<dyn Store>) {
+    let q = store.queries();
+    // The message, then its redaction.
+    store
+        .journal(vec![entry(&inbound(
+            "message",
+            "m-first",
+            "my card is 4111 1111",
+        ))])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    store
+        .journal(vec![entry(&inbound(
+            "message_redaction",
+            "m-first",
+            "my card is {CREDIT_CARD}",
+        ))])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    let message = q.message("m-first").await.unwrap().unwrap();
+    assert_eq!(message.text.as_deref(), Some("my card is {CREDIT_CARD}"));
+    assert!(message.redacted_at.is_some());
+    // The redaction first: the message arriving later does not bring the text back.
+    store
+        .journal(vec![entry(&inbound(
+            "message_redaction",
+            "m-late",
+            "call {PHONE}",
+        ))])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    store
+        .journal(vec![entry(&inbound("message", "m-late", "call 555 0100"))])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    let message = q.message("m-late").await.unwrap().unwrap();
+    assert_eq!(message.text.as_deref(), Some("call {PHONE}"));
+    assert_eq!(message.direction, "inbound");
+    let all = q
+        .callbacks(&CallbackQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(all.iter().all(|c| c.last_error.is_none()), "{all:?}");
+    let redacted = q.events_after(0, 100).await.unwrap();
+    let kinds: Vec<&str> = redacted.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "message.redacted").count(),
+        2,
+        "{kinds:?}"
     );
 }

@@ -143,7 +143,25 @@ fn delivery_report(
 }
 
 pub fn parse_inbound_message(body: &str) -> Result<InboundMessage, PayloadError> {
-    let (envelope, fields): (_, InboundFields) = conversation(body, "message", "MESSAGE_INBOUND")?;
+    parse_message(body, "message", "MESSAGE_INBOUND")
+}
+
+/// A MESSAGE_INBOUND_SMART_CONVERSATION_REDACTION notification: the inbound message again,
+/// its text and content redacted by Smart Conversations, under `message_redaction`.
+pub fn parse_redaction(body: &str) -> Result<InboundMessage, PayloadError> {
+    parse_message(
+        body,
+        "message_redaction",
+        "MESSAGE_INBOUND_SMART_CONVERSATION_REDACTION",
+    )
+}
+
+fn parse_message(
+    body: &str,
+    key: &str,
+    trigger: &'static str,
+) -> Result<InboundMessage, PayloadError> {
+    let (envelope, fields): (_, InboundFields) = conversation(body, key, trigger)?;
     let (channel, identity) = split_identity(fields.channel_identity);
     let text = fields
         .contact_message
@@ -152,7 +170,7 @@ pub fn parse_inbound_message(body: &str) -> Result<InboundMessage, PayloadError>
         .and_then(|m| m.text_message)
         .and_then(|t| t.text);
     Ok(InboundMessage {
-        message_id: required(fields.id, "MESSAGE_INBOUND", "message.id")?,
+        message_id: required(fields.id, trigger, "message.id")?,
         channel,
         identity,
         conversation_id: non_empty(fields.conversation_id),

@@ -23,7 +23,7 @@ pub use contacts::{
 pub use events::{ContactEvent, parse_contact_event};
 pub use messages::{
     DeliveryReport, InboundMessage, SubmittedMessage, parse_delivery_report,
-    parse_event_delivery_report, parse_inbound_message, parse_submitted_message,
+    parse_event_delivery_report, parse_inbound_message, parse_redaction, parse_submitted_message,
 };
 pub use sms::{
     SmsBatchReport, SmsDeliveryReport, SmsInbound, parse_sms_batch_report,

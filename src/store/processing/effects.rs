@@ -34,6 +34,7 @@ pub(super) async fn apply<T: Tx>(
             status::apply_one(tx, &APP_EVENTS, report, callback, now, out).await
         }
         Effect::InboundMessage(message) => inbound_message(tx, message, now, out).await,
+        Effect::Redaction(message) => redaction(tx, message, callback, now, out).await,
         Effect::MessageSubmitted(submitted) => {
             self::submitted(tx, submitted, callback, now, out).await
         }
@@ -78,6 +79,36 @@ async fn inbound_message<T: Tx>(
     ];
     if tx.execute(sql::INSERT_INBOUND_MESSAGE, &values).await? > 0 {
         out.events.push(events::inbound_message(message, at));
+    }
+    Ok(())
+}
+
+/// The redacted text and content replace what is stored; the redaction is recorded once.
+async fn redaction<T: Tx>(
+    tx: &mut T,
+    message: &InboundMessage,
+    callback: &PendingCallback,
+    now: DateTime<Utc>,
+    out: &mut Outputs,
+) -> Result<(), T::Error> {
+    let at = time::inbound_message(message).unwrap_or(callback.received_at);
+    let values = [
+        v(&message.message_id),
+        v(time::inbound_message(message)),
+        v(message.accepted_time),
+        v(&message.channel),
+        v(&message.identity),
+        v(&message.conversation_id),
+        v(&message.contact_id),
+        v(&message.text),
+        v(&message.content),
+        v(at),
+        v(now),
+    ];
+    tx.execute(sql::REDACT_MESSAGE, &values).await?;
+    let record = [v(&message.message_id), v(callback.id), v(at), v(now)];
+    if tx.execute(sql::INSERT_REDACTION, &record).await? > 0 {
+        out.events.push(events::redacted(message, at));
     }
     Ok(())
 }

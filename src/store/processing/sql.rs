@@ -46,6 +46,20 @@ pub(crate) const INSERT_INBOUND_MESSAGE: &str = "INSERT INTO messages (message_i
 pub(crate) const ENSURE_OUTBOUND_MESSAGE: &str = "INSERT INTO messages (message_id, direction, \
      created_at, updated_at) VALUES ($1, 'outbound', $2, $2) ON CONFLICT (message_id) DO NOTHING";
 
+/// A redaction: the message row gets the redacted text and content (created with them if the
+/// message itself has not arrived; its later insert then changes nothing). `$1` message id,
+/// `$2` status at, `$3` accepted at, `$4` channel, `$5` identity, `$6` conversation, `$7`
+/// contact, `$8` text, `$9` content, `$10` redacted at, `$11` now.
+pub(crate) const REDACT_MESSAGE: &str = "INSERT INTO messages (message_id, direction, \
+     status_at, status_accepted_at, channel, identity, conversation_id, contact_id, text, \
+     content, redacted_at, created_at, updated_at) \
+     VALUES ($1, 'inbound', $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) \
+     ON CONFLICT (message_id) DO UPDATE SET text = excluded.text, content = excluded.content, \
+     redacted_at = excluded.redacted_at, updated_at = excluded.updated_at";
+pub(crate) const INSERT_REDACTION: &str = "INSERT INTO message_redactions (message_id, \
+     callback_id, redacted_at, recorded_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (callback_id) DO NOTHING";
+
 pub(crate) const UPDATE_SUBMITTED: &str = "UPDATE messages SET \
      submitted_at = CASE WHEN submitted_at IS NULL OR submitted_at > $1 THEN $1 ELSE submitted_at END, \
      channel = COALESCE(channel, $2), identity = COALESCE(identity, $3), \
