@@ -9,3 +9,27 @@ CREATE TABLE message_redactions (
     recorded_at TEXT    NOT NULL
 );
 CREATE INDEX message_redactions_message ON message_redactions (message_id);
+
+-- CHANNEL_EVENT: news about a channel itself (WhatsApp quality rating, number status): every
+-- event in channel_events, the newest of each type per app and channel in channel_states.
+CREATE TABLE channel_events (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id          TEXT    NOT NULL,         -- '' when the callback names none
+    channel         TEXT    NOT NULL,
+    event_type      TEXT    NOT NULL,
+    additional_data TEXT,                     -- JSON
+    event_at        TEXT NOT NULL,
+    callback_id     INTEGER NOT NULL UNIQUE REFERENCES callbacks (id),
+    recorded_at     TEXT NOT NULL
+);
+CREATE INDEX channel_events_channel ON channel_events (channel, event_at);
+CREATE TABLE channel_states (
+    app_id          TEXT    NOT NULL,
+    channel         TEXT    NOT NULL,
+    event_type      TEXT    NOT NULL,
+    additional_data TEXT,
+    event_at        TEXT NOT NULL,
+    callback_id     INTEGER NOT NULL REFERENCES callbacks (id),
+    updated_at      TEXT NOT NULL,
+    PRIMARY KEY (app_id, channel, event_type)
+);

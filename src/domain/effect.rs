@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::callback::payload::{
-    CapabilityReport, ConsentReport, ContactChange, ContactEvent, ConversationChange,
+    CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent, ConversationChange,
     ConversationState, DeliveryReport, IdentityDuplication, InboundMessage, SmsBatchReport,
     SmsDeliveryReport, SmsInbound, SubmittedMessage,
 };
@@ -24,6 +24,7 @@ pub enum Effect {
     ContactEvent(ContactEvent),
     Consent(ConsentReport),
     Capability(CapabilityReport),
+    ChannelEvent(ChannelEvent),
     Contact {
         change: ContactChange,
         at: Option<DateTime<Utc>>,
@@ -60,6 +61,12 @@ impl Effect {
                     format!("consent/{}/contact/{contact}", c.channel)
                 }
             },
+            Effect::ChannelEvent(e) => format!(
+                "channel_event/{}/{}/{}",
+                e.app_id.as_deref().unwrap_or_default(),
+                e.channel,
+                e.event_type
+            ),
             Effect::Capability(c) => {
                 match super::consent::subject_of(c.identity.as_deref(), c.contact_id.as_deref()) {
                     super::consent::Subject::Identity(identity) => {

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use super::NewEvent;
 use super::status::StatusReport;
 use crate::callback::payload::{
-    CapabilityReport, ConsentReport, ContactChange, ContactEvent, ContactState, ConversationChange,
-    ConversationState, DeliveryReport, IdentityDuplication, InboundMessage, SmsBatchReport,
-    SmsDeliveryReport, SmsInbound, SubmittedMessage,
+    CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent, ContactState,
+    ConversationChange, ConversationState, DeliveryReport, IdentityDuplication, InboundMessage,
+    SmsBatchReport, SmsDeliveryReport, SmsInbound, SubmittedMessage,
 };
 
 /// A delivery report that became the current status of `key` (`message_id` or `event_id`).
@@ -42,6 +42,20 @@ pub fn inbound_message(message: &InboundMessage, at: Option<DateTime<Utc>>) -> N
             "conversation_id": message.conversation_id,
             "contact_id": message.contact_id,
             "text": message.text,
+            "at": at,
+        }),
+    }
+}
+
+pub fn channel_event(event: &ChannelEvent, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "channel.event",
+        payload: serde_json::json!({
+            "app_id": event.app_id,
+            "channel": event.channel,
+            "event_type": event.event_type,
+            "additional_data": event.additional_data.as_deref()
+                .and_then(|data| serde_json::from_str::<serde_json::Value>(data).ok()),
             "at": at,
         }),
     }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::status::ReportTime;
 use crate::callback::payload::{
-    CapabilityReport, ConsentReport, ContactEvent, InboundMessage, SmsDeliveryReport,
+    CapabilityReport, ChannelEvent, ConsentReport, ContactEvent, InboundMessage, SmsDeliveryReport,
     SubmittedMessage,
 };
 
@@ -31,6 +31,10 @@ pub fn consent(consent: &ConsentReport, received_at: DateTime<Utc>) -> DateTime<
 
 pub fn capability(capability: &CapabilityReport, received_at: DateTime<Utc>) -> DateTime<Utc> {
     ReportTime::new(capability.event_time, capability.accepted_time, received_at).at
+}
+
+pub fn channel_event(event: &ChannelEvent, received_at: DateTime<Utc>) -> DateTime<Utc> {
+    ReportTime::new(event.event_time, event.accepted_time, received_at).at
 }
 
 /// The operator's time of the status when there is one: it is when the handset's state

@@ -26,6 +26,7 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         MessageDelivery => messages::delivery_report(body),
         MessageInbound => messages::inbound(body),
         MessageInboundSmartConversationRedaction => messages::redaction(body),
+        ChannelEvent => consents::channel_event(body),
         MessageSubmit => messages::submitted(body),
         EventInbound => events::inbound(body),
         EventDelivery => events::delivery_report(body),
@@ -42,9 +43,7 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         SmsRecipientDeliveryReport | MmsRecipientDeliveryReport => sms::delivery_report(body),
         SmsDeliveryReport | MmsDeliveryReport => sms::batch_report(body),
         SmsInboundText | SmsInboundBinary | SmsInboundMedia => sms::inbound(body),
-        ChannelEvent | Unsupported | SmartConversation | RecordNotification => {
-            journal_only::known(callback)
-        }
+        Unsupported | SmartConversation | RecordNotification => journal_only::known(callback),
         Unknown => journal_only::unknown(callback),
     }
 }
@@ -85,7 +84,7 @@ mod tests {
     #[test]
     fn every_fixture_plans_its_effect() {
         type IsExpected = fn(&Effect) -> bool;
-        let cases: [(&str, Trigger, IsExpected); 12] = [
+        let cases: [(&str, Trigger, IsExpected); 13] = [
             ("message_delivery.json", Trigger::MessageDelivery, |e| {
                 matches!(e, Effect::MessageStatus(_))
             }),
@@ -123,11 +122,15 @@ mod tests {
                 Trigger::SmsRecipientDeliveryReport,
                 |e| matches!(e, Effect::SmsDelivery(_)),
             ),
-            ("channel_event.json", Trigger::ChannelEvent, |_| false),
+            ("channel_event.json", Trigger::ChannelEvent, |e| {
+                matches!(e, Effect::ChannelEvent(_))
+            }),
+            ("unsupported.json", Trigger::Unsupported, |_| false),
         ];
         for (name, trigger, expected) in cases {
             match plan_for(trigger, &fixture(name)) {
-                Plan::Apply(effects) if trigger == Trigger::ChannelEvent => {
+                // Journaled only, with no state of its own yet.
+                Plan::Apply(effects) if trigger == Trigger::Unsupported => {
                     assert!(effects.is_empty())
                 }
                 Plan::Apply(effects) => assert!(

@@ -177,6 +177,30 @@ pub async fn contact(State(state): State<AppState>, Path(id): Path<String>) -> A
     })))
 }
 
+/// How many of a channel's events `GET /api/channels/{channel}` lists.
+const CHANNEL_HISTORY: u32 = 100;
+
+/// `GET /api/channels/{channel}`: the channel's newest event of each type per app (its
+/// state: WhatsApp quality rating, number status, ...) and its latest events.
+pub async fn channel(State(state): State<AppState>, Path(channel): Path<String>) -> ApiResult {
+    let (latest, history) = state
+        .store
+        .queries()
+        .channel_events(&channel, CHANNEL_HISTORY)
+        .await?;
+    if latest.is_empty() {
+        return Err(ApiError::NoSuch {
+            what: "channel event",
+            id: channel,
+        });
+    }
+    Ok(Json(json!({
+        "channel": channel,
+        "latest": latest,
+        "history": history,
+    })))
+}
+
 /// `GET /api/sms/batches/{batch_id}`: the batch summary and each recipient's status.
 pub async fn sms_batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult {
     let batch = state.store.queries().sms_batch(&batch_id).await?;

@@ -168,6 +168,14 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
         }
         "consent" | "capability" => key(kind, &[text("channel"), text("identity")]),
         "contact" => key("contact", &[text("contact_id")]),
+        "channel.event" => key(
+            "channel",
+            &[
+                Some(text("app_id").unwrap_or_default()),
+                text("channel"),
+                text("event_type"),
+            ],
+        ),
         "conversation" => key("conversation", &[text("conversation_id")]),
         "sms.delivery" => key("sms", &[text("batch_id"), text("recipient")]),
         "sms.batch" => key("sms.batch", &[text("batch_id")]),

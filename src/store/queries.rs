@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 
 use super::processing::tx::v;
 use super::records::{
-    CallbackRecord, CapabilityRecord, ConsentHistoryRecord, ConsentRecord, ContactCapabilityRecord,
-    ContactConsentRecord, ContactRecord, ConversationRecord, EventRecord, IdentityRecord,
-    MessageRecord, SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
+    CallbackRecord, CapabilityRecord, ChannelStateRecord, ConsentHistoryRecord, ConsentRecord,
+    ContactCapabilityRecord, ContactConsentRecord, ContactRecord, ConversationRecord, EventRecord,
+    IdentityRecord, MessageRecord, SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
 };
 use super::sql::SqlPool;
 use super::{PendingCallback, Source, StoreError};
@@ -87,6 +87,13 @@ pub trait Queries: Send + Sync {
         &self,
         contact_id: &str,
     ) -> Result<Vec<ContactConsentRecord>, StoreError>;
+    /// The newest event of each type on `channel`, per app, then the channel's events, newest
+    /// first (at most `limit`).
+    async fn channel_events(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<(Vec<ChannelStateRecord>, Vec<ChannelStateRecord>), StoreError>;
     /// Capability checks kept by this contact (checks that named no identity), by channel.
     async fn contact_capabilities(
         &self,
@@ -287,6 +294,24 @@ impl Queries for SqlReads {
                    last_request_id, last_error, last_event_at, updated_at FROM contact_consents \
                    WHERE contact_id = $1 ORDER BY channel";
         Ok(self.pool.all(sql, &[v(contact_id)]).await?)
+    }
+
+    async fn channel_events(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<(Vec<ChannelStateRecord>, Vec<ChannelStateRecord>), StoreError> {
+        let latest = "SELECT app_id, channel, event_type, additional_data, event_at, callback_id \
+                      FROM channel_states WHERE channel = $1 ORDER BY app_id, event_type";
+        let history = "SELECT app_id, channel, event_type, additional_data, event_at, callback_id \
+                       FROM channel_events WHERE channel = $1 ORDER BY event_at DESC, id DESC \
+                       LIMIT $2";
+        Ok((
+            self.pool.all(latest, &[v(channel)]).await?,
+            self.pool
+                .all(history, &[v(channel), v(i64::from(limit))])
+                .await?,
+        ))
     }
 
     async fn contact_capabilities(

@@ -118,6 +118,19 @@ pub struct CapabilityRecord {
     pub checked_at: DateTime<Utc>,
 }
 
+/// The newest event of one type on one channel of one app (CHANNEL_EVENT).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ChannelStateRecord {
+    /// `""` when the callback named no app.
+    pub app_id: String,
+    pub channel: String,
+    pub event_type: String,
+    /// JSON.
+    pub additional_data: Option<String>,
+    pub event_at: DateTime<Utc>,
+    pub callback_id: i64,
+}
+
 /// A capability check kept by contact: one that named the contact but no identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ContactCapabilityRecord {

@@ -487,6 +487,8 @@ mod tests {
             sql::SET_UNPROCESSABLE,
             sql::INSERT_INBOUND_MESSAGE,
             sql::REDACT_MESSAGE,
+            sql::INSERT_CHANNEL_EVENT,
+            sql::UPSERT_CHANNEL_STATE,
             sql::INSERT_REDACTION,
             sql::UPDATE_SUBMITTED,
             sql::INSERT_SUBMITTED_HISTORY,

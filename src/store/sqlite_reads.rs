@@ -192,6 +192,14 @@ impl Queries for SqliteStore {
         self.reads.contact_consents(contact_id).await
     }
 
+    async fn channel_events(
+        &self,
+        channel: &str,
+        limit: u32,
+    ) -> Result<(Vec<ChannelStateRecord>, Vec<ChannelStateRecord>), StoreError> {
+        self.reads.channel_events(channel, limit).await
+    }
+
     async fn contact_capabilities(
         &self,
         contact_id: &str,

@@ -69,6 +69,12 @@ async fn every_fixture_changes_its_table(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(capability.status, "NO_CAPABILITY");
+    let (channel, _) = s.queries().channel_events("WHATSAPP", 10).await.unwrap();
+    assert_eq!(channel[0].event_type, "WHATS_APP_QUALITY_RATING_CHANGED");
+    assert_eq!(
+        channel[0].additional_data.as_deref(),
+        Some(r#"{"quality_rating":"YELLOW"}"#)
+    );
     let contact = s
         .queries()
         .contact("01HCONT000000000000000000E")

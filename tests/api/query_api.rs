@@ -284,6 +284,27 @@ async fn consent_contact_and_sms_batch_views() {
 }
 
 #[tokio::test]
+async fn a_channels_events_are_listed_with_its_state() {
+    let app = spawn_with_api().await;
+    assert_eq!(
+        app.post_signed(&fixture("channel_event.json"))
+            .await
+            .status(),
+        200
+    );
+    app.drain().await;
+    let (status, channel) = app.api_get("/api/channels/WHATSAPP").await;
+    assert_eq!(status, 200, "{channel}");
+    assert_eq!(
+        channel["latest"][0]["event_type"],
+        "WHATS_APP_QUALITY_RATING_CHANGED"
+    );
+    assert_eq!(channel["history"].as_array().unwrap().len(), 1);
+    let (status, _) = app.api_get("/api/channels/TELEGRAM").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn a_contact_known_only_from_a_contact_only_opt_out_shows_its_consent() {
     let app = spawn_with_api().await;
     let opt_out = r#"{"app_id":"01HAPP","event_time":"2025-03-04T12:00:05Z","opt_out_notification":{"request_id":"r9","contact_id":"01HONLYBYCONTACT","channel":"WHATSAPP","status":"OPT_OUT_SUCCEEDED"}}"#;

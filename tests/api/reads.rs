@@ -15,6 +15,7 @@ use crate::helpers::delivery_report;
 contract!(every_read_and_outbox_call_works_with_and_without_filters);
 contract!(a_consent_that_names_only_a_contact_is_kept_by_contact);
 contract!(a_redaction_replaces_the_stored_text_whichever_arrives_first);
+contract!(a_channels_state_is_its_newest_event_of_each_type);
 
 mod a_callback_that_fails_is_undone_alone_and_the_others_are_applied {
     #[tokio::test]
@@ -413,5 +414,49 @@ async fn a_redaction_replaces_the_stored_text_whichever_arrives_first(store: Arc
         kinds.iter().filter(|k| **k == "message.redacted").count(),
         2,
         "{kinds:?}"
+    );
+}
+
+fn channel_event(rating: &str, at: &str) -> String {
+    format!(
+        r#"{{"app_id":"01HAPP","event_time":"{at}","channel_event_notification":{{"channel_event":{{"channel":"WHATSAPP","event_type":"WHATS_APP_QUALITY_RATING_CHANGED","additional_data":{{"quality_rating":"{rating}"}}}}}}}}"#
+    )
+}
+
+async fn a_channels_state_is_its_newest_event_of_each_type(store: Arc<dyn Store>) {
+    // The newer event first, the older one late.
+    store
+        .journal(vec![
+            entry(&channel_event("RED", "2025-03-04T12:00:09Z")),
+            entry(&channel_event("GREEN", "2025-03-04T12:00:01Z")),
+        ])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    let (latest, history) = store
+        .queries()
+        .channel_events("WHATSAPP", 10)
+        .await
+        .unwrap();
+    assert_eq!(latest.len(), 1, "{latest:?}");
+    assert_eq!(latest[0].app_id, "01HAPP");
+    assert_eq!(
+        latest[0].additional_data.as_deref(),
+        Some(r#"{"quality_rating":"RED"}"#)
+    );
+    assert_eq!(history.len(), 2);
+    assert!(history[0].event_at > history[1].event_at, "newest first");
+    let kinds: Vec<String> = store
+        .queries()
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "channel.event").count(),
+        1,
+        "only the event that became the state is reported: {kinds:?}"
     );
 }

@@ -8,9 +8,9 @@ use super::sql;
 use super::status::{self, APP_EVENTS, MESSAGES};
 use super::tx::{Kind, Tx, v};
 use crate::callback::payload::{
-    CapabilityReport, ConsentKind, ConsentReport, ContactChange, ContactEvent, ConversationChange,
-    ConversationState, IdentityDuplication, InboundMessage, SmsBatchReport, SmsDeliveryReport,
-    SmsInbound, SubmittedMessage,
+    CapabilityReport, ChannelEvent, ConsentKind, ConsentReport, ContactChange, ContactEvent,
+    ConversationChange, ConversationState, IdentityDuplication, InboundMessage, SmsBatchReport,
+    SmsDeliveryReport, SmsInbound, SubmittedMessage,
 };
 use crate::domain::consent::{self, ConsentState, Subject};
 use crate::domain::contact::{self, ContactWrite, Identities};
@@ -41,6 +41,7 @@ pub(super) async fn apply<T: Tx>(
         Effect::ContactEvent(event) => contact_event(tx, event, callback, now, out).await,
         Effect::Consent(report) => self::consent(tx, report, callback, now, out).await,
         Effect::Capability(report) => capability(tx, report, received_at, now, out).await,
+        Effect::ChannelEvent(event) => channel_event(tx, event, callback, now, out).await,
         Effect::Contact { change, at } => {
             self::contact(tx, change, at.unwrap_or(received_at), now, out).await
         }
@@ -327,6 +328,31 @@ async fn capability<T: Tx>(
     };
     if tx.execute(upsert, &values).await? > 0 {
         out.events.push(events::capability(report, at));
+    }
+    Ok(())
+}
+
+/// Recorded in the channel's history; the newest of its type per app and channel is its state.
+async fn channel_event<T: Tx>(
+    tx: &mut T,
+    event: &ChannelEvent,
+    callback: &PendingCallback,
+    now: DateTime<Utc>,
+    out: &mut Outputs,
+) -> Result<(), T::Error> {
+    let at = time::channel_event(event, callback.received_at);
+    let values = [
+        v(event.app_id.as_deref().unwrap_or_default()),
+        v(&event.channel),
+        v(&event.event_type),
+        v(&event.additional_data),
+        v(at),
+        v(callback.id),
+        v(now),
+    ];
+    tx.execute(sql::INSERT_CHANNEL_EVENT, &values).await?;
+    if tx.execute(sql::UPSERT_CHANNEL_STATE, &values).await? > 0 {
+        out.events.push(events::channel_event(event, at));
     }
     Ok(())
 }

@@ -154,6 +154,20 @@ pub(crate) static UPSERT_CAPABILITY: LazyLock<String> =
 pub(crate) static UPSERT_CONTACT_CAPABILITY: LazyLock<String> =
     LazyLock::new(|| upsert_capability("contact_capabilities", "contact_id"));
 
+/// `$1` app id (`''` when none), `$2` channel, `$3` event type, `$4` additional data, `$5`
+/// event time, `$6` callback id, `$7` now.
+pub(crate) const INSERT_CHANNEL_EVENT: &str = "INSERT INTO channel_events (app_id, channel, \
+     event_type, additional_data, event_at, callback_id, recorded_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (callback_id) DO NOTHING";
+/// The latest event of each type per app and channel: only a newer one replaces it.
+pub(crate) const UPSERT_CHANNEL_STATE: &str = "INSERT INTO channel_states (app_id, channel, \
+     event_type, additional_data, event_at, callback_id, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (app_id, channel, event_type) DO UPDATE SET \
+     additional_data = excluded.additional_data, event_at = excluded.event_at, \
+     callback_id = excluded.callback_id, updated_at = excluded.updated_at \
+     WHERE channel_states.event_at < excluded.event_at";
+
 pub(crate) const UPSERT_CONTACT: &str = "INSERT INTO contacts (contact_id, display_name, email, \
      external_id, metadata, language, channel_priority, merged_into, deleted_at, \
      last_event_at, created_at, updated_at) \
