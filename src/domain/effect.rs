@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::callback::payload::{
-    CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent, ConversationChange,
-    ConversationState, DeliveryReport, IdentityDuplication, InboundMessage, SmsBatchReport,
-    SmsDeliveryReport, SmsInbound, SubmittedMessage,
+    Analysis, CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent,
+    ConversationChange, ConversationState, DeliveryReport, IdentityDuplication, InboundMessage,
+    RecordNotification, SmsBatchReport, SmsDeliveryReport, SmsInbound, SubmittedMessage,
 };
 
 /// A change to the domain tables, decided by a handler and applied by the store. Each is
@@ -25,6 +25,8 @@ pub enum Effect {
     Consent(ConsentReport),
     Capability(CapabilityReport),
     ChannelEvent(ChannelEvent),
+    Analysis(Analysis),
+    Record(RecordNotification),
     Contact {
         change: ContactChange,
         at: Option<DateTime<Utc>>,
@@ -61,6 +63,15 @@ impl Effect {
                     format!("consent/{}/contact/{contact}", c.channel)
                 }
             },
+            // Appended rows of their own: nothing another callback decides about.
+            Effect::Analysis(a) => format!(
+                "analysis/{}",
+                a.message_id
+                    .as_deref()
+                    .or(a.conversation_id.as_deref())
+                    .unwrap_or_default()
+            ),
+            Effect::Record(r) => format!("record/{}", r.entity_id),
             Effect::ChannelEvent(e) => format!(
                 "channel_event/{}/{}/{}",
                 e.app_id.as_deref().unwrap_or_default(),

@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use super::NewEvent;
 use super::status::StatusReport;
 use crate::callback::payload::{
-    CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent, ContactState,
-    ConversationChange, ConversationState, DeliveryReport, IdentityDuplication, InboundMessage,
-    SmsBatchReport, SmsDeliveryReport, SmsInbound, SubmittedMessage,
+    Analysis, CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent,
+    ContactState, ConversationChange, ConversationState, DeliveryReport, IdentityDuplication,
+    InboundMessage, RecordNotification, SmsBatchReport, SmsDeliveryReport, SmsInbound,
+    SubmittedMessage,
 };
 
 /// A delivery report that became the current status of `key` (`message_id` or `event_id`).
@@ -42,6 +43,32 @@ pub fn inbound_message(message: &InboundMessage, at: Option<DateTime<Utc>>) -> N
             "conversation_id": message.conversation_id,
             "contact_id": message.contact_id,
             "text": message.text,
+            "at": at,
+        }),
+    }
+}
+
+pub fn analysis(analysis: &Analysis, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "message.analysis",
+        payload: serde_json::json!({
+            "message_id": analysis.message_id,
+            "conversation_id": analysis.conversation_id,
+            "contact_id": analysis.contact_id,
+            "channel": analysis.channel,
+            "results": analysis.results.as_deref()
+                .and_then(|results| serde_json::from_str::<serde_json::Value>(results).ok()),
+            "at": at,
+        }),
+    }
+}
+
+pub fn record(record: &RecordNotification, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "record",
+        payload: serde_json::json!({
+            "entity_id": record.entity_id,
+            "record_status": record.record_status,
             "at": at,
         }),
     }

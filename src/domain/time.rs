@@ -33,6 +33,15 @@ pub fn capability(capability: &CapabilityReport, received_at: DateTime<Utc>) -> 
     ReportTime::new(capability.event_time, capability.accepted_time, received_at).at
 }
 
+/// Smart Conversations and record notifications carry only the envelope's times.
+pub fn envelope(
+    event_time: Option<DateTime<Utc>>,
+    accepted_time: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    ReportTime::new(event_time, accepted_time, received_at).at
+}
+
 pub fn channel_event(event: &ChannelEvent, received_at: DateTime<Utc>) -> DateTime<Utc> {
     ReportTime::new(event.event_time, event.accepted_time, received_at).at
 }

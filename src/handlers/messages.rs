@@ -2,7 +2,8 @@
 
 use super::single;
 use crate::callback::payload::{
-    parse_delivery_report, parse_inbound_message, parse_redaction, parse_submitted_message,
+    parse_analysis, parse_delivery_report, parse_inbound_message, parse_record_notification,
+    parse_redaction, parse_submitted_message,
 };
 use crate::store::{Effect, Plan};
 
@@ -17,6 +18,16 @@ pub fn inbound(body: &str) -> Plan {
 /// Smart Conversations redacted an inbound message: its stored text and content are replaced.
 pub fn redaction(body: &str) -> Plan {
     single(parse_redaction(body), Effect::Redaction)
+}
+
+/// What Smart Conversations found in a message (sentiment, intent, PII, ...), kept with it.
+pub fn analysis(body: &str) -> Plan {
+    single(parse_analysis(body), Effect::Analysis)
+}
+
+/// What became of a record Sinch keeps of a message or event.
+pub fn record(body: &str) -> Plan {
+    single(parse_record_notification(body), Effect::Record)
 }
 
 /// The message was handed to the channel: recorded, but it never moves a status.

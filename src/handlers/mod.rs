@@ -43,7 +43,9 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         SmsRecipientDeliveryReport | MmsRecipientDeliveryReport => sms::delivery_report(body),
         SmsDeliveryReport | MmsDeliveryReport => sms::batch_report(body),
         SmsInboundText | SmsInboundBinary | SmsInboundMedia => sms::inbound(body),
-        Unsupported | SmartConversation | RecordNotification => journal_only::known(callback),
+        SmartConversation => messages::analysis(body),
+        RecordNotification => messages::record(body),
+        Unsupported => journal_only::known(callback),
         Unknown => journal_only::unknown(callback),
     }
 }

@@ -22,7 +22,13 @@ pub async fn message(State(state): State<AppState>, Path(id): Path<String>) -> A
         });
     };
     let history = state.store.queries().message_history(&id).await?;
-    Ok(Json(json!({ "message": message, "history": history })))
+    let (analyses, records) = state.store.queries().message_extras(&id).await?;
+    Ok(Json(json!({
+        "message": message,
+        "history": history,
+        "analyses": analyses,
+        "records": records,
+    })))
 }
 
 #[derive(Serialize, Deserialize)]

@@ -154,9 +154,8 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
         parts.map(|parts| format!("{prefix}:{}", serde_json::json!(parts)))
     };
     match kind {
-        "message.status" | "message.inbound" | "message.submitted" | "message.redacted" => {
-            key("message", &[text("message_id")])
-        }
+        "message.status" | "message.inbound" | "message.submitted" | "message.redacted"
+        | "message.analysis" => key("message", &[text("message_id")]),
         "event.status" => key("app_event", &[text("event_id")]),
         "event.inbound" => key("contact_event", &[text("event_id")]),
         // A consent or capability kept by contact (no identity) is ordered by its contact.
@@ -168,6 +167,7 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
         }
         "consent" | "capability" => key(kind, &[text("channel"), text("identity")]),
         "contact" => key("contact", &[text("contact_id")]),
+        "record" => key("record", &[text("entity_id")]),
         "channel.event" => key(
             "channel",
             &[

@@ -7,9 +7,10 @@ use chrono::{DateTime, Utc};
 
 use super::processing::tx::v;
 use super::records::{
-    CallbackRecord, CapabilityRecord, ChannelStateRecord, ConsentHistoryRecord, ConsentRecord,
-    ContactCapabilityRecord, ContactConsentRecord, ContactRecord, ConversationRecord, EventRecord,
-    IdentityRecord, MessageRecord, SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
+    AnalysisRecord, CallbackRecord, CapabilityRecord, ChannelStateRecord, ConsentHistoryRecord,
+    ConsentRecord, ContactCapabilityRecord, ContactConsentRecord, ContactRecord,
+    ConversationRecord, EventRecord, IdentityRecord, MessageRecord, RecordNotificationRecord,
+    SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
 };
 use super::sql::SqlPool;
 use super::{PendingCallback, Source, StoreError};
@@ -66,6 +67,12 @@ pub trait Queries: Send + Sync {
         message_id: &str,
     ) -> Result<Vec<StatusHistoryRecord>, StoreError>;
     async fn messages(&self, query: &MessageQuery) -> Result<Vec<MessageRecord>, StoreError>;
+    /// Smart Conversations' analyses of a message, and the record notifications about it,
+    /// oldest first.
+    async fn message_extras(
+        &self,
+        message_id: &str,
+    ) -> Result<(Vec<AnalysisRecord>, Vec<RecordNotificationRecord>), StoreError>;
     async fn consent(
         &self,
         channel: &str,
@@ -249,6 +256,20 @@ impl Queries for SqlReads {
              AND ($6 IS NULL OR created_at < $6 OR (created_at = $6 AND message_id < $7)) \
              ORDER BY created_at DESC, message_id DESC LIMIT $8";
         Ok(self.pool.all(sql, &values).await?)
+    }
+
+    async fn message_extras(
+        &self,
+        message_id: &str,
+    ) -> Result<(Vec<AnalysisRecord>, Vec<RecordNotificationRecord>), StoreError> {
+        let analyses = "SELECT message_id, conversation_id, channel, results, event_at, \
+                        callback_id FROM message_analyses WHERE message_id = $1 ORDER BY id";
+        let records = "SELECT entity_id, record_status, event_at, callback_id \
+                       FROM record_notifications WHERE entity_id = $1 ORDER BY id";
+        Ok((
+            self.pool.all(analyses, &[v(message_id)]).await?,
+            self.pool.all(records, &[v(message_id)]).await?,
+        ))
     }
 
     async fn consent(

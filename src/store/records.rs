@@ -118,6 +118,27 @@ pub struct CapabilityRecord {
     pub checked_at: DateTime<Utc>,
 }
 
+/// A Smart Conversations analysis of a message (SMART_CONVERSATION).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AnalysisRecord {
+    pub message_id: Option<String>,
+    pub conversation_id: Option<String>,
+    pub channel: Option<String>,
+    /// `analysis_results`, JSON.
+    pub results: Option<String>,
+    pub event_at: DateTime<Utc>,
+    pub callback_id: i64,
+}
+
+/// What became of Sinch's record of a message or event (RECORD_NOTIFICATION).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RecordNotificationRecord {
+    pub entity_id: String,
+    pub record_status: Option<String>,
+    pub event_at: DateTime<Utc>,
+    pub callback_id: i64,
+}
+
 /// The newest event of one type on one channel of one app (CHANNEL_EVENT).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ChannelStateRecord {

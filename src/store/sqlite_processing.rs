@@ -488,6 +488,8 @@ mod tests {
             sql::INSERT_INBOUND_MESSAGE,
             sql::REDACT_MESSAGE,
             sql::INSERT_CHANNEL_EVENT,
+            sql::INSERT_ANALYSIS,
+            sql::INSERT_RECORD,
             sql::UPSERT_CHANNEL_STATE,
             sql::INSERT_REDACTION,
             sql::UPDATE_SUBMITTED,

@@ -157,6 +157,13 @@ impl Queries for SqliteStore {
         self.reads.messages(query).await
     }
 
+    async fn message_extras(
+        &self,
+        message_id: &str,
+    ) -> Result<(Vec<AnalysisRecord>, Vec<RecordNotificationRecord>), StoreError> {
+        self.reads.message_extras(message_id).await
+    }
+
     async fn consent(
         &self,
         channel: &str,

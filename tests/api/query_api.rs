@@ -319,3 +319,18 @@ async fn a_contact_known_only_from_a_contact_only_opt_out_shows_its_consent() {
     let (status, _) = app.api_get("/api/contacts/01HNOBODY").await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn a_messages_view_has_its_analyses_and_record_notifications() {
+    let app = spawn_with_api().await;
+    let inbound = r#"{"app_id":"01HAPP","message":{"id":"m-view","direction":"TO_APP","contact_message":{"text_message":{"text":"hi"}},"channel_identity":{"channel":"WHATSAPP","identity":"46701234567"}}}"#;
+    let analysis = r#"{"app_id":"01HAPP","smart_conversation_notification":{"message_id":"m-view","analysis_results":{"ml_nlu_result":[{"intent":"chitchat.greeting","score":0.8}]}}}"#;
+    for body in [inbound, analysis] {
+        assert_eq!(app.post_signed(body).await.status(), 200);
+    }
+    app.drain().await;
+    let (status, view) = app.api_get("/api/messages/m-view").await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["analyses"].as_array().unwrap().len(), 1, "{view}");
+    assert_eq!(view["records"], serde_json::json!([]));
+}

@@ -16,6 +16,7 @@ contract!(every_read_and_outbox_call_works_with_and_without_filters);
 contract!(a_consent_that_names_only_a_contact_is_kept_by_contact);
 contract!(a_redaction_replaces_the_stored_text_whichever_arrives_first);
 contract!(a_channels_state_is_its_newest_event_of_each_type);
+contract!(analyses_and_record_notifications_are_kept_with_their_message);
 
 mod a_callback_that_fails_is_undone_alone_and_the_others_are_applied {
     #[tokio::test]
@@ -459,4 +460,34 @@ async fn a_channels_state_is_its_newest_event_of_each_type(store: Arc<dyn Store>
         1,
         "only the event that became the state is reported: {kinds:?}"
     );
+}
+
+async fn analyses_and_record_notifications_are_kept_with_their_message(store: Arc<dyn Store>) {
+    let analysis = r#"{"app_id":"01HAPP","accepted_time":"2025-03-04T12:00:02Z","smart_conversation_notification":{"contact_id":"01HC","channel_identity":"46701234567","channel":"WHATSAPP","message_id":"m-analysed","conversation_id":"cv1","analysis_results":{"ml_sentiment_result":[{"message":"great","sentiment":"positive","score":0.93}]}}}"#;
+    let record = r#"{"app_id":"01HAPP","accepted_time":"2025-03-04T12:00:03Z","record_notification":{"entity_id":"m-analysed","record_status":"EVENT_RECORD_STORED"}}"#;
+    store
+        .journal(vec![entry(analysis), entry(record)])
+        .await
+        .unwrap();
+    drain(&*store).await;
+    // Again, as a replay would: nothing is added twice.
+    let (analyses, records) = store.queries().message_extras("m-analysed").await.unwrap();
+    assert_eq!(analyses.len(), 1, "{analyses:?}");
+    assert!(analyses[0].results.as_deref().unwrap().contains("positive"));
+    assert_eq!(analyses[0].conversation_id.as_deref(), Some("cv1"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].record_status.as_deref(),
+        Some("EVENT_RECORD_STORED")
+    );
+    let kinds: Vec<String> = store
+        .queries()
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.contains(&"message.analysis".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"record".to_owned()), "{kinds:?}");
 }

@@ -2,6 +2,7 @@
 //! Parsing is lenient about what Sinch leaves out (empty strings, missing times, unknown
 //! fields) and strict only about what a handler needs to act (the ids).
 
+mod analysis;
 mod channel;
 mod consents;
 mod contacts;
@@ -16,6 +17,7 @@ use serde_json::value::RawValue;
 
 use super::classify::TopLevel;
 
+pub use analysis::{Analysis, RecordNotification, parse_analysis, parse_record_notification};
 pub use channel::{ChannelEvent, parse_channel_event};
 pub use consents::{CapabilityReport, ConsentKind, ConsentReport, parse_capability, parse_consent};
 pub use contacts::{

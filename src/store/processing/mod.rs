@@ -11,6 +11,7 @@
 //! changes state reports it as an event for the live stream.
 
 mod effects;
+mod notices;
 pub(crate) mod sql;
 pub(crate) mod status;
 pub(crate) mod tx;

@@ -154,6 +154,16 @@ pub(crate) static UPSERT_CAPABILITY: LazyLock<String> =
 pub(crate) static UPSERT_CONTACT_CAPABILITY: LazyLock<String> =
     LazyLock::new(|| upsert_capability("contact_capabilities", "contact_id"));
 
+/// `$1` message id, `$2` conversation id, `$3` contact id, `$4` channel, `$5` identity, `$6`
+/// results, `$7` event time, `$8` callback id, `$9` now.
+pub(crate) const INSERT_ANALYSIS: &str = "INSERT INTO message_analyses (message_id, \
+     conversation_id, contact_id, channel, identity, results, event_at, callback_id, \
+     recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (callback_id) DO NOTHING";
+/// `$1` entity id, `$2` record status, `$3` event time, `$4` callback id, `$5` now.
+pub(crate) const INSERT_RECORD: &str = "INSERT INTO record_notifications (entity_id, \
+     record_status, event_at, callback_id, recorded_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (callback_id) DO NOTHING";
+
 /// `$1` app id (`''` when none), `$2` channel, `$3` event type, `$4` additional data, `$5`
 /// event time, `$6` callback id, `$7` now.
 pub(crate) const INSERT_CHANNEL_EVENT: &str = "INSERT INTO channel_events (app_id, channel, \

@@ -33,3 +33,29 @@ CREATE TABLE channel_states (
     updated_at      TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (app_id, channel, event_type)
 );
+
+-- SMART_CONVERSATION: Smart Conversations' analyses (sentiment, intent, PII, ...), kept with
+-- their message or conversation. RECORD_NOTIFICATION: what became of a record of a message or
+-- event (`entity_id`).
+CREATE TABLE message_analyses (
+    id              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id      TEXT,
+    conversation_id TEXT,
+    contact_id      TEXT,
+    channel         TEXT,
+    identity        TEXT,
+    results         TEXT,                     -- analysis_results, JSON
+    event_at        TIMESTAMPTZ NOT NULL,
+    callback_id     BIGINT NOT NULL UNIQUE REFERENCES callbacks (id),
+    recorded_at     TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX message_analyses_message ON message_analyses (message_id);
+CREATE TABLE record_notifications (
+    id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    entity_id     TEXT    NOT NULL,
+    record_status TEXT,
+    event_at      TIMESTAMPTZ NOT NULL,
+    callback_id   BIGINT NOT NULL UNIQUE REFERENCES callbacks (id),
+    recorded_at   TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX record_notifications_entity ON record_notifications (entity_id);
