@@ -466,6 +466,25 @@ describe('inspector page', () => {
     await page.locator('#batch-id').fill('no-such-batch');
     await page.locator('#batch-form button[type="submit"]').click();
     await page.locator('#batch-error', { hasText: /no SMS batch/ }).waitFor();
+
+    // A contact known only from an opt-out that named it and no identity.
+    const contactId = newId();
+    const contactOnly = JSON.stringify({
+      app_id: '01HAPPAAAAAAAAAAAAAAAAAAA1',
+      event_time: new Date().toISOString(),
+      opt_out_notification: { request_id: newId(), contact_id: contactId, channel: 'WHATSAPP', status: 'OPT_OUT_SUCCEEDED' },
+    });
+    assert.equal((await postCallback(receiver, contactOnly)).status, 200);
+    await until('the opt-out processed', async () => {
+      const { json } = await api(receiver, '/api/callbacks?processed=false');
+      return json.callbacks.length === 0;
+    });
+    await page.locator('#contact-id').fill(contactId);
+    await page.locator('#contact-form button[type="submit"]').click();
+    const kept = page.locator('#contact-result table[data-name="contact-consents"] tbody tr');
+    await kept.first().waitFor();
+    assert.match(await kept.first().innerText(), /WHATSAPP/);
+    assert.match(await kept.first().innerText(), /OPT_OUT/);
   });
 
   test('follows the system theme, and the toggle overrides it', async () => {

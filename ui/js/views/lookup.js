@@ -147,18 +147,25 @@ export const lookup = {
     const c = data.contact;
     const identities = Array.isArray(data.identities) ? data.identities : [];
     const conversations = Array.isArray(data.conversations) ? data.conversations : [];
+    const consents = Array.isArray(data.consents) ? data.consents : [];
+    const capabilities = Array.isArray(data.capabilities) ? data.capabilities : [];
     return el(
       'div',
       null,
-      el('p', { class: 'big-answer' }, el('span', { class: 'mono', text: c.contact_id }), c.deleted_at ? badge('no', 'deleted') : null),
-      kv([
-        ['Name', c.display_name],
-        ['Email', c.email],
-        ['External id', c.external_id],
-        ['Language', c.language],
-        ['Merged into', c.merged_into ?? undefined],
-        ['Updated', timeEl(c.updated_at)],
-      ]),
+      // A contact may be known only from notifications that named it and no identity.
+      c
+        ? el('p', { class: 'big-answer' }, el('span', { class: 'mono', text: c.contact_id }), c.deleted_at ? badge('no', 'deleted') : null)
+        : el('p', { class: 'muted small', text: 'Known only from consent or capability notifications that named this contact and no identity.' }),
+      c
+        ? kv([
+            ['Name', c.display_name],
+            ['Email', c.email],
+            ['External id', c.external_id],
+            ['Language', c.language],
+            ['Merged into', c.merged_into ?? undefined],
+            ['Updated', timeEl(c.updated_at)],
+          ])
+        : null,
       el('h3', { text: `Identities (${identities.length})` }),
       identities.length ? table(['Channel', 'Identity'], identities.map((i) => [i.channel, mono(i.identity)])) : null,
       el('h3', { text: `Conversations (${conversations.length})` }),
@@ -166,6 +173,22 @@ export const lookup = {
         ? table(
             ['Conversation', 'Channel', 'Active', 'Started'],
             conversations.map((v) => [mono(v.conversation_id), orDash(v.active_channel), v.active === null ? dash : v.active ? 'yes' : 'no', timeEl(v.started_at)]),
+          )
+        : null,
+      consents.length ? el('h3', { text: `Consents kept by contact (${consents.length})` }) : null,
+      consents.length
+        ? table(
+            ['Channel', 'Consented', 'Last', 'Status', 'At'],
+            consents.map((x) => [x.channel, x.consented === null ? dash : x.consented ? 'yes' : 'no', x.last_kind, x.last_status, timeEl(x.last_event_at)]),
+            'contact-consents',
+          )
+        : null,
+      capabilities.length ? el('h3', { text: `Capabilities kept by contact (${capabilities.length})` }) : null,
+      capabilities.length
+        ? table(
+            ['Channel', 'Status', 'Checked'],
+            capabilities.map((x) => [x.channel, x.status, timeEl(x.checked_at)]),
+            'contact-capabilities',
           )
         : null,
     );
