@@ -335,6 +335,35 @@ describe('inspector page', () => {
     assert.equal(await readItem.getAttribute('data-kind'), 'current');
   });
 
+  test('a redacted inbound message says so and shows its Smart Conversations analyses', async () => {
+    const messageId = newId();
+    const message = (key, text) =>
+      JSON.stringify({
+        app_id: '01HAPPAAAAAAAAAAAAAAAAAAA1',
+        [key]: { id: messageId, direction: 'TO_APP', contact_message: { text_message: { text } }, channel_identity: { channel: 'WHATSAPP', identity: PHONE } },
+      });
+    const analysis = JSON.stringify({
+      app_id: '01HAPPAAAAAAAAAAAAAAAAAAA1',
+      smart_conversation_notification: { message_id: messageId, analysis_results: { ml_sentiment_result: [{ sentiment: 'positive', score: 0.9 }] } },
+    });
+    for (const body of [message('message', 'my card is 4111'), message('message_redaction', 'my card is {CARD}'), analysis]) {
+      assert.equal((await postCallback(receiver, body)).status, 200);
+    }
+    await until('all three processed', async () => {
+      const { json } = await api(receiver, `/api/messages/${messageId}`);
+      return json?.message?.redacted_at && json?.analyses?.length === 1;
+    });
+
+    await goTo(page, 'message');
+    await page.locator('#message-id').fill(messageId);
+    await page.locator('#message-form button[type="submit"]').click();
+    await page.locator('#message-current-id', { hasText: messageId }).waitFor();
+    await page.locator('#message-body [data-redacted="true"]').waitFor();
+    assert.match(await page.locator('#message-body').innerText(), /\{CARD\}/);
+    const analyses = page.locator('#message-body details[data-name="analyses"]');
+    assert.match(await analyses.locator('summary').innerText(), /analyses \(1\)/);
+  });
+
   test('replay runs a stored callback through the handlers again', async () => {
     await page.goto(`${receiver.url}/ui#message/${lateMessage}`);
     const readItem = page.locator('.timeline > li[data-status="READ"]');

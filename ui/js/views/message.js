@@ -106,7 +106,8 @@ export const messages = {
         if (answer.status === 'fulfilled' && answer.value?.callback) callbacks.set(ids[i], answer.value.callback);
       });
       if (signal.aborted) return;
-      clear(body).append(renderMessage(data.message, { history, callbacks, open, onContact: this.onContact }));
+      const analyses = Array.isArray(data?.analyses) ? data.analyses : [];
+      clear(body).append(renderMessage(data.message, { history, analyses, callbacks, open, onContact: this.onContact }));
     } catch (error) {
       if (signal.aborted) return;
       clear(body);

@@ -11,9 +11,24 @@ import { rawBody } from '../replay.js';
  * `open`: the callback ids whose raw body was unfolded, kept unfolded on a refresh;
  * `onContact(id)`: the contact link was followed (to the lookup view).
  */
-export function renderMessage(message, { history, callbacks, open, onContact }) {
+export function renderMessage(message, { history, analyses = [], callbacks, open, onContact }) {
   const fragment = document.createDocumentFragment();
   fragment.append(stateCard(message, onContact));
+  if (message.redacted_at) {
+    fragment.append(
+      el('p', { class: 'muted section-gap', dataset: { redacted: 'true' } }, 'Redacted by Smart Conversations ', timeEl(message.redacted_at), ': the text shown is the redacted one.'),
+    );
+  }
+  if (analyses.length) {
+    fragment.append(
+      el(
+        'details',
+        { class: 'raw card section-gap', dataset: { name: 'analyses' } },
+        el('summary', { text: `Smart Conversations analyses (${analyses.length})` }),
+        analyses.map((a) => el('pre', { class: 'json', text: prettyJson(a.results ?? 'null') })),
+      ),
+    );
+  }
   if (message.content) {
     fragment.append(
       el('details', { class: 'raw card section-gap' }, el('summary', { text: 'Message content (JSON)' }), el('pre', { class: 'json', text: prettyJson(message.content) })),
