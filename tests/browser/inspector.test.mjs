@@ -514,6 +514,24 @@ describe('inspector page', () => {
     await kept.first().waitFor();
     assert.match(await kept.first().innerText(), /WHATSAPP/);
     assert.match(await kept.first().innerText(), /OPT_OUT/);
+
+    // A channel's state: its newest event of each type.
+    const channelEvent = JSON.stringify({
+      app_id: '01HAPPAAAAAAAAAAAAAAAAAAA1',
+      event_time: new Date().toISOString(),
+      channel_event_notification: { channel_event: { channel: 'WHATSAPP', event_type: 'WHATS_APP_QUALITY_RATING_CHANGED', additional_data: { quality_rating: 'YELLOW' } } },
+    });
+    assert.equal((await postCallback(receiver, channelEvent)).status, 200);
+    await until('the channel event processed', async () => {
+      const { json } = await api(receiver, '/api/callbacks?processed=false');
+      return json.callbacks.length === 0;
+    });
+    await page.locator('#channel-name').fill('whatsapp');
+    await page.locator('#channel-form button[type="submit"]').click();
+    const state = page.locator('#channel-result table[data-name="channel-latest"] tbody tr');
+    await state.first().waitFor();
+    assert.match(await state.first().innerText(), /WHATS_APP_QUALITY_RATING_CHANGED/);
+    assert.match(await state.first().innerText(), /YELLOW/);
   });
 
   test('follows the system theme, and the toggle overrides it', async () => {

@@ -15,6 +15,10 @@ export const lookup = {
     this.form('batch-form', 'batch-error', 'batch-result', async (signal) =>
       this.renderBatch(await api(`/api/sms/batches/${enc($('batch-id').value.trim())}`, { signal })),
     );
+    this.form('channel-form', 'channel-error', 'channel-result', async (signal) => {
+      const channel = $('channel-name').value.trim().toUpperCase();
+      return this.renderChannel(await api(`/api/channels/${enc(channel)}`, { signal }));
+    });
     this.form('contact-form', 'contact-error', 'contact-result', async (signal) =>
       this.renderContact(await api(`/api/contacts/${enc($('contact-id').value.trim())}`, { signal })),
     );
@@ -140,6 +144,20 @@ export const lookup = {
             'recipients',
           )
         : el('p', { class: 'muted small', text: 'No per-recipient report received.' }),
+    );
+  },
+
+  /** The channel's newest event of each type (its state), then its latest events. */
+  renderChannel(data) {
+    const latest = Array.isArray(data.latest) ? data.latest : [];
+    const history = Array.isArray(data.history) ? data.history : [];
+    const row = (e) => [orDash(e.app_id), e.event_type, mono(e.additional_data ?? ''), timeEl(e.event_at)];
+    return el(
+      'div',
+      null,
+      table(['App', 'Event', 'Data', 'At'], latest.map(row), 'channel-latest'),
+      el('h3', { text: `Latest events (${history.length})` }),
+      table(['App', 'Event', 'Data', 'At'], history.map(row), 'channel-history'),
     );
   },
 
