@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::status::ReportTime;
 use crate::callback::payload::{
-    CapabilityReport, ChannelEvent, ConsentReport, ContactEvent, InboundMessage, SmsDeliveryReport,
+    CapabilityReport, ConsentReport, ContactEvent, InboundMessage, SmsDeliveryReport,
     SubmittedMessage,
 };
 
@@ -40,10 +40,6 @@ pub fn envelope(
     received_at: DateTime<Utc>,
 ) -> DateTime<Utc> {
     ReportTime::new(event_time, accepted_time, received_at).at
-}
-
-pub fn channel_event(event: &ChannelEvent, received_at: DateTime<Utc>) -> DateTime<Utc> {
-    ReportTime::new(event.event_time, event.accepted_time, received_at).at
 }
 
 /// The operator's time of the status when there is one: it is when the handset's state

@@ -95,7 +95,7 @@ pub async fn receive(
 /// Counts a signature that verified, by the secret's label, before anything else can refuse
 /// the request: a rotation is done when the old label stops counting.
 fn count_verified(verified: &Verified) {
-    ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => verified.secret.to_string())
+    ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => verified.secret.clone())
         .increment(1);
 }
 

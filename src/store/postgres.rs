@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, Row};
+use sqlx::{Postgres, Row};
 use tokio::sync::watch;
 
 use super::{
@@ -35,6 +35,8 @@ pub struct PostgresStore {
     pool: PgPool,
     read_pool: PgPool,
     reads: SqlReads,
+    /// The writer pool, for the statements written once over sqlx.
+    writes: SqlPool,
     outbox: SqlOutbox,
     /// Bumped whenever any replica commits state changes (via LISTEN/NOTIFY).
     events_signal: watch::Sender<u64>,
@@ -71,6 +73,7 @@ impl PostgresStore {
             reads: SqlReads {
                 pool: SqlPool::Postgres(read_pool.clone()),
             },
+            writes: SqlPool::Postgres(pool.clone()),
             outbox: SqlOutbox {
                 write: SqlPool::Postgres(pool.clone()),
                 read: SqlPool::Postgres(read_pool.clone()),
@@ -94,7 +97,7 @@ use super::BatchOutcome;
 use super::outbox::SqlOutbox;
 use super::processing::{self, sql::JOURNAL_COLUMNS};
 use super::queries::SqlReads;
-use super::sql::{SqlPool, SqlxTx};
+use super::sql::{self, SqlPool, SqlxTx};
 use super::{Outbox, Queries};
 
 impl PostgresStore {
@@ -173,8 +176,7 @@ impl Store for PostgresStore {
     }
 
     async fn is_journaled(&self, dedupe_key: &str) -> Result<bool, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(journaled(&mut conn, dedupe_key).await?)
+        Ok(sql::journaled(&self.writes, dedupe_key).await?)
     }
 
     async fn claim_due(
@@ -234,8 +236,7 @@ impl Store for PostgresStore {
     }
 
     async fn make_pending_due(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        Ok(make_all_pending_due(&mut conn, now).await?)
+        Ok(sql::make_pending_due(&self.writes, now).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -301,30 +302,6 @@ fn pending_callback(row: &PgRow) -> Result<PendingCallback, sqlx::Error> {
         source: crate::store::Source::Journal,
         unreadable: None,
     })
-}
-
-/// Whether a callback with this dedupe key is journaled.
-async fn journaled(conn: &mut PgConnection, dedupe_key: &str) -> Result<bool, sqlx::Error> {
-    let found = sqlx::query(processing::sql::JOURNALED)
-        .bind(dedupe_key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(found.is_some())
-}
-
-/// Makes every unprocessed callback due now; returns how many are pending.
-async fn make_all_pending_due(
-    conn: &mut PgConnection,
-    now: DateTime<Utc>,
-) -> Result<u64, sqlx::Error> {
-    sqlx::query(processing::sql::MAKE_PENDING_DUE)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    let pending: i64 = sqlx::query_scalar(processing::sql::COUNT_PENDING)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(u64::try_from(pending).unwrap_or_default())
 }
 
 /// Binds `cb`'s values for `JOURNAL_COLUMNS` into a row of a multi-row insert.

@@ -140,6 +140,33 @@ impl SqlPool {
     }
 }
 
+/// Whether a callback with this dedupe key is journaled in `callbacks`.
+pub(crate) async fn journaled(pool: &SqlPool, dedupe_key: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<(i32,)> = pool
+        .optional(
+            super::processing::sql::JOURNALED,
+            &[Value::from(dedupe_key)],
+        )
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Makes every unprocessed callback in `callbacks` due now; returns how many are pending.
+pub(crate) async fn make_pending_due(
+    pool: &SqlPool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, sqlx::Error> {
+    pool.execute(
+        super::processing::sql::MAKE_PENDING_DUE,
+        &[Value::from(now)],
+    )
+    .await?;
+    let pending: i64 = pool
+        .scalar(super::processing::sql::COUNT_PENDING, &[])
+        .await?;
+    Ok(u64::try_from(pending).unwrap_or_default())
+}
+
 /// A connection of either backend, in a transaction the caller began: processing's `Tx`.
 pub(crate) enum SqlxTx<'c> {
     Sqlite(&'c mut SqliteConnection),

@@ -19,20 +19,19 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection};
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Mutex, watch};
 
 use super::outbox::SqlOutbox;
 use super::owner::OwnerLock;
-use super::processing;
 use super::queries::SqlReads;
 use super::spool::Spool;
-use super::sql::SqlPool;
+use super::sql::{self, SqlPool};
 use super::sqlite_processing::{ProcessError, Processor};
 pub(super) use super::sqlite_time::{parse_ts, ts};
 use super::{
@@ -86,6 +85,8 @@ pub struct SqliteStore {
     pub(super) read_pool: SqlitePool,
     write_gate: Arc<Mutex<()>>,
     pub(super) reads: SqlReads,
+    /// The writer pool, for the statements written once over sqlx.
+    writes: SqlPool,
     outbox: SqlOutbox,
     /// Processing's connection, used with the write gate held.
     processor: std::sync::Mutex<Processor>,
@@ -154,6 +155,7 @@ impl SqliteStore {
             reads: SqlReads {
                 pool: SqlPool::Sqlite(read_pool.clone()),
             },
+            writes: SqlPool::Sqlite(pool.clone()),
             outbox: SqlOutbox {
                 write: SqlPool::Sqlite(pool.clone()),
                 read: SqlPool::Sqlite(read_pool.clone()),
@@ -379,8 +381,7 @@ impl Store for SqliteStore {
             // acknowledging a redelivery on its strength could lose both to a power cut.
             return Ok(spool.is_flushed(id));
         }
-        let mut conn = self.read_pool.acquire().await?;
-        Ok(journaled(&mut conn, dedupe_key).await?)
+        Ok(sql::journaled(&self.reads.pool, dedupe_key).await?)
     }
 
     async fn claim_due(
@@ -457,8 +458,7 @@ impl Store for SqliteStore {
     async fn make_pending_due(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         let journaled = {
             let _gate = self.write_gate.lock().await;
-            let mut conn = self.pool.acquire().await?;
-            make_all_pending_due(&mut conn, now).await?
+            sql::make_pending_due(&self.writes, now).await?
         };
         let (spooled, _) = self.spool_backlog().await?;
         Ok(journaled + u64::try_from(spooled).unwrap_or_default())
@@ -488,30 +488,6 @@ impl Store for SqliteStore {
             crate::sync::lock(&spooling.owner).take();
         }
     }
-}
-
-/// Whether a callback with this dedupe key is journaled (in the main file).
-async fn journaled(conn: &mut SqliteConnection, dedupe_key: &str) -> Result<bool, sqlx::Error> {
-    let found = sqlx::query(processing::sql::JOURNALED)
-        .bind(dedupe_key)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(found.is_some())
-}
-
-/// Makes every unprocessed callback in the main file due now; returns how many are pending.
-async fn make_all_pending_due(
-    conn: &mut SqliteConnection,
-    now: DateTime<Utc>,
-) -> Result<u64, sqlx::Error> {
-    sqlx::query(processing::sql::MAKE_PENDING_DUE)
-        .bind(ts(&now))
-        .execute(&mut *conn)
-        .await?;
-    let pending: i64 = sqlx::query_scalar(processing::sql::COUNT_PENDING)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(u64::try_from(pending).unwrap_or_default())
 }
 
 /// Runs `blocking`, which holds its thread for one SQLite transaction. A worker of a

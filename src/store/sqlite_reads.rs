@@ -21,11 +21,7 @@ impl SqliteStore {
     /// How many callbacks wait for processing (spooled or due for a retry), and since when
     /// the oldest.
     async fn pending_backlog(&self) -> Result<Backlog, StoreError> {
-        let (journaled, journaled_oldest): Backlog = sqlx::query_as(
-            "SELECT COUNT(*), MIN(received_at) FROM callbacks WHERE processed_at IS NULL",
-        )
-        .fetch_one(&self.read_pool)
-        .await?;
+        let (journaled, journaled_oldest) = self.reads.backlog().await?;
         let (spooled, spooled_oldest) = self.spool_backlog().await?;
         let oldest = match (journaled_oldest, spooled_oldest) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -229,7 +229,7 @@ pub(super) async fn channel_event<T: Tx>(
     now: DateTime<Utc>,
     out: &mut Outputs,
 ) -> Result<(), T::Error> {
-    let at = time::channel_event(event, callback.received_at);
+    let at = time::envelope(event.event_time, event.accepted_time, callback.received_at);
     let values = [
         v(event.app_id.as_deref().unwrap_or_default()),
         v(&event.channel),
