@@ -74,7 +74,7 @@ pub fn entry(body: &str) -> NewCallback {
     )
 }
 
-async fn drain(store: &dyn Store) {
+pub async fn drain(store: &dyn Store) {
     while process_due(store).await.unwrap() > 0 {}
 }
 

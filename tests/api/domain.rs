@@ -35,7 +35,8 @@ const FIXTURES: &[&str] = &[
     "unsupported.json",
 ];
 
-async fn ingest(store: &dyn Store, bodies: &[String]) {
+/// Journals and processes each body in turn, as if each arrived after the last was done.
+pub async fn ingest(store: &dyn Store, bodies: &[String]) {
     for body in bodies {
         store.journal(vec![entry(body)]).await.unwrap();
         while process_due(store).await.unwrap() > 0 {}

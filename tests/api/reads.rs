@@ -9,7 +9,8 @@ use sinch_webhooks::store::{
     CallbackQuery, MessageQuery, OutboxQuery, Redrive, ReplayQuery, Store,
 };
 
-use crate::contract::{Backend, entry, postgres_store, sqlite_store};
+use crate::contract::{Backend, drain, entry, postgres_store, sqlite_store};
+use crate::domain::ingest;
 use crate::helpers::delivery_report;
 
 contract!(every_read_and_outbox_call_works_with_and_without_filters);
@@ -31,14 +32,6 @@ mod a_callback_that_fails_is_undone_alone_and_the_others_are_applied {
             return;
         };
         super::a_callback_that_fails_is_undone_alone_and_the_others_are_applied(store, &db).await;
-    }
-}
-
-async fn drain(store: &dyn Store) {
-    for _ in 0..20 {
-        if process_due(store).await.unwrap() == 0 {
-            break;
-        }
     }
 }
 
@@ -362,42 +355,20 @@ fn inbound(key: &str, id: &str, text: &str) -> String {
 async fn a_redaction_replaces_the_stored_text_whichever_arrives_first(store: Arc<dyn Store>) {
     let q = store.queries();
     // The message, then its redaction.
-    store
-        .journal(vec![entry(&inbound(
-            "message",
-            "m-first",
-            "my card is 4111 1111",
-        ))])
-        .await
-        .unwrap();
-    drain(&*store).await;
-    store
-        .journal(vec![entry(&inbound(
-            "message_redaction",
-            "m-first",
-            "my card is {CREDIT_CARD}",
-        ))])
-        .await
-        .unwrap();
-    drain(&*store).await;
+    let first = [
+        inbound("message", "m-first", "my card is 4111 1111"),
+        inbound("message_redaction", "m-first", "my card is {CREDIT_CARD}"),
+    ];
+    ingest(&*store, &first).await;
     let message = q.message("m-first").await.unwrap().unwrap();
     assert_eq!(message.text.as_deref(), Some("my card is {CREDIT_CARD}"));
     assert!(message.redacted_at.is_some());
     // The redaction first: the message arriving later does not bring the text back.
-    store
-        .journal(vec![entry(&inbound(
-            "message_redaction",
-            "m-late",
-            "call {PHONE}",
-        ))])
-        .await
-        .unwrap();
-    drain(&*store).await;
-    store
-        .journal(vec![entry(&inbound("message", "m-late", "call 555 0100"))])
-        .await
-        .unwrap();
-    drain(&*store).await;
+    let late = [
+        inbound("message_redaction", "m-late", "call {PHONE}"),
+        inbound("message", "m-late", "call 555 0100"),
+    ];
+    ingest(&*store, &late).await;
     let message = q.message("m-late").await.unwrap().unwrap();
     assert_eq!(message.text.as_deref(), Some("call {PHONE}"));
     assert_eq!(message.direction, "inbound");
