@@ -51,6 +51,8 @@ pub struct ActivityItem {
     pub error: Option<String>,
     /// The rejection's reason code.
     pub reason: Option<&'static str>,
+    /// The source it came in on (accepted, duplicate, rejected).
+    pub source: Option<std::sync::Arc<str>>,
 }
 
 impl ActivityItem {
@@ -68,6 +70,7 @@ impl ActivityItem {
             latency_ms: None,
             error: None,
             reason: None,
+            source: None,
         }
     }
 }
@@ -138,8 +141,12 @@ impl ActivityFeed {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RejectedAttempt {
     pub at: DateTime<Utc>,
+    /// The source whose authentication refused it.
+    pub source: std::sync::Arc<str>,
     pub reason: &'static str,
     pub detail: String,
+    /// Answered 503 instead of 401: the source's fail-safe window was open.
+    pub fail_safe: bool,
     pub clock_skew_secs: Option<i64>,
     pub body_bytes: usize,
     pub peer: Option<SocketAddr>,
@@ -254,8 +261,10 @@ mod tests {
     fn attempt(body_bytes: usize) -> RejectedAttempt {
         RejectedAttempt {
             at: Utc::now(),
+            source: "default".into(),
             reason: "signature_mismatch",
             detail: String::new(),
+            fail_safe: false,
             clock_skew_secs: None,
             body_bytes,
             peer: None,

@@ -16,10 +16,9 @@ use crate::config::Settings;
 use crate::health::Health;
 use crate::http::inflight::InflightBytes;
 use crate::http::pressure::{self, Pressure};
-use crate::http::{AppState, WEBHOOK_PATH, router, server};
+use crate::http::{AppState, router, server};
 use crate::journal::Journal;
 use crate::redact::redact_url;
-use crate::signature::Verifier;
 use crate::store::{self, Store, StoreOptions};
 use crate::{dispatch, forward, metrics};
 
@@ -70,6 +69,7 @@ pub async fn run(
         serve_metrics(address, state.clone(), shutdown.clone()).await?;
     }
 
+    log_sources(&state.sources);
     tracing::info!(%address, %database, "listening");
     let server = server::serve(listener, router(state), limits, shutdown.clone());
     let stop_on_failure = async {
@@ -86,6 +86,22 @@ pub async fn run(
     }
     shutdown.cancel();
     stop(workers, store, &health).await
+}
+
+/// One line per source at startup: what Sinch must be configured with is visible in the log.
+fn log_sources(sources: &[Arc<crate::auth::Source>]) {
+    for source in sources {
+        let labels: Vec<String> = source.labels().iter().map(|l| l.to_string()).collect();
+        tracing::info!(
+            source = &*source.name,
+            path = %source.path,
+            auth = source.method.kind(),
+            labels = %labels.join(","),
+            allow = source.allowlist.allow.len(),
+            fail_safe_secs = source.fail_safe.map(|window| window.as_secs()),
+            "source"
+        );
+    }
 }
 
 /// What the handlers share with the workers. Moved into the state, not cloned: the journal
@@ -178,11 +194,8 @@ fn app_state(
     shutdown: &CancellationToken,
 ) -> AppState {
     AppState {
-        verifier: Arc::new(Verifier::new(
-            settings.secret,
-            settings.previous_secret,
-            settings.signature_tolerance_secs,
-        )),
+        sources: settings.sources.into(),
+        started: std::time::Instant::now(),
         journal: shared.journal,
         store: store.clone(),
         max_body_bytes: settings.max_body_bytes,
@@ -195,7 +208,7 @@ fn app_state(
         streams: Arc::new(tokio::sync::Semaphore::new(settings.max_streams)),
         feed: shared.feed,
         rejections: Arc::new(RejectionLog::default()),
-        webhook_url: Some(own_webhook_url(address)),
+        own_url: Some(own_url(address)),
         api_actions: settings.api_actions,
         health: health.clone(),
         inflight: InflightBytes::new(settings.max_inflight_bytes),
@@ -300,16 +313,15 @@ async fn grace_after(shutdown: &CancellationToken, grace: Duration) {
     tokio::time::sleep(grace).await;
 }
 
-/// Where this server can reach its own webhook: a wildcard address is reachable on
-/// loopback.
-fn own_webhook_url(mut address: SocketAddr) -> String {
+/// Where this server can reach itself: a wildcard address is reachable on loopback.
+fn own_url(mut address: SocketAddr) -> String {
     if address.ip().is_unspecified() {
         address.set_ip(match address.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
         });
     }
-    format!("http://{address}{WEBHOOK_PATH}")
+    format!("http://{address}")
 }
 
 /// Runs `work` on a thread with a runtime of its own, so that under load the HTTP tasks do

@@ -1,5 +1,5 @@
-//! The sending side of the protocol, for `sign` and `send`: signs a body the way Sinch does
-//! and posts it to a receiver.
+//! The sending side of the protocol, for `sign`, `send` and the inspector's test callbacks:
+//! authenticates a body the way Sinch does on each kind of source and posts it.
 
 use std::time::Duration;
 
@@ -39,17 +39,89 @@ pub struct Answer {
     pub body: String,
 }
 
-/// Signs `body` with `secret` and POSTs it to `url` as Sinch would.
-pub async fn send(url: &str, secret: &str, body: Vec<u8>) -> anyhow::Result<Answer> {
-    let client = reqwest::Client::builder()
+/// How a sent callback proves it is Sinch's, one per kind of source.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Sign with this webhook secret.
+    Hmac(String),
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// A static header.
+    Header {
+        name: String,
+        value: String,
+    },
+    /// An OAuth2 access token.
+    Bearer(String),
+    /// Nothing: the receiver checks the address.
+    None,
+}
+
+impl Credentials {
+    /// The headers that carry these credentials for `body`.
+    pub fn headers(&self, body: &[u8]) -> Vec<(String, String)> {
+        use base64::Engine;
+        match self {
+            Credentials::Hmac(secret) => signature_headers(secret, body, None, None)
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect(),
+            Credentials::Basic { username, password } => vec![(
+                "authorization".into(),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD
+                        .encode(format!("{username}:{password}"))
+                ),
+            )],
+            Credentials::Header { name, value } => vec![(name.clone(), value.clone())],
+            Credentials::Bearer(token) => vec![("authorization".into(), format!("Bearer {token}"))],
+            Credentials::None => Vec::new(),
+        }
+    }
+}
+
+fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
         .timeout(SEND_TIMEOUT)
         .user_agent(concat!("sinch-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
-        .context("building the HTTP client")?;
-    let mut request = client
+        .context("building the HTTP client")
+}
+
+/// Fetches an access token from `token_url` the way Sinch does for a Conversation webhook
+/// with `client_credentials` (`token_request_type` BASIC).
+pub async fn fetch_token(
+    token_url: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> anyhow::Result<String> {
+    let response = http_client()?
+        .post(token_url)
+        .basic_auth(client_id, Some(client_secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .with_context(|| format!("POST {token_url} failed"))?;
+    let status = response.status();
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .with_context(|| format!("{token_url} answered {status} without JSON"))?;
+    match answer.get("access_token").and_then(|token| token.as_str()) {
+        Some(token) if status.is_success() => Ok(token.to_owned()),
+        _ => anyhow::bail!("{token_url} gave no token ({status}): {answer}"),
+    }
+}
+
+/// POSTs `body` to `url` with `credentials`, as Sinch would.
+pub async fn send(url: &str, credentials: &Credentials, body: Vec<u8>) -> anyhow::Result<Answer> {
+    let mut request = http_client()?
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json");
-    for (name, value) in signature_headers(secret, &body, None, None) {
+    for (name, value) in credentials.headers(&body) {
         request = request.header(name, value);
     }
     let response = request

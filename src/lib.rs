@@ -7,6 +7,7 @@
 
 pub mod activity;
 pub mod app;
+pub mod auth;
 pub mod backoff;
 pub mod callback;
 pub mod cli;

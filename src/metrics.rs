@@ -9,6 +9,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const CALLBACKS: &str = "sinch_webhooks_callbacks_total";
 pub const REJECTED: &str = "sinch_webhooks_rejected_total";
 pub const VERIFIED: &str = "sinch_webhooks_verified_total";
+pub const FAIL_SAFE_REFUSALS: &str = "sinch_webhooks_fail_safe_refusals_total";
+pub const OAUTH2_TOKENS: &str = "sinch_webhooks_oauth2_tokens_total";
 pub const ACK_SECONDS: &str = "sinch_webhooks_ack_seconds";
 pub const JOURNAL_BATCH_SIZE: &str = "sinch_webhooks_journal_batch_size";
 pub const JOURNAL_COMMIT_SECONDS: &str = "sinch_webhooks_journal_commit_seconds";
@@ -79,7 +81,18 @@ fn describe_ingestion() {
         CALLBACKS,
         "Verified callbacks, by trigger and outcome (accepted, duplicate)."
     );
-    describe_counter!(REJECTED, "Requests refused at the webhook, by reason code.");
+    describe_counter!(
+        REJECTED,
+        "Requests refused at a webhook source, by source and reason code."
+    );
+    describe_counter!(
+        FAIL_SAFE_REFUSALS,
+        "Authentication failures answered 503 inside a source's fail-safe window, by source and reason code."
+    );
+    describe_counter!(
+        OAUTH2_TOKENS,
+        "POST /oauth2/token requests, by source and outcome (issued, refused)."
+    );
     describe_counter!(
         VERIFIED,
         "Signatures that verified, by source and by the label of the secret that matched: a \

@@ -148,6 +148,11 @@ impl Verifier {
         &self.secrets[0].value
     }
 
+    /// The labels of the secrets, in the order they are tried.
+    pub fn labels(&self) -> Vec<Arc<str>> {
+        self.secrets.iter().map(|s| s.label.clone()).collect()
+    }
+
     /// The environment's pair: `current` and, during a rotation, `previous`.
     pub fn new(current: SecretString, previous: Option<SecretString>, tolerance_secs: u64) -> Self {
         let secrets = std::iter::once(LabelledSecret::new("current", current))

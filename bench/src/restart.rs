@@ -16,7 +16,7 @@ use super::db::Db;
 use super::mix::{Generator, GeneratorOptions, Mix};
 use super::spawn::Spawned;
 use sinch_webhooks::callback::classify;
-use sinch_webhooks::store::{self, NewCallback, StoreOptions};
+use sinch_webhooks::store::{self, NewCallback, Origin, StoreOptions};
 
 /// Callbacks per journal commit while filling the database.
 const FILL_BATCH: usize = 500;
@@ -140,12 +140,11 @@ fn new_callback(body: &[u8]) -> Option<NewCallback> {
     let classified = classify(body).ok()?;
     let body = String::from_utf8(body.to_vec()).ok()?;
     let now = Utc::now();
-    let nonce = ulid::Ulid::new().to_string();
-    Some(NewCallback::new(
-        classified,
-        body,
-        nonce,
-        now.timestamp(),
-        now,
-    ))
+    let origin = Origin {
+        source: "default".into(),
+        secret_label: Some("current".into()),
+        nonce: ulid::Ulid::new().to_string(),
+        signature_timestamp: now.timestamp(),
+    };
+    Some(NewCallback::new(classified, body, origin, now))
 }

@@ -25,10 +25,14 @@ pub(crate) struct ServeArgs {
     /// after reading the refusal [env: REPLACE_SPOOL]
     #[arg(long)]
     replace_spool: bool,
+    /// The sources file: routes with their own authentication (TOML, see the README)
+    /// [env: CONFIG_FILE]
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
 }
 
 pub(crate) async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let mut settings = match Settings::from_env() {
+    let mut settings = match Settings::from_env_with(args.config.as_deref()) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("sinch-webhooks: {error}");

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use clap::Args;
 use secrecy::SecretString;
 
-use crate::http::webhook::signature_headers;
+use crate::auth::signature_headers;
 use crate::signature::{LabelledSecret, NonEmpty, Verifier};
 
 /// The webhook's default `SIGNATURE_TOLERANCE_SECS`.

@@ -12,9 +12,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::pressure::Overload;
+use crate::auth::{Failure, Rejection};
 use crate::callback::ClassifyError;
 use crate::journal::JournalError;
-use crate::signature::Failure;
 use crate::store::StoreError;
 use crate::telemetry::{LogDecision, LogLimit};
 
@@ -33,11 +33,13 @@ pub enum ApiError {
     Overloaded(Overload),
     /// Every place for a stream client is taken.
     TooManyStreams,
-    /// The request is not signed by a configured secret.
+    /// The request did not authenticate on its source.
     Unauthorized {
         failure: Failure,
         body_bytes: usize,
         peer: Option<SocketAddr>,
+        /// Inside the source's fail-safe window: answered 503, so Sinch retries.
+        fail_safe: bool,
     },
     /// Signed, but not a JSON object: no retry will make it one.
     InvalidBody(ClassifyError),
@@ -112,6 +114,9 @@ impl ApiError {
             ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::TooManyStreams => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized {
+                fail_safe: true, ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Unavailable(_)
             | ApiError::Storage(_)
@@ -170,6 +175,14 @@ impl ApiError {
             ApiError::TooManyStreams => {
                 "every place for a stream client is taken (MAX_STREAMS); retry later".to_owned()
             }
+            ApiError::Unauthorized {
+                failure,
+                fail_safe: true,
+                ..
+            } => format!(
+                "{} (answered 503 inside this source's fail-safe window, so Sinch retries)",
+                failure.rejection.describe()
+            ),
             ApiError::Unauthorized { failure, .. } => failure.rejection.describe(),
             ApiError::InvalidBody(reason) => reason.to_string(),
             ApiError::Unavailable(_) => "the callback could not be stored; retry later".to_owned(),
@@ -219,32 +232,52 @@ impl ApiError {
         )
     }
 
-    fn log(&self) {
+    /// Counts and logs the error; `source` names the webhook source that refused a callback.
+    fn log(&self, source: Option<&str>) {
         let code = self.code();
+        if self.is_rejected_callback() {
+            let source = source.unwrap_or("none").to_owned();
+            ::metrics::counter!(crate::metrics::REJECTED, "source" => source, "reason" => code)
+                .increment(1);
+        }
+        if let ApiError::Unauthorized {
+            fail_safe: true, ..
+        } = self
+        {
+            let source = source.unwrap_or("none").to_owned();
+            ::metrics::counter!(crate::metrics::FAIL_SAFE_REFUSALS, "source" => source, "reason" => code)
+                .increment(1);
+        }
         if self.is_refused_callback() && !refused_callback_may_be_logged() {
-            ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
             return;
         }
-        if self.is_rejected_callback() {
-            ::metrics::counter!(crate::metrics::REJECTED, "reason" => code).increment(1);
-        }
-        self.log_line(code);
+        self.log_line(code, source);
     }
 
-    fn log_line(&self, code: &'static str) {
+    fn log_line(&self, code: &'static str, source: Option<&str>) {
         match self {
             ApiError::Unauthorized {
                 failure,
                 body_bytes,
                 peer,
-            } => tracing::warn!(
-                reason = code,
-                clock_skew_secs = failure.clock_skew_secs,
-                body_bytes,
-                peer = ?peer,
-                "callback rejected: {}",
-                failure.rejection.describe()
-            ),
+                fail_safe,
+            } => {
+                let outcome = if *fail_safe {
+                    "callback refused with 503 inside the source's fail-safe window (Sinch \
+                     retries; fix the credentials before the window closes)"
+                } else {
+                    "callback rejected"
+                };
+                tracing::warn!(
+                    source,
+                    reason = code,
+                    clock_skew_secs = failure.clock_skew_secs,
+                    body_bytes,
+                    peer = ?peer,
+                    "{outcome}: {}",
+                    failure.rejection.describe()
+                );
+            }
             ApiError::PayloadTooLarge { limit, declared } => {
                 tracing::warn!(
                     reason = code,
@@ -320,9 +353,46 @@ fn refused_callback_may_be_logged() -> bool {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        self.log();
+        self.respond(None)
+    }
+}
+
+/// An error of a webhook source: counted and logged under the source's name.
+#[derive(Debug)]
+pub struct SourceError {
+    pub source: std::sync::Arc<str>,
+    pub error: ApiError,
+}
+
+impl IntoResponse for SourceError {
+    fn into_response(self) -> Response {
+        self.error.respond(Some(&self.source))
+    }
+}
+
+impl ApiError {
+    fn respond(self, source: Option<&str>) -> Response {
+        self.log(source);
         let body = Json(json!({ "error": self.code(), "message": self.message() }));
         let mut response = (self.status(), body).into_response();
+        if let ApiError::Unauthorized {
+            failure,
+            fail_safe: false,
+            ..
+        } = &self
+            && let Some(scheme) = failure.rejection.challenge()
+        {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(match (scheme, failure.rejection) {
+                    ("Basic", _) => "Basic realm=\"sinch-webhooks\"",
+                    (_, Rejection::InvalidToken | Rejection::ExpiredToken) => {
+                        "Bearer error=\"invalid_token\""
+                    }
+                    _ => "Bearer",
+                }),
+            );
+        }
         if matches!(self, ApiError::MissingToken | ApiError::BadToken) {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

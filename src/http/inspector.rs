@@ -20,6 +20,8 @@ use super::params::path_id;
 use super::stream::{HEARTBEAT, take_place};
 use super::{ApiError, AppState};
 use crate::activity::{ActivityFeed, ActivityItem};
+use crate::auth::{Method, Source};
+use crate::client::Credentials;
 use crate::replay::{ReplaySelection, ReplaySummary};
 use crate::samples::{SAMPLES, SampleOptions};
 
@@ -183,6 +185,85 @@ pub struct SendRequest {
     sample: String,
     message_id: Option<String>,
     status: Option<String>,
+    /// The source to send to [default: the first this server can authenticate on].
+    source: Option<String>,
+}
+
+/// `GET /api/sources`: the routes callbacks come in on, how each authenticates (never a
+/// secret), the labels it accepts, and its fail-safe window.
+pub async fn sources(State(state): State<AppState>) -> Json<Value> {
+    let elapsed = state.started.elapsed();
+    let sources: Vec<Value> = state
+        .sources
+        .iter()
+        .map(|source| {
+            let fail_safe = source.fail_safe.map(|window| {
+                json!({
+                    "window_secs": window.as_secs(),
+                    "open": elapsed < window,
+                    "remaining_secs": window.saturating_sub(elapsed).as_secs(),
+                })
+            });
+            json!({
+                "name": &*source.name,
+                "path": source.path,
+                "auth": source.method.kind(),
+                "labels": source.labels().iter().map(|label| label.to_string()).collect::<Vec<_>>(),
+                "allow": source.allowlist.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "trusted_proxies": source.allowlist.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "fail_safe": fail_safe,
+            })
+        })
+        .collect();
+    Json(json!({ "sources": sources }))
+}
+
+/// The source a test callback goes to, and the credentials it carries there.
+fn send_target(
+    state: &AppState,
+    wanted: Option<&str>,
+) -> Result<(Arc<Source>, Credentials), ApiError> {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let credentials = |source: &Source| {
+        match &source.method {
+            Method::Hmac(verifier) => Some(Credentials::Hmac(
+                verifier.current_secret().expose_secret().to_owned(),
+            )),
+            Method::Basic { username, password } => Some(Credentials::Basic {
+                username: username.clone(),
+                password: password.expose_secret().to_owned(),
+            }),
+            Method::Header { name, value } => Some(Credentials::Header {
+                name: (*name).to_owned(),
+                value: value.expose_secret().to_owned(),
+            }),
+            Method::OAuth2(client) => Some(Credentials::Bearer(client.issue(
+                &source.name,
+                chrono::Utc::now().timestamp(),
+                &ulid::Ulid::new().to_string(),
+            ))),
+            Method::None => Some(Credentials::None),
+        }
+        .filter(|_| source.allowlist.check(loopback, &[]).is_ok())
+    };
+    let candidates = state
+        .sources
+        .iter()
+        .filter(|source| wanted.is_none_or(|name| *source.name == *name));
+    for source in candidates {
+        if let Some(credentials) = credentials(source) {
+            return Ok((source.clone(), credentials));
+        }
+    }
+    Err(ApiError::BadParameter {
+        name: "source".into(),
+        reason: match wanted {
+            Some(name) => format!(
+                "no source {name:?} this server can send to (auth = \"none\" sources and allow lists without 127.0.0.1 cannot take a test callback)"
+            ),
+            None => "no source this server can send a test callback to".into(),
+        },
+    })
 }
 
 /// `POST /api/send`: signs a sample callback with this receiver's own secret and posts it to
@@ -213,14 +294,12 @@ pub async fn send(
     let message_id = crate::callback::classify(callback.as_bytes())
         .ok()
         .and_then(|classified| classified.message_id);
-    let url = state
-        .webhook_url
-        .as_deref()
-        .ok_or(ApiError::SendUnavailable {
-            reason: "this server's own address is not known".into(),
-        })?;
-    let secret = state.verifier.current_secret().expose_secret().to_owned();
-    let answer = crate::client::send(url, &secret, callback.into_bytes())
+    let base = state.own_url.as_deref().ok_or(ApiError::SendUnavailable {
+        reason: "this server's own address is not known".into(),
+    })?;
+    let (source, credentials) = send_target(&state, request.source.as_deref())?;
+    let url = format!("{base}{}", source.path);
+    let answer = crate::client::send(&url, &credentials, callback.into_bytes())
         .await
         .map_err(|error| ApiError::SendUnavailable {
             reason: format!("{error:#}"),
@@ -228,6 +307,7 @@ pub async fn send(
     let ack = serde_json::from_str::<Value>(&answer.body).unwrap_or(Value::String(answer.body));
     Ok(Json(json!({
         "sample": request.sample,
+        "source": &*source.name,
         "message_id": message_id,
         "http_status": answer.status,
         "ack": ack,

@@ -7,6 +7,7 @@ mod health;
 pub mod inflight;
 mod inspector;
 mod metrics;
+mod oauth2;
 mod outbox;
 mod params;
 pub mod pressure;
@@ -18,11 +19,11 @@ pub(crate) mod webhook;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::MatchedPath;
 use axum::http::{Request, StatusCode};
 use axum::middleware;
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -32,19 +33,22 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::activity::{ActivityFeed, RejectionLog};
+use crate::auth::{Method, Source};
 use crate::journal::Journal;
-use crate::signature::Verifier;
 use crate::store::Store;
 
-/// The path the Sinch webhook points at.
-pub const WEBHOOK_PATH: &str = "/api/sinch/webhook";
+/// The path the environment's source (`SINCH_WEBHOOK_SECRET`) listens on.
+pub const WEBHOOK_PATH: &str = crate::auth::DEFAULT_PATH;
 /// Whole-request bound. Answered 503, never a 4xx: Sinch drops callbacks answered 4xx.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    pub verifier: Arc<Verifier>,
+    /// The routes callbacks come in on, each with its authentication.
+    pub sources: Arc<[Arc<Source>]>,
+    /// When the server started: fail-safe windows are counted from it.
+    pub started: std::time::Instant,
     pub journal: Journal,
     pub store: Arc<dyn Store>,
     pub max_body_bytes: usize,
@@ -66,8 +70,8 @@ pub struct AppState {
     pub feed: Arc<ActivityFeed>,
     /// Recent requests that failed verification.
     pub rejections: Arc<RejectionLog>,
-    /// This server's own webhook URL (over loopback), for `POST /api/send`.
-    pub webhook_url: Option<String>,
+    /// This server's own base URL (over loopback), for `POST /api/send`.
+    pub own_url: Option<String>,
     /// Whether the API's actions (replay, send, redrive) are allowed.
     pub api_actions: bool,
     /// Failures that need a restart: health, readiness and the webhook answer 503 once one
@@ -99,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stream", get(stream::events))
         .route("/api/activity", get(inspector::activity))
         .route("/api/rejections", get(inspector::rejections))
+        .route("/api/sources", get(inspector::sources))
         .route("/api/samples", get(inspector::samples))
         .route("/api/outbox", get(outbox::list))
         .merge(actions)
@@ -106,8 +111,21 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_token,
         ));
-    let mut router = Router::new()
-        .route(WEBHOOK_PATH, post(webhook::receive))
+    let mut router = Router::new();
+    for source in state.sources.iter() {
+        router = router.route(
+            &source.path,
+            post(webhook::receive).layer(Extension(source.clone())),
+        );
+    }
+    if state
+        .sources
+        .iter()
+        .any(|source| matches!(source.method, Method::OAuth2(_)))
+    {
+        router = router.route(oauth2::TOKEN_PATH, post(oauth2::token));
+    }
+    let mut router = router
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/ui", get(ui::index))

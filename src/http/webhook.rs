@@ -1,26 +1,26 @@
-//! `POST /api/sinch/webhook`: raw bytes → signature → classification → journal → 200.
-//! Nothing is parsed before the signature is verified, and nothing is acknowledged before
-//! it is durably journaled.
+//! `POST` on a source's path (`/api/sinch/webhook` for the environment's): raw bytes →
+//! authentication → classification → journal → 200. Nothing is parsed before the request
+//! authenticated, and nothing is acknowledged before it is durably journaled.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
+use axum::{Extension, Json};
 use chrono::Utc;
 use serde::Serialize;
 
+use super::error::SourceError;
 use super::{ApiError, AppState};
 use crate::activity::{ActivityItem, Outcome, RejectedAttempt};
+use crate::auth::{Authenticated, Failure, Presented, Rejection, Source};
 use crate::callback::{Classification, Trigger, classify};
 use crate::metrics;
-use crate::signature::{
-    ALGORITHM_HEADER, Failure, NONCE_HEADER, Rejection, SIGNATURE_HEADER, SignatureHeaders,
-    TIMESTAMP_HEADER, Verified,
-};
-use crate::store::{JournalOutcome, NewCallback};
+use crate::signature;
+use crate::store::{JournalOutcome, NewCallback, Origin};
 use crate::telemetry::Untrusted;
 
 #[derive(Debug, Serialize)]
@@ -32,7 +32,23 @@ pub enum Ack {
 
 pub async fn receive(
     State(state): State<AppState>,
+    Extension(source): Extension<Arc<Source>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Ack>, SourceError> {
+    receive_on(&state, &source, peer, headers, body)
+        .await
+        .map_err(|error| SourceError {
+            source: source.name.clone(),
+            error,
+        })
+}
+
+async fn receive_on(
+    state: &AppState,
+    source: &Source,
+    peer: SocketAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Ack>, ApiError> {
@@ -45,33 +61,33 @@ pub async fn receive(
         .admit(&state.journal)
         .map_err(ApiError::Overloaded)?;
     // Held until the answer: the body's bytes are in memory until their commit is flushed.
-    let _reserved = reserve_body_bytes(&state, &headers).await?;
+    let _reserved = reserve_body_bytes(state, &headers).await?;
     let bytes = read_body(body, &headers, state.max_body_bytes, state.body_timeout).await?;
     let now = Utc::now();
-    let verified =
-        match state
-            .verifier
-            .verify(&signature_headers(&headers), &bytes, now.timestamp())
-        {
-            Ok(verified) => {
-                count_verified(&verified);
-                verified
+    let presented = Presented {
+        headers: &headers,
+        peer: peer.ip(),
+        body: &bytes,
+        now_unix: now.timestamp(),
+    };
+    let authenticated = match source.authenticate(&presented) {
+        Ok(authenticated) => authenticated,
+        Err(failure) => {
+            let answer = refuse(state, source, failure, &bytes, peer, started).await;
+            if answer.is_err() {
+                record_rejection(state, source, failure, &headers, bytes.len(), peer, started);
             }
-            Err(failure) => {
-                let answer =
-                    acknowledge_stale_redelivery(&state, failure, &bytes, Some(peer), started)
-                        .await;
-                if answer.is_err() {
-                    record_rejection(&state, failure, &headers, bytes.len(), peer, started);
-                }
-                return answer;
-            }
-        };
+            return answer;
+        }
+    };
+    ::metrics::counter!(metrics::VERIFIED, "source" => source.name.to_string(), "secret" => authenticated.label.to_string())
+        .increment(1);
     let mut classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
     let status = classification.status.take();
-    let secret = verified.secret.clone();
-    let callback = new_callback(classification, &bytes, verified, now)?;
+    let secret = authenticated.label.clone();
+    let callback = new_callback(classification, &bytes, source, authenticated, now)?;
     let journaled = Journaled {
+        source: source.name.clone(),
         secret,
         trigger: callback.trigger,
         app_id: callback.app_id.clone(),
@@ -88,22 +104,16 @@ pub async fn receive(
         JournalOutcome::Accepted { id } => Ack::Accepted { callback_id: id },
         JournalOutcome::Duplicate => Ack::Duplicate,
     };
-    record_ack(&state, &ack, journaled, started.elapsed());
+    record_ack(state, &ack, journaled, started.elapsed());
     Ok(Json(ack))
-}
-
-/// Counts a signature that verified, by the secret's label, before anything else can refuse
-/// the request: a rotation is done when the old label stops counting.
-fn count_verified(verified: &Verified) {
-    ::metrics::counter!(metrics::VERIFIED, "source" => "default", "secret" => verified.secret.clone())
-        .increment(1);
 }
 
 /// What is reported of a callback once it is journaled: the callback itself has moved into
 /// the journal by then.
 struct Journaled {
-    /// The label of the secret that verified it.
-    secret: std::sync::Arc<str>,
+    source: Arc<str>,
+    /// The label of the credential that authenticated it.
+    secret: Arc<str>,
     trigger: Trigger,
     app_id: Option<String>,
     message_id: Option<String>,
@@ -113,6 +123,7 @@ struct Journaled {
 
 fn record_ack(state: &AppState, ack: &Ack, journaled: Journaled, latency: Duration) {
     let Journaled {
+        source,
         secret,
         trigger,
         app_id,
@@ -124,11 +135,12 @@ fn record_ack(state: &AppState, ack: &Ack, journaled: Journaled, latency: Durati
         Ack::Accepted { callback_id } => Some(*callback_id),
         Ack::Duplicate => None,
     };
-    ::metrics::counter!(metrics::CALLBACKS, "trigger" => trigger.as_str(), "outcome" => outcome_name(ack))
+    ::metrics::counter!(metrics::CALLBACKS, "source" => source.to_string(), "trigger" => trigger.as_str(), "outcome" => outcome_name(ack))
         .increment(1);
     ::metrics::histogram!(metrics::ACK_SECONDS).record(latency.as_secs_f64());
     tracing::info!(
         callback_id,
+        source = &*source,
         trigger = trigger.as_str(),
         app_id = app_id
             .as_deref()
@@ -151,6 +163,7 @@ fn record_ack(state: &AppState, ack: &Ack, journaled: Journaled, latency: Durati
         message_id,
         app_id,
         status,
+        source: Some(source),
         latency_ms: Some(latency.as_secs_f64() * 1000.0),
         ..ActivityItem::new(match ack {
             Ack::Accepted { .. } => Outcome::Accepted,
@@ -159,32 +172,53 @@ fn record_ack(state: &AppState, ack: &Ack, journaled: Journaled, latency: Durati
     });
 }
 
+/// The answer to a request that did not authenticate: 401, or 503 inside the source's
+/// fail-safe window; a stale redelivery of a callback already journaled is acknowledged.
+async fn refuse(
+    state: &AppState,
+    source: &Source,
+    failure: Failure,
+    bytes: &Bytes,
+    peer: SocketAddr,
+    started: Instant,
+) -> Result<Json<Ack>, ApiError> {
+    if failure.rejection == Rejection::Signature(signature::Rejection::StaleTimestamp)
+        && let Some(ack) =
+            acknowledge_stale_redelivery(state, source, failure, bytes, started).await
+    {
+        return Ok(ack);
+    }
+    Err(ApiError::Unauthorized {
+        failure,
+        body_bytes: bytes.len(),
+        peer: Some(peer),
+        fail_safe: in_fail_safe_window(state, source),
+    })
+}
+
+fn in_fail_safe_window(state: &AppState, source: &Source) -> bool {
+    source
+        .fail_safe
+        .is_some_and(|window| state.started.elapsed() < window)
+}
+
 /// Sinch may retry a callback with its original signature after our tolerance window. If
 /// the (validly signed) callback is already journaled, acknowledging it is safe and stops
 /// the retries; anything not yet journaled is still refused as stale.
 async fn acknowledge_stale_redelivery(
     state: &AppState,
+    source: &Source,
     failure: Failure,
     bytes: &Bytes,
-    peer: Option<SocketAddr>,
     started: Instant,
-) -> Result<Json<Ack>, ApiError> {
-    let unauthorized = ApiError::Unauthorized {
-        failure,
-        body_bytes: bytes.len(),
-        peer,
-    };
-    if failure.rejection != Rejection::StaleTimestamp {
-        return Err(unauthorized);
-    }
-    let Ok(classification) = classify(bytes) else {
-        return Err(unauthorized);
-    };
+) -> Option<Json<Ack>> {
+    let classification = classify(bytes).ok()?;
     match state.store.is_journaled(&classification.dedupe_key).await {
         Ok(true) => {
-            ::metrics::counter!(metrics::CALLBACKS, "trigger" => classification.trigger.as_str(), "outcome" => "duplicate")
+            ::metrics::counter!(metrics::CALLBACKS, "source" => source.name.to_string(), "trigger" => classification.trigger.as_str(), "outcome" => "duplicate")
                 .increment(1);
             tracing::info!(
+                source = &*source.name,
                 trigger = classification.trigger.as_str(),
                 message_id = classification
                     .message_id
@@ -196,16 +230,17 @@ async fn acknowledge_stale_redelivery(
                 latency_us = started.elapsed().as_micros() as u64,
                 "callback: stale signature on a callback already journaled; acknowledged"
             );
-            Ok(Json(Ack::Duplicate))
+            Some(Json(Ack::Duplicate))
         }
-        _ => Err(unauthorized),
+        _ => None,
     }
 }
 
-/// Keeps what helps diagnose a failed verification for the inspector: never the signature,
-/// never the body.
+/// Keeps what helps diagnose a failed authentication for the inspector: never the
+/// credentials, never the body.
 fn record_rejection(
     state: &AppState,
+    source: &Source,
     failure: Failure,
     headers: &HeaderMap,
     body_bytes: usize,
@@ -220,8 +255,10 @@ fn record_rejection(
     let reason = failure.rejection.code();
     state.rejections.record(RejectedAttempt {
         at: Utc::now(),
+        source: source.name.clone(),
         reason,
         detail: failure.rejection.describe(),
+        fail_safe: in_fail_safe_window(state, source),
         clock_skew_secs: failure.clock_skew_secs,
         body_bytes,
         peer: Some(peer),
@@ -230,6 +267,7 @@ fn record_rejection(
     });
     state.feed.record(ActivityItem {
         reason: Some(reason),
+        source: Some(source.name.clone()),
         latency_ms: Some(started.elapsed().as_secs_f64() * 1000.0),
         ..ActivityItem::new(Outcome::Rejected)
     });
@@ -238,7 +276,8 @@ fn record_rejection(
 fn new_callback(
     classification: Classification,
     bytes: &Bytes,
-    verified: Verified,
+    source: &Source,
+    authenticated: Authenticated,
     received_at: chrono::DateTime<Utc>,
 ) -> Result<NewCallback, ApiError> {
     // `classify` accepted the body, so it is UTF-8; keep the check rather than assume it.
@@ -249,13 +288,13 @@ fn new_callback(
             })
         })?
         .to_owned();
-    Ok(NewCallback::new(
-        classification,
-        body,
-        verified.nonce,
-        verified.timestamp,
-        received_at,
-    ))
+    let origin = Origin {
+        source: source.name.to_string(),
+        secret_label: Some(authenticated.label.to_string()),
+        nonce: authenticated.nonce,
+        signature_timestamp: authenticated.timestamp,
+    };
+    Ok(NewCallback::new(classification, body, origin, received_at))
 }
 
 /// Reads the whole body up to `limit` bytes. A declared `Content-Length` over the limit is
@@ -319,22 +358,6 @@ fn is_length_limit(error: &axum::Error) -> bool {
         source = current.source();
     }
     false
-}
-
-/// Header lookups are case-insensitive: `HeaderMap` stores names lower-cased.
-/// The signature headers of a request, as the verifier takes them.
-pub(crate) fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
-    let get = |name: &str| {
-        headers
-            .get(name)
-            .map(|value| value.to_str().map_err(|_| ()))
-    };
-    SignatureHeaders {
-        signature: get(SIGNATURE_HEADER),
-        nonce: get(NONCE_HEADER),
-        timestamp: get(TIMESTAMP_HEADER),
-        algorithm: get(ALGORITHM_HEADER),
-    }
 }
 
 fn outcome_name(ack: &Ack) -> &'static str {

@@ -53,15 +53,31 @@ pub struct NewCallback {
     pub body: String,
     pub nonce: String,
     pub signature_timestamp: i64,
+    /// The source (route and authentication) it came in on.
+    pub source: String,
+    /// The label of the credential that authenticated it, where the source has several.
+    pub secret_label: Option<String>,
+}
+
+/// How a callback was authenticated, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The source's name (`default` for the environment's webhook).
+    pub source: String,
+    /// The label of the credential that matched.
+    pub secret_label: Option<String>,
+    /// The signature's nonce; empty for sources that do not sign.
+    pub nonce: String,
+    /// The signature's timestamp; for sources that do not sign, when it was received.
+    pub signature_timestamp: i64,
 }
 
 impl NewCallback {
-    /// The journal entry for a classified body, signed with `nonce` at `signature_timestamp`.
+    /// The journal entry for a classified body that came in as `origin` says.
     pub fn new(
         classification: crate::callback::Classification,
         body: String,
-        nonce: String,
-        signature_timestamp: i64,
+        origin: Origin,
         received_at: DateTime<Utc>,
     ) -> Self {
         Self {
@@ -75,8 +91,10 @@ impl NewCallback {
             project_id: classification.project_id,
             message_id: classification.message_id,
             body,
-            nonce,
-            signature_timestamp,
+            nonce: origin.nonce,
+            signature_timestamp: origin.signature_timestamp,
+            source: origin.source,
+            secret_label: origin.secret_label,
         }
     }
 }
@@ -126,6 +144,8 @@ pub struct SpooledValues {
     pub message_id: Option<String>,
     pub nonce: String,
     pub signature_timestamp: i64,
+    pub source: String,
+    pub secret_label: Option<String>,
 }
 
 impl PendingCallback {
@@ -145,6 +165,8 @@ impl PendingCallback {
                 message_id: callback.message_id,
                 nonce: callback.nonce,
                 signature_timestamp: callback.signature_timestamp,
+                source: callback.source,
+                secret_label: callback.secret_label,
             })),
             unreadable: None,
         }

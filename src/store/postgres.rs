@@ -319,5 +319,7 @@ fn push_journal_columns<'args>(
         .push_bind(&cb.message_id)
         .push_bind(&cb.body)
         .push_bind(&cb.nonce)
-        .push_bind(cb.signature_timestamp);
+        .push_bind(cb.signature_timestamp)
+        .push_bind(&cb.source)
+        .push_bind(&cb.secret_label);
 }

@@ -445,6 +445,8 @@ mod tests {
             body: "{}".into(),
             nonce: "n".into(),
             signature_timestamp: 0,
+            source: "default".into(),
+            secret_label: None,
             processed_at: processed.then_some(at),
             attempts: i64::from(processed),
             last_error: None,

@@ -17,6 +17,10 @@ pub struct CallbackRecord {
     pub body: String,
     pub nonce: String,
     pub signature_timestamp: i64,
+    /// The source it came in on.
+    pub source: String,
+    /// The label of the credential that authenticated it.
+    pub secret_label: Option<String>,
     pub processed_at: Option<DateTime<Utc>>,
     pub attempts: i64,
     pub last_error: Option<String>,

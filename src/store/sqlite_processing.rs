@@ -35,7 +35,7 @@ const STATEMENT_CACHE_CAPACITY: usize = 128;
 /// The rows of `callbacks` a moved callback could collide with.
 const SAME_CALLBACK: &str = "SELECT id, dedupe_key FROM callbacks WHERE id = ?1 OR dedupe_key = ?2";
 /// A moved callback's values: its id, then `sql::JOURNAL_COLUMNS`.
-const MOVE_VALUES: usize = 12;
+const MOVE_VALUES: usize = 14;
 
 use super::sql::SQLITE_TEXTS as TEXTS;
 
@@ -325,6 +325,8 @@ fn move_spooled(conn: &Connection, work: &[Work]) -> Result<(), ProcessError> {
                 (&callback.body).into(),
                 (&cb.nonce).into(),
                 cb.signature_timestamp.into(),
+                (&cb.source).into(),
+                (&cb.secret_label).into(),
             ]);
         }
         let text = values_sql(&head, MOVE_VALUES, chunk.len(), " ON CONFLICT DO NOTHING");
@@ -425,6 +427,8 @@ mod tests {
             body: "{}".into(),
             nonce: "nonce".into(),
             signature_timestamp: 0,
+            source: "default".into(),
+            secret_label: Some("current".into()),
         };
         Work {
             callback: PendingCallback::spooled(id, callback),

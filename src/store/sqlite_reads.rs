@@ -14,7 +14,8 @@ use super::{PendingCallback, StoreError};
 
 /// A spool row as a `CallbackRecord`: acknowledged, never attempted, due now.
 const SPOOLED_RECORD: &str = "id, received_at, api, trigger, dedupe_key, app_id, project_id, \
-     message_id, body, nonce, signature_timestamp, NULL AS processed_at, 0 AS attempts, \
+     message_id, body, nonce, signature_timestamp, source, secret_label, NULL AS processed_at, \
+     0 AS attempts, \
      NULL AS last_error, received_at AS next_attempt_at";
 
 impl SqliteStore {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use sinch_webhooks::callback::classify;
 use sinch_webhooks::dispatch::process_due;
-use sinch_webhooks::store::{self, JournalOutcome, NewCallback, Store, StoreOptions};
+use sinch_webhooks::store::{self, JournalOutcome, NewCallback, Origin, Store, StoreOptions};
 
 use crate::helpers::{delivery_report, fixture};
 use crate::pg;
@@ -68,8 +68,12 @@ pub fn entry(body: &str) -> NewCallback {
     NewCallback::new(
         classify(body.as_bytes()).unwrap(),
         body.to_owned(),
-        ulid::Ulid::new().to_string(),
-        now.timestamp(),
+        Origin {
+            source: "default".into(),
+            secret_label: Some("current".into()),
+            nonce: ulid::Ulid::new().to_string(),
+            signature_timestamp: now.timestamp(),
+        },
         now,
     )
 }

@@ -155,7 +155,11 @@ async fn a_flood_of_forged_requests_is_counted_not_logged_line_by_line() {
         .unwrap();
     let counted = metrics
         .lines()
-        .find(|l| l.starts_with("sinch_webhooks_rejected_total{reason=\"signature_mismatch\"}"))
+        .find(|l| {
+            l.starts_with(
+                "sinch_webhooks_rejected_total{source=\"default\",reason=\"signature_mismatch\"}",
+            )
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|n| n.parse::<f64>().ok())
         .unwrap();

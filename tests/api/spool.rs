@@ -413,14 +413,24 @@ async fn a_callback_still_in_the_spool_is_a_duplicate_and_after_a_restart_once_i
 
 #[tokio::test]
 async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
+    // The first schema had a unique index on dedupe_key.
+    spool_file_of_an_earlier_schema_is_upgraded(1, "UNIQUE").await;
+}
+
+#[tokio::test]
+async fn a_spool_file_of_the_second_schema_is_upgraded_with_its_callbacks_as_the_default_sources() {
+    spool_file_of_an_earlier_schema_is_upgraded(2, "").await;
+}
+
+/// A callback in a spool file of schema `version`, as an earlier version left it next to a
+/// database that records no spool, is upgraded, processed, and kept as the default source's.
+async fn spool_file_of_an_earlier_schema_is_upgraded(version: i64, key_constraint: &str) {
     let files = files();
     store::open(&StoreOptions::new(files.url.clone()))
         .await
         .unwrap()
         .close()
         .await;
-    // The first schema had a unique index on dedupe_key; put a callback in a file of that
-    // schema, as an earlier version left it, next to a database that records no spool.
     let main = SqlitePool::connect(&files.url).await.unwrap();
     sqlx::query("DELETE FROM spool_link")
         .execute(&main)
@@ -437,12 +447,12 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
     let spool = SqlitePool::connect(&format!("{}?mode=rwc", files.spool_url))
         .await
         .unwrap();
-    sqlx::query(
+    sqlx::query(&format!(
         "CREATE TABLE spool (id INTEGER PRIMARY KEY, received_at TEXT NOT NULL, \
-         api TEXT NOT NULL, trigger TEXT NOT NULL, dedupe_key TEXT NOT NULL UNIQUE, \
+         api TEXT NOT NULL, trigger TEXT NOT NULL, dedupe_key TEXT NOT NULL {key_constraint}, \
          app_id TEXT, project_id TEXT, message_id TEXT, body TEXT NOT NULL, \
          nonce TEXT NOT NULL, signature_timestamp INTEGER NOT NULL)",
-    )
+    ))
     .execute(&spool)
     .await
     .unwrap();
@@ -455,7 +465,7 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
     .execute(&spool)
     .await
     .unwrap();
-    sqlx::query("PRAGMA user_version = 1")
+    sqlx::query(&format!("PRAGMA user_version = {version}"))
         .execute(&spool)
         .await
         .unwrap();
@@ -472,7 +482,7 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
     .unwrap();
     assert_eq!(
         (version, indexes),
-        (2, 0),
+        (3, 0),
         "upgraded, without the unique index"
     );
     assert!(
@@ -488,6 +498,11 @@ async fn a_spool_file_of_the_first_schema_is_upgraded_with_its_callbacks() {
     assert!(
         processed.processed_at.is_some(),
         "the old callback was processed"
+    );
+    assert_eq!(
+        (processed.source.as_str(), processed.secret_label),
+        ("default", None),
+        "it came in on the environment's webhook, under a label not kept then"
     );
     assert!(
         accepted_id(

@@ -449,9 +449,9 @@ async fn metrics_count_callbacks_with_their_labels() {
     let text = response.text().await.unwrap();
     // The recorder is process-wide and tests run in parallel: check presence, not totals.
     for needle in [
-        r#"sinch_webhooks_callbacks_total{trigger="OPT_IN",outcome="accepted"}"#,
-        r#"sinch_webhooks_callbacks_total{trigger="OPT_IN",outcome="duplicate"}"#,
-        r#"sinch_webhooks_rejected_total{reason="missing_header"}"#,
+        r#"sinch_webhooks_callbacks_total{source="default",trigger="OPT_IN",outcome="accepted"}"#,
+        r#"sinch_webhooks_callbacks_total{source="default",trigger="OPT_IN",outcome="duplicate"}"#,
+        r#"sinch_webhooks_rejected_total{source="default",reason="missing_header"}"#,
         "sinch_webhooks_ack_seconds_bucket",
         "sinch_webhooks_journal_batch_size_bucket",
         "sinch_webhooks_journal_commit_seconds_bucket",

@@ -9,7 +9,7 @@ use crate::callback::payload::ConversationChange;
 /// The `callbacks` columns a journaled callback fills, in the order both backends bind
 /// them.
 pub(crate) const JOURNAL_COLUMNS: &str = "received_at, next_attempt_at, api, trigger, dedupe_key, \
-     app_id, project_id, message_id, body, nonce, signature_timestamp";
+     app_id, project_id, message_id, body, nonce, signature_timestamp, source, secret_label";
 
 pub(crate) const JOURNALED: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = $1";
 pub(crate) const MAKE_PENDING_DUE: &str = "UPDATE callbacks SET next_attempt_at = $1 \

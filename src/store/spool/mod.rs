@@ -54,7 +54,9 @@ use writer::{Command, Writer};
 /// `dedupe_key`: the writer keeps the spooled keys in memory (`SpooledKeys`). A unique index
 /// made every append and every forget touch a page at a random place of the index: the
 /// writer wrote ~7 KiB of WAL per ~1 KiB callback (measured), and the flusher synced it.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 3 added `source` and `secret_label` (issue 19): rows an older version spooled
+/// came in on the environment's webhook, `default`, under a label it did not keep.
+const SCHEMA_VERSION: i64 = 3;
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spool (
     id                  INTEGER PRIMARY KEY,
     received_at         TEXT    NOT NULL,
@@ -66,8 +68,16 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS spool (
     message_id          TEXT,
     body                TEXT    NOT NULL,
     nonce               TEXT    NOT NULL,
-    signature_timestamp INTEGER NOT NULL
+    signature_timestamp INTEGER NOT NULL,
+    source              TEXT    NOT NULL DEFAULT 'default',
+    secret_label        TEXT
 )";
+/// What version 3 added to version 2's table.
+const ADD_SOURCE: &str = "ALTER TABLE spool ADD COLUMN source TEXT NOT NULL DEFAULT 'default'; \
+     ALTER TABLE spool ADD COLUMN secret_label TEXT;";
+/// Version 1 had a unique index on `dedupe_key`; its rows are version 2's columns.
+const V2_COLUMNS: &str = "id, received_at, api, trigger, dedupe_key, app_id, project_id, \
+     message_id, body, nonce, signature_timestamp";
 
 /// The spool file of the SQLite database at `database`.
 pub fn path_for(database: &Path) -> PathBuf {
@@ -349,12 +359,17 @@ fn migrate(spool: &mut Connection) -> Result<(), StoreError> {
         )));
     }
     let tx = spool.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    if version == 1 {
-        tx.execute_batch("ALTER TABLE spool RENAME TO spool_v1")?;
-        tx.execute_batch(CREATE_TABLE)?;
-        tx.execute_batch("INSERT INTO spool SELECT * FROM spool_v1; DROP TABLE spool_v1;")?;
-    } else {
-        tx.execute_batch(CREATE_TABLE)?;
+    match version {
+        1 => {
+            tx.execute_batch("ALTER TABLE spool RENAME TO spool_v1")?;
+            tx.execute_batch(CREATE_TABLE)?;
+            tx.execute_batch(&format!(
+                "INSERT INTO spool ({V2_COLUMNS}) SELECT {V2_COLUMNS} FROM spool_v1; \
+                 DROP TABLE spool_v1;"
+            ))?;
+        }
+        2 => tx.execute_batch(ADD_SOURCE)?,
+        _ => tx.execute_batch(CREATE_TABLE)?,
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     tx.commit()?;
@@ -379,6 +394,8 @@ mod tests {
             body: "{}".into(),
             nonce: "n".into(),
             signature_timestamp: 0,
+            source: "default".into(),
+            secret_label: None,
         }
     }
 
@@ -521,7 +538,9 @@ mod tests {
                         Some(format!("m-{id}")),
                         "{}",
                         "n",
-                        0
+                        0,
+                        "sms",
+                        Some("2026-12")
                     ],
                 )
                 .unwrap();
@@ -535,10 +554,18 @@ mod tests {
                     cb.id,
                     spooled.dedupe_key.as_str(),
                     spooled.message_id.as_deref(),
+                    spooled.source.as_str(),
+                    spooled.secret_label.as_deref(),
                 )
             })
             .collect();
-        assert_eq!(read, [(3, "key-3", Some("m-3")), (4, "key-4", Some("m-4"))]);
+        assert_eq!(
+            read,
+            [
+                (3, "key-3", Some("m-3"), "sms", Some("2026-12")),
+                (4, "key-4", Some("m-4"), "sms", Some("2026-12"))
+            ]
+        );
         assert!(spool.read_after(2, 2).unwrap()[0].unreadable.is_none());
 
         writer

@@ -3,7 +3,8 @@
 use crate::store::{NewCallback, PendingCallback};
 
 pub(super) const READ_AFTER: &str = "SELECT id, received_at, api, trigger, dedupe_key, app_id, project_id, \
-     message_id, body, nonce, signature_timestamp FROM spool WHERE id > ?1 ORDER BY id LIMIT ?2";
+     message_id, body, nonce, signature_timestamp, source, secret_label FROM spool \
+     WHERE id > ?1 ORDER BY id LIMIT ?2";
 
 /// A row of `READ_AFTER`, as a pending callback. Only the id must be readable (it is the
 /// row's integer key); any other value this version cannot read is salvaged (see `Salvage`)
@@ -31,6 +32,8 @@ pub(super) fn spooled_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<PendingCa
         body: salvage.text(row, 8, "body"),
         nonce: salvage.text(row, 9, "nonce"),
         signature_timestamp: salvage.integer(row, 10, "signature_timestamp"),
+        source: salvage.text(row, 11, "source"),
+        secret_label: salvage.optional_text(row, 12, "secret_label"),
     };
     let mut pending = PendingCallback::spooled(id, callback);
     pending.unreadable = salvage.reason(id);

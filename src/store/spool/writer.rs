@@ -14,8 +14,8 @@ use super::flusher::{AppendReply, Flush};
 use super::keys::{IN_SPOOL, SpooledKeys, spooled_with_key};
 
 pub(super) const INSERT: &str = "INSERT INTO spool (id, received_at, api, trigger, dedupe_key, app_id, \
-     project_id, message_id, body, nonce, signature_timestamp) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+     project_id, message_id, body, nonce, signature_timestamp, source, secret_label) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 pub(super) const IN_CALLBACKS: &str = "SELECT 1 FROM callbacks WHERE dedupe_key = ?1";
 /// Moved callbacks forgotten by a commit that also appends, at most: the acks waiting for a
 /// commit should not also wait for the deletion of a whole processed batch (1024).
@@ -288,6 +288,8 @@ pub(super) fn append_all(
                     cb.body,
                     cb.nonce,
                     cb.signature_timestamp,
+                    cb.source,
+                    cb.secret_label,
                 ])?;
                 appending.insert(key);
                 *next_id += 1;

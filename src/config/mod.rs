@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+mod sources;
+
+use crate::auth::Source;
 use crate::forward::signing::SigningKey;
 use crate::redact::{mask_user_info, url_label};
 use crate::store::StoreOptions;
@@ -20,10 +23,14 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/sinch-webhooks.db";
 /// Everything `serve` needs. `Debug` never shows the secrets.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `SINCH_WEBHOOK_SECRET`: the secret configured on the Sinch webhook. Required.
-    pub secret: SecretString,
+    /// `SINCH_WEBHOOK_SECRET`: the secret configured on the Sinch webhook; required unless
+    /// `CONFIG_FILE` names sources.
+    pub secret: Option<SecretString>,
     /// `SINCH_WEBHOOK_SECRET_PREVIOUS`: also accepted while a rotation is under way.
     pub previous_secret: Option<SecretString>,
+    /// Where callbacks come in: the environment's source (the two secrets above, at
+    /// `/api/sinch/webhook`) and `CONFIG_FILE`'s.
+    pub sources: Vec<std::sync::Arc<Source>>,
     /// `HOST`: the address to listen on.
     pub host: String,
     /// `PORT`: the port to listen on.
@@ -124,12 +131,24 @@ pub enum ConfigError {
     /// For secrets: the value is never repeated.
     #[error("{var} is invalid: {reason}")]
     InvalidSecret { var: &'static str, reason: String },
+    /// The sources file (`CONFIG_FILE`); the reason never repeats a secret.
+    #[error("CONFIG_FILE {path}: {reason}")]
+    File { path: String, reason: String },
 }
 
 impl Settings {
     /// Reads settings from the process environment.
     pub fn from_env() -> Result<Settings, ConfigError> {
         Settings::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings from the process environment, with `config_file` (from `serve
+    /// --config`) in place of `CONFIG_FILE` when given.
+    pub fn from_env_with(config_file: Option<&str>) -> Result<Settings, ConfigError> {
+        Settings::from_lookup(|name| match (name, config_file) {
+            ("CONFIG_FILE", Some(path)) => Some(path.to_owned()),
+            _ => std::env::var(name).ok(),
+        })
     }
 
     /// Reads settings through `lookup`, so tests need not touch the process environment.
@@ -146,6 +165,11 @@ impl Settings {
             |v| non_empty(v).map(str::to_owned),
         )?;
         let checks = callback_checks(&lookup)?;
+        let sources = sources::sources(
+            &lookup,
+            (secret.clone(), previous_secret.clone()),
+            checks.signature_tolerance_secs,
+        )?;
         let log_format = parse(&lookup, "LOG_FORMAT", None, log_format)?;
         let database = database_tuning(&lookup)?;
         let max_inflight_bytes = parse(&lookup, "MAX_INFLIGHT_BYTES", 16 * 1024 * 1024, |v| {
@@ -161,6 +185,7 @@ impl Settings {
         let settings = Settings {
             secret,
             previous_secret,
+            sources,
             host,
             port,
             database_url,
@@ -207,7 +232,10 @@ impl Settings {
     /// Settings that work but deserve a loud warning at startup.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let secrets = std::iter::once(("SINCH_WEBHOOK_SECRET", &self.secret))
+        let secrets = self
+            .secret
+            .iter()
+            .map(|s| ("SINCH_WEBHOOK_SECRET", s))
             .chain(
                 self.previous_secret
                     .iter()
@@ -230,15 +258,15 @@ impl Settings {
     }
 }
 
-/// `SINCH_WEBHOOK_SECRET` (required) and `SINCH_WEBHOOK_SECRET_PREVIOUS`.
+/// `SINCH_WEBHOOK_SECRET` and `SINCH_WEBHOOK_SECRET_PREVIOUS` (`sources` says which are
+/// required).
 fn webhook_secrets(
     lookup: &impl Fn(&str) -> Option<String>,
-) -> Result<(SecretString, Option<SecretString>), ConfigError> {
-    let current = secret(lookup, "SINCH_WEBHOOK_SECRET")?.ok_or(ConfigError::Missing {
-        var: "SINCH_WEBHOOK_SECRET",
-        hint: "set it to the secret configured on your Sinch webhook (see .env.example)",
-    })?;
-    Ok((current, secret(lookup, "SINCH_WEBHOOK_SECRET_PREVIOUS")?))
+) -> Result<(Option<SecretString>, Option<SecretString>), ConfigError> {
+    Ok((
+        secret(lookup, "SINCH_WEBHOOK_SECRET")?,
+        secret(lookup, "SINCH_WEBHOOK_SECRET_PREVIOUS")?,
+    ))
 }
 
 /// `HOST` and `PORT`.
@@ -537,160 +565,4 @@ fn non_empty(value: &str) -> Result<&str, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-
-    use super::*;
-
-    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Settings::from_lookup(|name| map.get(name).cloned())
-    }
-
-    #[test]
-    fn defaults_apply_when_only_the_secret_is_set() {
-        let s = settings(&[("SINCH_WEBHOOK_SECRET", "a-long-enough-secret")]).unwrap();
-        assert_eq!((s.host.as_str(), s.port), ("0.0.0.0", 3000));
-        assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(
-            (s.signature_tolerance_secs, s.max_body_bytes),
-            (300, 1_048_576)
-        );
-        assert!(s.previous_secret.is_none());
-        assert!(s.warnings().is_empty());
-    }
-
-    #[test]
-    fn a_missing_secret_names_the_variable() {
-        let err = settings(&[]).unwrap_err().to_string();
-        assert!(err.starts_with("SINCH_WEBHOOK_SECRET is not set"), "{err}");
-    }
-
-    const FORWARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-    #[test]
-    fn forwarding_needs_a_standard_webhooks_secret_and_takes_several_urls() {
-        let base = ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret");
-        let urls = (
-            "FORWARD_URL",
-            "http://app.local/hooks, https://other.example/in",
-        );
-        let missing = settings(&[base, urls]).unwrap_err().to_string();
-        assert!(
-            missing.starts_with("FORWARD_SECRET is not set"),
-            "{missing}"
-        );
-        let wrong = settings(&[base, urls, ("FORWARD_SECRET", "plain-secret-value-123")])
-            .unwrap_err()
-            .to_string();
-        assert!(
-            wrong.contains("whsec_") && !wrong.contains("plain-secret-value-123"),
-            "{wrong}"
-        );
-        let ok = settings(&[base, urls, ("FORWARD_SECRET", FORWARD_SECRET)]).unwrap();
-        let hosts: Vec<_> = ok
-            .forward
-            .urls
-            .iter()
-            .filter_map(|u| u.host_str())
-            .collect();
-        assert_eq!(hosts, ["app.local", "other.example"]);
-        assert!(ok.forward.is_enabled());
-        assert_eq!(ok.forward.retry_window_secs, 86_400);
-        let off = settings(&[base]).unwrap();
-        assert!(!off.forward.is_enabled());
-        assert_eq!(off.forward.nats_stream, "SINCH");
-    }
-
-    #[test]
-    fn bad_forward_urls_are_named_without_their_secrets() {
-        let base = ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret");
-        for (value, shown) in [
-            (
-                "ftp://user:pw@example.com/x?token=s3cret",
-                "ftp://…@example.com/x?…",
-            ),
-            ("not a url?token=s3cret", "not a url?…"),
-            (" , ", "comma-separated"),
-            (
-                "http://a.example/h?t=s3cret, http://a.example/h?t=other",
-                "listed twice",
-            ),
-        ] {
-            let error = settings(&[base, ("FORWARD_URL", value)])
-                .unwrap_err()
-                .to_string();
-            assert!(error.starts_with("FORWARD_URL is invalid"), "{error}");
-            assert!(error.contains(shown), "{error}");
-            assert!(
-                !error.contains("s3cret") && !error.contains("pw@"),
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
-    fn invalid_values_name_the_variable_and_the_value() {
-        let cases = [
-            ("PORT", "http"),
-            ("PORT", "70000"),
-            ("SIGNATURE_TOLERANCE_SECS", "-1"),
-            ("SIGNATURE_TOLERANCE_SECS", "0"),
-            ("MAX_BODY_BYTES", "1MB"),
-            ("LOG_FORMAT", "xml"),
-            ("DATABASE_URL", ""),
-            ("AUTO_MIGRATE", "maybe"),
-            ("DATABASE_POOL_SIZE", "0"),
-            ("DATABASE_STATEMENT_TIMEOUT_MS", "ten"),
-            ("DISPATCH_LEASE_SECS", "0"),
-            ("FORWARD_TIMEOUT_SECS", "0"),
-            ("FORWARD_RETRY_WINDOW_SECS", "forever"),
-            ("NATS_STREAM", "a.b"),
-            ("NATS_SUBJECT_PREFIX", "sinch.>"),
-        ];
-        for (var, value) in cases {
-            let err = settings(&[
-                ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret"),
-                (var, value),
-            ])
-            .unwrap_err()
-            .to_string();
-            assert!(
-                err.starts_with(&format!("{var}={value:?} is invalid")),
-                "{err}"
-            );
-        }
-    }
-
-    #[test]
-    fn secrets_are_never_echoed_or_debug_printed() {
-        let err = settings(&[("SINCH_WEBHOOK_SECRET", " padded-secret-value ")]).unwrap_err();
-        assert!(!err.to_string().contains("padded-secret-value"), "{err}");
-        let s = settings(&[
-            ("SINCH_WEBHOOK_SECRET", "current-secret-value"),
-            ("SINCH_WEBHOOK_SECRET_PREVIOUS", "previous-secret-value"),
-        ])
-        .unwrap();
-        let shown = format!("{s:?}");
-        assert!(
-            !shown.contains("current-secret-value") && !shown.contains("previous-secret-value")
-        );
-    }
-
-    #[test]
-    fn weak_and_placeholder_secrets_are_warned_about() {
-        let s = settings(&[("SINCH_WEBHOOK_SECRET", "short")]).unwrap();
-        assert!(s.warnings()[0].contains("shorter than 16 bytes"));
-        let s = settings(&[("SINCH_WEBHOOK_SECRET", EXAMPLE_SECRET)]).unwrap();
-        assert!(s.warnings()[0].contains("placeholder"));
-        let s = settings(&[
-            ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret"),
-            ("SINCH_WEBHOOK_SECRET_PREVIOUS", "tiny"),
-        ])
-        .unwrap();
-        assert!(s.warnings()[0].starts_with("SINCH_WEBHOOK_SECRET_PREVIOUS"));
-    }
-}
+mod tests;

@@ -1,0 +1,262 @@
+//! Who may post callbacks. A source is a path with one way of authenticating requests on
+//! it: Sinch's HMAC signature, HTTP Basic, a static header, an OAuth2 bearer token from
+//! `POST /oauth2/token`, or none but an address allow list. Everything here is pure: the
+//! request's parts and the time come in, a verdict goes out.
+
+pub mod allow;
+pub mod file;
+mod rejection;
+pub mod token;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderName, header};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::signature::{
+    ALGORITHM_HEADER, NONCE_HEADER, SIGNATURE_HEADER, SignatureHeaders, TIMESTAMP_HEADER, Verifier,
+};
+
+pub use allow::Allowlist;
+pub use rejection::{Failure, Rejection};
+
+/// The name of the source the environment configures (`SINCH_WEBHOOK_SECRET`).
+pub const DEFAULT_SOURCE: &str = "default";
+/// Its path.
+pub const DEFAULT_PATH: &str = "/api/sinch/webhook";
+
+/// A route callbacks come in on, and how requests on it are authenticated.
+#[derive(Debug)]
+pub struct Source {
+    /// In logs, metrics, the journal and the inspector.
+    pub name: Arc<str>,
+    pub path: String,
+    pub method: Method,
+    /// Client addresses accepted (required for `Method::None`, optional for the others).
+    pub allowlist: Allowlist,
+    /// For this long after startup an authentication failure is answered 503, not 401, so
+    /// Sinch keeps retrying while an operator fixes a secret.
+    pub fail_safe: Option<Duration>,
+}
+
+/// How requests on a source prove they come from Sinch.
+#[derive(Debug)]
+pub enum Method {
+    /// `x-sinch-webhook-signature`: HMAC-SHA256 under any of several labelled secrets.
+    Hmac(Verifier),
+    /// `Authorization: Basic`.
+    Basic {
+        username: String,
+        password: SecretString,
+    },
+    /// A custom header with a static value.
+    Header {
+        /// Lower case; leaked once at startup so rejections can name it (`&'static str`).
+        name: &'static str,
+        value: SecretString,
+    },
+    /// `Authorization: Bearer` with a token from `POST /oauth2/token`.
+    OAuth2(token::Client),
+    /// No credentials: only the allow list.
+    None,
+}
+
+impl Method {
+    /// The name used in the configuration file, `GET /api/sources` and the inspector.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Method::Hmac(_) => "hmac",
+            Method::Basic { .. } => "basic",
+            Method::Header { .. } => "header",
+            Method::OAuth2(_) => "oauth2",
+            Method::None => "none",
+        }
+    }
+}
+
+/// The parts of a request authentication looks at.
+pub struct Presented<'a> {
+    pub headers: &'a HeaderMap,
+    /// The TCP peer.
+    pub peer: IpAddr,
+    /// The raw body, exactly as received.
+    pub body: &'a [u8],
+    pub now_unix: i64,
+}
+
+/// A request that authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The label of the credential that matched: an HMAC secret's label, the Basic user
+    /// name, the header's name, the OAuth2 client id, or `allowlist`.
+    pub label: Arc<str>,
+    /// The signature's nonce; empty when the method does not sign.
+    pub nonce: String,
+    /// The signature's timestamp; `now` when the method does not sign.
+    pub timestamp: i64,
+}
+
+impl Source {
+    /// The environment's source: `SINCH_WEBHOOK_SECRET` (and `_PREVIOUS`) at `DEFAULT_PATH`.
+    pub fn from_env_secrets(verifier: Verifier) -> Source {
+        Source {
+            name: Arc::from(DEFAULT_SOURCE),
+            path: DEFAULT_PATH.to_owned(),
+            method: Method::Hmac(verifier),
+            allowlist: Allowlist::default(),
+            fail_safe: None,
+        }
+    }
+
+    /// Decides whether `request` comes from Sinch. The address is checked first: a request
+    /// from a network that is not allowed learns nothing about the credentials.
+    pub fn authenticate(&self, request: &Presented<'_>) -> Result<Authenticated, Failure> {
+        let forwarded: Vec<&str> = request
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        self.allowlist
+            .check(request.peer, &forwarded)
+            .map_err(Failure::new)?;
+        let unsigned = |label: &str| Authenticated {
+            label: Arc::from(label),
+            nonce: String::new(),
+            timestamp: request.now_unix,
+        };
+        match &self.method {
+            Method::Hmac(verifier) => {
+                let verified = verifier.verify(
+                    &signature_headers(request.headers),
+                    request.body,
+                    request.now_unix,
+                )?;
+                Ok(Authenticated {
+                    label: verified.secret,
+                    nonce: verified.nonce,
+                    timestamp: verified.timestamp,
+                })
+            }
+            Method::Basic { username, password } => {
+                let (given_user, given_password) =
+                    basic_credentials(request.headers).map_err(Failure::new)?;
+                let user_ok = secrets_match(given_user.as_bytes(), username.as_bytes());
+                let password_ok = secrets_match(
+                    given_password.as_bytes(),
+                    password.expose_secret().as_bytes(),
+                );
+                if user_ok & password_ok {
+                    Ok(unsigned(username))
+                } else {
+                    Err(Failure::new(Rejection::WrongCredentials {
+                        scheme: Some("Basic"),
+                    }))
+                }
+            }
+            Method::Header { name, value } => {
+                let given = request.headers.get(*name).ok_or(Failure::new(
+                    Rejection::MissingCredentialHeader { header: name },
+                ))?;
+                if secrets_match(given.as_bytes(), value.expose_secret().as_bytes()) {
+                    Ok(unsigned(name))
+                } else {
+                    Err(Failure::new(Rejection::WrongCredentials { scheme: None }))
+                }
+            }
+            Method::OAuth2(client) => {
+                let token = bearer_token(request.headers).map_err(Failure::new)?;
+                client
+                    .check(&self.name, token, request.now_unix)
+                    .map_err(Failure::new)?;
+                Ok(unsigned(&client.id))
+            }
+            Method::None => Ok(unsigned("allowlist")),
+        }
+    }
+
+    /// The labels of the credentials this source accepts, for `GET /api/sources`.
+    pub fn labels(&self) -> Vec<Arc<str>> {
+        match &self.method {
+            Method::Hmac(verifier) => verifier.labels(),
+            Method::Basic { username, .. } => vec![Arc::from(username.as_str())],
+            Method::Header { name, .. } => vec![Arc::from(*name)],
+            Method::OAuth2(client) => vec![Arc::from(client.id.as_str())],
+            Method::None => vec![Arc::from("allowlist")],
+        }
+    }
+}
+
+/// Compares digests rather than the values, in constant time, so neither the content nor
+/// the length of the expected value leaks through timing.
+pub fn secrets_match(given: &[u8], expected: &[u8]) -> bool {
+    Sha256::digest(given)
+        .ct_eq(&Sha256::digest(expected))
+        .into()
+}
+
+/// The signature headers of a request, as the HMAC verifier takes them. A header whose
+/// value is not visible ASCII is passed as `Err(())` so it can be reported precisely.
+pub fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .map(|value| value.to_str().map_err(|_| ()))
+    };
+    SignatureHeaders {
+        signature: get(SIGNATURE_HEADER),
+        nonce: get(NONCE_HEADER),
+        timestamp: get(TIMESTAMP_HEADER),
+        algorithm: get(ALGORITHM_HEADER),
+    }
+}
+
+/// The credentials of an `Authorization: Basic` header, decoded (RFC 7617: the user name
+/// ends at the first colon).
+pub fn basic_credentials(headers: &HeaderMap) -> Result<(String, String), Rejection> {
+    const BASIC: &str = "Basic";
+    let malformed = Rejection::MalformedAuthorization { expected: BASIC };
+    let encoded = authorization(headers, BASIC)?;
+    let decoded = STANDARD
+        .decode(encoded)
+        .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+        .map_err(|_| malformed)?;
+    let text = String::from_utf8(decoded).map_err(|_| malformed)?;
+    let (user, password) = text.split_once(':').ok_or(malformed)?;
+    Ok((user.to_owned(), password.to_owned()))
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Rejection> {
+    authorization(headers, "Bearer")
+}
+
+/// The credentials after `scheme` (matched case-insensitively, RFC 9110) in the
+/// `Authorization` header.
+fn authorization<'h>(headers: &'h HeaderMap, scheme: &'static str) -> Result<&'h str, Rejection> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(Rejection::MissingAuthorization { expected: scheme })?;
+    let malformed = Rejection::MalformedAuthorization { expected: scheme };
+    let value = value.to_str().map_err(|_| malformed)?;
+    let (given_scheme, credentials) = value.trim().split_once(' ').ok_or(malformed)?;
+    if !given_scheme.eq_ignore_ascii_case(scheme) || credentials.trim().is_empty() {
+        return Err(malformed);
+    }
+    Ok(credentials.trim())
+}
+
+/// A header name from the configuration, lower-cased and kept for the process's life.
+pub fn static_header_name(name: &str) -> Option<&'static str> {
+    let parsed = HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+    Some(Box::leak(parsed.as_str().to_owned().into_boxed_str()))
+}
+
+#[cfg(test)]
+mod tests;

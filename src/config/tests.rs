@@ -1,0 +1,153 @@
+use std::collections::HashMap;
+
+use super::*;
+
+fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Settings::from_lookup(|name| map.get(name).cloned())
+}
+
+#[test]
+fn defaults_apply_when_only_the_secret_is_set() {
+    let s = settings(&[("SINCH_WEBHOOK_SECRET", "a-long-enough-secret")]).unwrap();
+    assert_eq!((s.host.as_str(), s.port), ("0.0.0.0", 3000));
+    assert_eq!(s.database_url, DEFAULT_DATABASE_URL);
+    assert_eq!(
+        (s.signature_tolerance_secs, s.max_body_bytes),
+        (300, 1_048_576)
+    );
+    assert!(s.previous_secret.is_none());
+    assert!(s.warnings().is_empty());
+}
+
+#[test]
+fn a_missing_secret_names_the_variable() {
+    let err = settings(&[]).unwrap_err().to_string();
+    assert!(err.starts_with("SINCH_WEBHOOK_SECRET is not set"), "{err}");
+}
+
+const FORWARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+#[test]
+fn forwarding_needs_a_standard_webhooks_secret_and_takes_several_urls() {
+    let base = ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret");
+    let urls = (
+        "FORWARD_URL",
+        "http://app.local/hooks, https://other.example/in",
+    );
+    let missing = settings(&[base, urls]).unwrap_err().to_string();
+    assert!(
+        missing.starts_with("FORWARD_SECRET is not set"),
+        "{missing}"
+    );
+    let wrong = settings(&[base, urls, ("FORWARD_SECRET", "plain-secret-value-123")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        wrong.contains("whsec_") && !wrong.contains("plain-secret-value-123"),
+        "{wrong}"
+    );
+    let ok = settings(&[base, urls, ("FORWARD_SECRET", FORWARD_SECRET)]).unwrap();
+    let hosts: Vec<_> = ok
+        .forward
+        .urls
+        .iter()
+        .filter_map(|u| u.host_str())
+        .collect();
+    assert_eq!(hosts, ["app.local", "other.example"]);
+    assert!(ok.forward.is_enabled());
+    assert_eq!(ok.forward.retry_window_secs, 86_400);
+    let off = settings(&[base]).unwrap();
+    assert!(!off.forward.is_enabled());
+    assert_eq!(off.forward.nats_stream, "SINCH");
+}
+
+#[test]
+fn bad_forward_urls_are_named_without_their_secrets() {
+    let base = ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret");
+    for (value, shown) in [
+        (
+            "ftp://user:pw@example.com/x?token=s3cret",
+            "ftp://…@example.com/x?…",
+        ),
+        ("not a url?token=s3cret", "not a url?…"),
+        (" , ", "comma-separated"),
+        (
+            "http://a.example/h?t=s3cret, http://a.example/h?t=other",
+            "listed twice",
+        ),
+    ] {
+        let error = settings(&[base, ("FORWARD_URL", value)])
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("FORWARD_URL is invalid"), "{error}");
+        assert!(error.contains(shown), "{error}");
+        assert!(
+            !error.contains("s3cret") && !error.contains("pw@"),
+            "{error}"
+        );
+    }
+}
+
+#[test]
+fn invalid_values_name_the_variable_and_the_value() {
+    let cases = [
+        ("PORT", "http"),
+        ("PORT", "70000"),
+        ("SIGNATURE_TOLERANCE_SECS", "-1"),
+        ("SIGNATURE_TOLERANCE_SECS", "0"),
+        ("MAX_BODY_BYTES", "1MB"),
+        ("LOG_FORMAT", "xml"),
+        ("DATABASE_URL", ""),
+        ("AUTO_MIGRATE", "maybe"),
+        ("DATABASE_POOL_SIZE", "0"),
+        ("DATABASE_STATEMENT_TIMEOUT_MS", "ten"),
+        ("DISPATCH_LEASE_SECS", "0"),
+        ("FORWARD_TIMEOUT_SECS", "0"),
+        ("FORWARD_RETRY_WINDOW_SECS", "forever"),
+        ("NATS_STREAM", "a.b"),
+        ("NATS_SUBJECT_PREFIX", "sinch.>"),
+    ];
+    for (var, value) in cases {
+        let err = settings(&[
+            ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret"),
+            (var, value),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(&format!("{var}={value:?} is invalid")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn secrets_are_never_echoed_or_debug_printed() {
+    let err = settings(&[("SINCH_WEBHOOK_SECRET", " padded-secret-value ")]).unwrap_err();
+    assert!(!err.to_string().contains("padded-secret-value"), "{err}");
+    let s = settings(&[
+        ("SINCH_WEBHOOK_SECRET", "current-secret-value"),
+        ("SINCH_WEBHOOK_SECRET_PREVIOUS", "previous-secret-value"),
+    ])
+    .unwrap();
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("current-secret-value") && !shown.contains("previous-secret-value"));
+}
+
+#[test]
+fn weak_and_placeholder_secrets_are_warned_about() {
+    let s = settings(&[("SINCH_WEBHOOK_SECRET", "short")]).unwrap();
+    assert!(s.warnings()[0].contains("shorter than 16 bytes"));
+    let s = settings(&[("SINCH_WEBHOOK_SECRET", EXAMPLE_SECRET)]).unwrap();
+    assert!(s.warnings()[0].contains("placeholder"));
+    let s = settings(&[
+        ("SINCH_WEBHOOK_SECRET", "a-long-enough-secret"),
+        ("SINCH_WEBHOOK_SECRET_PREVIOUS", "tiny"),
+    ])
+    .unwrap();
+    assert!(s.warnings()[0].starts_with("SINCH_WEBHOOK_SECRET_PREVIOUS"));
+}
