@@ -6,6 +6,7 @@ mod outbox;
 mod replay;
 mod send;
 mod serve;
+mod shell;
 mod verify;
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ use self::outbox::OutboxCommand;
 use self::replay::ReplayArgs;
 use self::send::{SendArgs, SignArgs};
 use self::serve::ServeArgs;
+use self::shell::{CompletionsArgs, ManArgs};
 use self::verify::VerifyArgs;
 
 #[derive(Parser)]
@@ -55,6 +57,10 @@ enum Command {
     /// Inspect and redrive forwarded events (FORWARD_URL, NATS_URL)
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Print the completion script for a shell (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one per command into a folder with --out-dir.
+    Man(ManArgs),
 }
 
 /// Runs the command the arguments name; `serve` when they name none.
@@ -81,6 +87,8 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => database::backup(args),
             Command::Replay(args) => replay::replay(args).await,
             Command::Outbox(command) => outbox::outbox(command).await,
+            Command::Completions(args) => shell::completions(args),
+            Command::Man(args) => shell::man(args),
         }
     });
     match result {

@@ -24,6 +24,7 @@ mod query_api;
 mod reads;
 mod replicas;
 mod secrets;
+mod shell;
 mod sources;
 mod spool;
 mod store_faults;
