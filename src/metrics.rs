@@ -28,6 +28,35 @@ pub const OUTBOX_DELIVERIES: &str = "sinch_webhooks_outbox_deliveries";
 pub const BUILD_INFO: &str = "sinch_webhooks_build_info";
 pub const FAILED: &str = "sinch_webhooks_failed";
 pub const INFLIGHT_BYTES: &str = "sinch_webhooks_inflight_bytes";
+pub const FAIL_SAFE_REFUSALS: &str = "sinch_webhooks_fail_safe_refusals_total";
+pub const OAUTH2_TOKENS: &str = "sinch_webhooks_oauth2_tokens_total";
+
+/// Every name above: what the dashboard and the alert rules in `deploy/` may query (a test
+/// checks them against this list).
+pub const ALL: &[&str] = &[
+    CALLBACKS,
+    REJECTED,
+    VERIFIED,
+    ACK_SECONDS,
+    JOURNAL_BATCH_SIZE,
+    JOURNAL_COMMIT_SECONDS,
+    SPOOL_WRITE_SECONDS,
+    SPOOL_FLUSH_SECONDS,
+    BACKLOG,
+    OLDEST_UNPROCESSED_SECONDS,
+    PROCESSING_LAG_SECONDS,
+    PROCESSING_BATCH_SIZE,
+    PROCESSED,
+    HANDLER_FAILURES,
+    FORWARD_ATTEMPTS,
+    FORWARD_ATTEMPT_SECONDS,
+    OUTBOX_DELIVERIES,
+    BUILD_INFO,
+    FAILED,
+    INFLIGHT_BYTES,
+    FAIL_SAFE_REFUSALS,
+    OAUTH2_TOKENS,
+];
 
 /// Latency buckets from 100 µs to 10 s: acks are sub-millisecond to a few ms, processing lag
 /// milliseconds to seconds, retries longer.
@@ -132,6 +161,15 @@ fn describe_ingestion() {
         INFLIGHT_BYTES,
         Unit::Bytes,
         "Webhook body bytes held between accept and flush (capped by MAX_INFLIGHT_BYTES)."
+    );
+    describe_counter!(
+        FAIL_SAFE_REFUSALS,
+        "Authentication failures answered 503 instead of 401 during a source's fail-safe \
+         window, by source and reason."
+    );
+    describe_counter!(
+        OAUTH2_TOKENS,
+        "Token requests at the OAuth2 token endpoint, by source and outcome (issued, refused)."
     );
 }
 

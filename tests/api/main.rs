@@ -6,6 +6,7 @@ mod browser;
 #[macro_use]
 mod contract;
 mod crash;
+mod deploy;
 mod domain;
 mod faults;
 mod forward;
