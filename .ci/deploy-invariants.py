@@ -3,7 +3,7 @@
     deploy-invariants.py <rendered sqlite manifests> <rendered postgres manifests> <caddy JSON>
 
 - every variable the deploy files set for the receiver is one the service reads
-  (src/config.rs), so a typo cannot silently fall back to a default;
+  (src/config/), so a typo cannot silently fall back to a default;
 - SQLite on Kubernetes is one replica with the Recreate strategy, PostgreSQL several with
   RollingUpdate and a PodDisruptionBudget; probes are wired to /healthz and /readyz;
 - the proxy only proxies: no rewriting, no header changes, no request buffering.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-# Read by tracing's EnvFilter, not by src/config.rs.
+# Read by tracing's EnvFilter, not by src/config/.
 READ_ELSEWHERE = {"RUST_LOG"}
 RECEIVER_IMAGE = "sinch-webhooks"
 failures = []
@@ -28,7 +28,7 @@ def check(condition, message):
 
 
 def known_variables():
-    config = Path("src/config.rs").read_text()
+    config = "".join(path.read_text() for path in sorted(Path("src/config").glob("*.rs")))
     return set(re.findall(r'"([A-Z][A-Z0-9_]+)"', config)) | READ_ELSEWHERE
 
 
@@ -199,7 +199,7 @@ def main(sqlite_rendered, postgres_rendered, caddy_adapted):
     )
     known = known_variables()
     for name, path in sorted(used):
-        check(name in known, f"{path}: {name} is not a variable the service reads (src/config.rs)")
+        check(name in known, f"{path}: {name} is not a variable the service reads (src/config/)")
     check(len(used) >= 10, f"found only {len(used)} variables: is the parsing broken?")
 
     for failure in failures:

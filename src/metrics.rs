@@ -28,8 +28,6 @@ pub const OUTBOX_DELIVERIES: &str = "sinch_webhooks_outbox_deliveries";
 pub const BUILD_INFO: &str = "sinch_webhooks_build_info";
 pub const FAILED: &str = "sinch_webhooks_failed";
 pub const INFLIGHT_BYTES: &str = "sinch_webhooks_inflight_bytes";
-pub const FAIL_SAFE_REFUSALS: &str = "sinch_webhooks_fail_safe_refusals_total";
-pub const OAUTH2_TOKENS: &str = "sinch_webhooks_oauth2_tokens_total";
 
 /// Every name above: what the dashboard and the alert rules in `deploy/` may query (a test
 /// checks them against this list).
@@ -108,7 +106,7 @@ fn describe() {
 fn describe_ingestion() {
     describe_counter!(
         CALLBACKS,
-        "Verified callbacks, by trigger and outcome (accepted, duplicate)."
+        "Authenticated callbacks, by source, trigger and outcome (accepted, duplicate)."
     );
     describe_counter!(
         REJECTED,
@@ -161,15 +159,6 @@ fn describe_ingestion() {
         INFLIGHT_BYTES,
         Unit::Bytes,
         "Webhook body bytes held between accept and flush (capped by MAX_INFLIGHT_BYTES)."
-    );
-    describe_counter!(
-        FAIL_SAFE_REFUSALS,
-        "Authentication failures answered 503 instead of 401 during a source's fail-safe \
-         window, by source and reason."
-    );
-    describe_counter!(
-        OAUTH2_TOKENS,
-        "Token requests at the OAuth2 token endpoint, by source and outcome (issued, refused)."
     );
 }
 
