@@ -38,6 +38,10 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ("channel_event", "CHANNEL_EVENT (WhatsApp quality rating)"),
     ("unsupported", "UNSUPPORTED channel callback"),
     (
+        "batch_status",
+        "BATCH_STATUS_UPDATE (Batch API; --status COMPLETED, PARTIAL, FAILED)",
+    ),
+    (
         "sms_delivery_report",
         "SMS recipient_delivery_report_sms (default status Delivered)",
     ),
@@ -188,6 +192,12 @@ impl Sample<'_> {
                 "channel_event_notification",
                 json!({"channel_event": {"channel": "WHATSAPP", "event_type": "WHATS_APP_QUALITY_RATING_CHANGED",
                        "additional_data": {"quality_rating": "YELLOW", "sample_id": Ulid::new().to_string()}}}),
+            ),
+            "batch_status" => self.conversation(
+                "batch_status_update",
+                json!({"batch_id": self.id(), "status": self.status("COMPLETED"),
+                       "total_messages": 10, "successful_messages": 10, "failed_messages": 0,
+                       "processing_time_ms": 1200}),
             ),
             "unsupported" => self.conversation(
                 "unsupported_callback",

@@ -153,6 +153,11 @@ fn natural_key(trigger: Trigger, inner: Inner<'_>, top: &TopLevel<'_>) -> Option
             inner.conversation.and_then(|c| c.id),
             accepted().map(Text::from),
         ]),
+        // Progress reports of one status differ by when Sinch accepted them.
+        BatchStatusUpdate => match accepted() {
+            Some(accepted) => parts([inner.batch_id, inner.status, Some(Text::from(accepted))]),
+            None => parts([inner.batch_id, inner.status]),
+        },
         _ => None,
     }
 }
@@ -230,6 +235,8 @@ struct Inner<'a> {
     deleted_contact: Option<WithId<'a>>,
     #[serde(borrow)]
     conversation: Option<WithId<'a>>,
+    #[serde(borrow)]
+    batch_id: Option<Text<'a>>,
 }
 
 impl<'a> Inner<'a> {

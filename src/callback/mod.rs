@@ -36,6 +36,7 @@ mod tests {
     #[test]
     fn every_fixture_classifies_to_its_trigger() {
         let expected = [
+            ("batch_status_update.json", Trigger::BatchStatusUpdate),
             ("capability.json", Trigger::Capability),
             ("channel_event.json", Trigger::ChannelEvent),
             ("contact_create.json", Trigger::ContactCreate),

@@ -52,6 +52,7 @@ pub enum Trigger {
     SmartConversation,
     MessageInboundSmartConversationRedaction,
     RecordNotification,
+    BatchStatusUpdate,
     SmsDeliveryReport,
     MmsDeliveryReport,
     SmsRecipientDeliveryReport,
@@ -120,6 +121,11 @@ const NAMES: &[(Trigger, &str, Api)] = &[
     (
         Trigger::RecordNotification,
         "RECORD_NOTIFICATION",
+        Api::Conversation,
+    ),
+    (
+        Trigger::BatchStatusUpdate,
+        "BATCH_STATUS_UPDATE",
         Api::Conversation,
     ),
     (Trigger::SmsDeliveryReport, "delivery_report_sms", Api::Sms),
@@ -227,6 +233,18 @@ pub const CONVERSATION_KEYS: &[(&str, Trigger)] = &[
         Trigger::MessageInboundSmartConversationRedaction,
     ),
     ("record_notification", Trigger::RecordNotification),
+    ("batch_status_update", Trigger::BatchStatusUpdate),
+    (
+        "batch_processing_report_notification",
+        Trigger::BatchStatusUpdate,
+    ),
+];
+
+/// The Batch API status callback's top-level keys: Sinch's pages give it two names (see
+/// `payload::batch`), so both spellings are read.
+pub const BATCH_KEYS: [&str; 2] = [
+    "batch_status_update",
+    "batch_processing_report_notification",
 ];
 
 impl fmt::Display for Trigger {

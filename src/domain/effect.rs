@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::callback::payload::{
-    Analysis, CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent,
-    ConversationChange, ConversationState, DeliveryReport, IdentityDuplication, InboundMessage,
-    RecordNotification, SmsBatchReport, SmsDeliveryReport, SmsInbound, SubmittedMessage,
+    Analysis, BatchStatus, CapabilityReport, ChannelEvent, ConsentReport, ContactChange,
+    ContactEvent, ConversationChange, ConversationState, DeliveryReport, IdentityDuplication,
+    InboundMessage, RecordNotification, SmsBatchReport, SmsDeliveryReport, SmsInbound,
+    SubmittedMessage,
 };
 
 /// A change to the domain tables, decided by a handler and applied by the store. Each is
@@ -27,6 +28,8 @@ pub enum Effect {
     ChannelEvent(ChannelEvent),
     Analysis(Analysis),
     Record(RecordNotification),
+    /// A Conversation Batch API status report.
+    BatchStatus(BatchStatus),
     Contact {
         change: ContactChange,
         at: Option<DateTime<Utc>>,
@@ -72,6 +75,7 @@ impl Effect {
                     .unwrap_or_default()
             ),
             Effect::Record(r) => format!("record/{}", r.entity_id),
+            Effect::BatchStatus(b) => format!("batch/{}", b.batch_id),
             Effect::ChannelEvent(e) => format!(
                 "channel_event/{}/{}/{}",
                 e.app_id.as_deref().unwrap_or_default(),

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use super::NewEvent;
 use super::status::StatusReport;
 use crate::callback::payload::{
-    Analysis, CapabilityReport, ChannelEvent, ConsentReport, ContactChange, ContactEvent,
-    ContactState, ConversationChange, ConversationState, DeliveryReport, IdentityDuplication,
-    InboundMessage, RecordNotification, SmsBatchReport, SmsDeliveryReport, SmsInbound,
-    SubmittedMessage,
+    Analysis, BatchStatus, CapabilityReport, ChannelEvent, ConsentReport, ContactChange,
+    ContactEvent, ContactState, ConversationChange, ConversationState, DeliveryReport,
+    IdentityDuplication, InboundMessage, RecordNotification, SmsBatchReport, SmsDeliveryReport,
+    SmsInbound, SubmittedMessage,
 };
 
 /// A delivery report that became the current status of `key` (`message_id` or `event_id`).
@@ -69,6 +69,22 @@ pub fn record(record: &RecordNotification, at: DateTime<Utc>) -> NewEvent {
         payload: serde_json::json!({
             "entity_id": record.entity_id,
             "record_status": record.record_status,
+            "at": at,
+        }),
+    }
+}
+
+pub fn batch_status(batch: &BatchStatus, at: DateTime<Utc>) -> NewEvent {
+    NewEvent {
+        kind: "batch.status",
+        payload: serde_json::json!({
+            "batch_id": batch.batch_id,
+            "app_id": batch.app_id,
+            "status": batch.status,
+            "total_messages": batch.total_messages,
+            "successful_messages": batch.successful_messages,
+            "failed_messages": batch.failed_messages,
+            "processing_time_ms": batch.processing_time_ms,
             "at": at,
         }),
     }

@@ -30,6 +30,14 @@ pub fn record(body: &str) -> Plan {
     single(parse_record_notification(body), Effect::Record)
 }
 
+/// A Batch API status report: the batch's state if it is newer, its history either way.
+pub fn batch_status(body: &str) -> Plan {
+    single(
+        crate::callback::payload::parse_batch_status(body),
+        Effect::BatchStatus,
+    )
+}
+
 /// The message was handed to the channel: recorded, but it never moves a status.
 pub fn submitted(body: &str) -> Plan {
     single(parse_submitted_message(body), Effect::MessageSubmitted)

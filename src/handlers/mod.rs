@@ -45,6 +45,7 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         SmsInboundText | SmsInboundBinary | SmsInboundMedia => sms::inbound(body),
         SmartConversation => messages::analysis(body),
         RecordNotification => messages::record(body),
+        BatchStatusUpdate => messages::batch_status(body),
         Unsupported => journal_only::known(callback),
         Unknown => journal_only::unknown(callback),
     }

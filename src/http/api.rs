@@ -207,6 +207,19 @@ pub async fn channel(State(state): State<AppState>, Path(channel): Path<String>)
     })))
 }
 
+/// `GET /api/batches/{batch_id}`: a Conversation Batch API batch's state (its newest status
+/// report) and every report received.
+pub async fn batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult {
+    let (current, history) = state.store.queries().batch_status(&batch_id).await?;
+    let Some(current) = current else {
+        return Err(ApiError::NoSuch {
+            what: "batch",
+            id: batch_id,
+        });
+    };
+    Ok(Json(json!({ "batch": current, "history": history })))
+}
+
 /// `GET /api/sms/batches/{batch_id}`: the batch summary and each recipient's status.
 pub async fn sms_batch(State(state): State<AppState>, Path(batch_id): Path<String>) -> ApiResult {
     let batch = state.store.queries().sms_batch(&batch_id).await?;

@@ -99,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/consents/{channel}/{identity}", get(api::consent))
         .route("/api/contacts/{id}", get(api::contact))
         .route("/api/sms/batches/{batch_id}", get(api::sms_batch))
+        .route("/api/batches/{batch_id}", get(api::batch))
         .route("/api/channels/{channel}", get(api::channel))
         .route("/api/stream", get(stream::events))
         .route("/api/activity", get(inspector::activity))

@@ -7,10 +7,10 @@ use chrono::{DateTime, Utc};
 
 use super::processing::tx::v;
 use super::records::{
-    AnalysisRecord, CallbackRecord, CapabilityRecord, ChannelStateRecord, ConsentHistoryRecord,
-    ConsentRecord, ContactCapabilityRecord, ContactConsentRecord, ContactRecord,
-    ConversationRecord, EventRecord, IdentityRecord, MessageRecord, RecordNotificationRecord,
-    SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
+    AnalysisRecord, BatchStatusRecord, CallbackRecord, CapabilityRecord, ChannelStateRecord,
+    ConsentHistoryRecord, ConsentRecord, ContactCapabilityRecord, ContactConsentRecord,
+    ContactRecord, ConversationRecord, EventRecord, IdentityRecord, MessageRecord,
+    RecordNotificationRecord, SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
 };
 use super::sql::SqlPool;
 use super::{PendingCallback, Source, StoreError};
@@ -101,6 +101,11 @@ pub trait Queries: Send + Sync {
         channel: &str,
         limit: u32,
     ) -> Result<(Vec<ChannelStateRecord>, Vec<ChannelStateRecord>), StoreError>;
+    /// A Batch API batch's state (its newest status report), then its reports, newest first.
+    async fn batch_status(
+        &self,
+        batch_id: &str,
+    ) -> Result<(Option<BatchStatusRecord>, Vec<BatchStatusRecord>), StoreError>;
     /// Capability checks kept by this contact (checks that named no identity), by channel.
     async fn contact_capabilities(
         &self,
@@ -332,6 +337,23 @@ impl Queries for SqlReads {
             self.pool
                 .all(history, &[v(channel), v(i64::from(limit))])
                 .await?,
+        ))
+    }
+
+    async fn batch_status(
+        &self,
+        batch_id: &str,
+    ) -> Result<(Option<BatchStatusRecord>, Vec<BatchStatusRecord>), StoreError> {
+        const COLUMNS: &str = "batch_id, app_id, status, total_messages, successful_messages, \
+             failed_messages, processing_time_ms, event_at, callback_id";
+        let state = format!("SELECT {COLUMNS} FROM batch_states WHERE batch_id = $1");
+        let history = format!(
+            "SELECT {COLUMNS} FROM batch_status_history WHERE batch_id = $1 \
+             ORDER BY event_at DESC, id DESC"
+        );
+        Ok((
+            self.pool.optional(&state, &[v(batch_id)]).await?,
+            self.pool.all(&history, &[v(batch_id)]).await?,
         ))
     }
 

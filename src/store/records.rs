@@ -156,6 +156,20 @@ pub struct ChannelStateRecord {
     pub callback_id: i64,
 }
 
+/// A Conversation Batch API status report: a batch's state, or one entry of its history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct BatchStatusRecord {
+    pub batch_id: String,
+    pub app_id: Option<String>,
+    pub status: String,
+    pub total_messages: Option<i64>,
+    pub successful_messages: Option<i64>,
+    pub failed_messages: Option<i64>,
+    pub processing_time_ms: Option<i64>,
+    pub event_at: DateTime<Utc>,
+    pub callback_id: i64,
+}
+
 /// A capability check kept by contact: one that named the contact but no identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ContactCapabilityRecord {

@@ -204,6 +204,13 @@ impl Queries for SqliteStore {
         self.reads.channel_events(channel, limit).await
     }
 
+    async fn batch_status(
+        &self,
+        batch_id: &str,
+    ) -> Result<(Option<BatchStatusRecord>, Vec<BatchStatusRecord>), StoreError> {
+        self.reads.batch_status(batch_id).await
+    }
+
     async fn contact_capabilities(
         &self,
         contact_id: &str,

@@ -18,8 +18,13 @@ contract!(contacts_merge_and_delete_without_dropping_history);
 contract!(sms_final_statuses_are_never_replaced);
 contract!(a_submit_is_recorded_but_never_moves_a_status);
 contract!(conversations_keep_their_times_whatever_the_order);
+contract!(a_batch_keeps_its_newest_report_whatever_the_order);
+
+/// The batch of `batch_status_update.json`.
+const BATCH: &str = "01HBATCH000000000000000001";
 
 const FIXTURES: &[&str] = &[
+    "batch_status_update.json",
     "capability.json",
     "channel_event.json",
     "contact_create.json",
@@ -70,6 +75,16 @@ async fn every_fixture_changes_its_table(store: Arc<dyn Store>) {
         .unwrap()
         .unwrap();
     assert_eq!(capability.status, "NO_CAPABILITY");
+    let (batch, _) = s.queries().batch_status(BATCH).await.unwrap();
+    let batch = batch.unwrap();
+    assert_eq!(
+        (
+            batch.status.as_str(),
+            batch.successful_messages,
+            batch.failed_messages
+        ),
+        ("PARTIAL", Some(8), Some(2))
+    );
     let (channel, _) = s.queries().channel_events("WHATSAPP", 10).await.unwrap();
     assert_eq!(channel[0].event_type, "WHATS_APP_QUALITY_RATING_CHANGED");
     assert_eq!(
@@ -189,6 +204,7 @@ async fn snapshot(s: &dyn Store) -> Result<Value, StoreError> {
         "identities": s.queries().contact_identities("01HCONT000000000000000000E").await?,
         "conversations": s.queries().contact_conversations("01HCONT000000000000000000E").await?,
         "sms": s.queries().sms_deliveries("01JHFFHQ0P99JPPNQPJDV7JTBP").await?,
+        "batch": s.queries().batch_status(BATCH).await?,
     }))
 }
 
@@ -425,5 +441,39 @@ async fn conversations_keep_their_times_whatever_the_order(store: Arc<dyn Store>
     assert!(
         conversation.deleted_at.is_some(),
         "deleted is marked, the row is kept"
+    );
+}
+
+fn batch_body(status: &str, accepted: &str, successful: i64) -> String {
+    serde_json::json!({
+        "app_id": "a", "accepted_time": accepted,
+        "batch_status_update": {"batch_id": "b-1", "status": status, "total_messages": 10,
+            "successful_messages": successful, "failed_messages": 10 - successful}
+    })
+    .to_string()
+}
+
+async fn a_batch_keeps_its_newest_report_whatever_the_order(store: Arc<dyn Store>) {
+    let newest = batch_body("COMPLETED", "2025-03-04T12:05:00Z", 9);
+    let older = batch_body("PARTIAL", "2025-03-04T12:01:00Z", 4);
+    ingest(store.as_ref(), &[newest.clone(), older, newest]).await;
+    let (batch, history) = store.queries().batch_status("b-1").await.unwrap();
+    let batch = batch.unwrap();
+    assert_eq!(
+        (batch.status.as_str(), batch.successful_messages),
+        ("COMPLETED", Some(9)),
+        "a late PARTIAL does not overwrite COMPLETED"
+    );
+    let statuses: Vec<&str> = history.iter().map(|h| h.status.as_str()).collect();
+    assert_eq!(
+        statuses,
+        ["COMPLETED", "PARTIAL"],
+        "the retry is a duplicate"
+    );
+    let events = event_types(store.as_ref()).await;
+    assert_eq!(
+        events.iter().filter(|e| *e == "batch.status").count(),
+        1,
+        "only the report that became the state is announced"
     );
 }

@@ -17,7 +17,9 @@ use serde_json::value::RawValue;
 
 use super::classify::TopLevel;
 
+mod batch;
 pub use analysis::{Analysis, RecordNotification, parse_analysis, parse_record_notification};
+pub use batch::{BatchStatus, parse_batch_status};
 pub use channel::{ChannelEvent, parse_channel_event};
 pub use consents::{CapabilityReport, ConsentKind, ConsentReport, parse_capability, parse_consent};
 pub use contacts::{

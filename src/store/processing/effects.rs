@@ -43,6 +43,7 @@ pub(super) async fn apply<T: Tx>(
         Effect::ChannelEvent(event) => notices::channel_event(tx, event, callback, now, out).await,
         Effect::Analysis(analysis) => notices::analysis(tx, analysis, callback, now, out).await,
         Effect::Record(record) => notices::record(tx, record, callback, now, out).await,
+        Effect::BatchStatus(batch) => notices::batch_status(tx, batch, callback, now, out).await,
         Effect::Contact { change, at } => {
             self::contact(tx, change, at.unwrap_or(received_at), now, out).await
         }

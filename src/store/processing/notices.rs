@@ -8,7 +8,8 @@ use super::Outputs;
 use super::sql;
 use super::tx::{Kind, Tx, v};
 use crate::callback::payload::{
-    Analysis, CapabilityReport, ChannelEvent, ConsentKind, ConsentReport, RecordNotification,
+    Analysis, BatchStatus, CapabilityReport, ChannelEvent, ConsentKind, ConsentReport,
+    RecordNotification,
 };
 use crate::domain::consent::{self, ConsentState, Subject};
 use crate::domain::{events, time};
@@ -217,6 +218,34 @@ pub(super) async fn record<T: Tx>(
     ];
     if tx.execute(sql::INSERT_RECORD, &values).await? > 0 {
         out.events.push(events::record(record, at));
+    }
+    Ok(())
+}
+
+/// Kept in the batch's history; it becomes the batch's state only if it is newer.
+pub(super) async fn batch_status<T: Tx>(
+    tx: &mut T,
+    batch: &BatchStatus,
+    callback: &PendingCallback,
+    now: DateTime<Utc>,
+    out: &mut Outputs,
+) -> Result<(), T::Error> {
+    let at = time::envelope(batch.event_time, batch.accepted_time, callback.received_at);
+    let values = [
+        v(&batch.batch_id),
+        v(batch.app_id.as_deref()),
+        v(&batch.status),
+        v(batch.total_messages),
+        v(batch.successful_messages),
+        v(batch.failed_messages),
+        v(batch.processing_time_ms),
+        v(at),
+        v(callback.id),
+        v(now),
+    ];
+    tx.execute(sql::INSERT_BATCH_STATUS, &values).await?;
+    if tx.execute(sql::UPSERT_BATCH_STATE, &values).await? > 0 {
+        out.events.push(events::batch_status(batch, at));
     }
     Ok(())
 }

@@ -164,6 +164,25 @@ pub(crate) const INSERT_RECORD: &str = "INSERT INTO record_notifications (entity
      record_status, event_at, callback_id, recorded_at) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (callback_id) DO NOTHING";
 
+/// `$1` batch id, `$2` app id, `$3` status, `$4` total, `$5` successful, `$6` failed, `$7`
+/// processing time (ms), `$8` event time, `$9` callback id, `$10` now.
+pub(crate) const INSERT_BATCH_STATUS: &str = "INSERT INTO batch_status_history (batch_id, \
+     app_id, status, total_messages, successful_messages, failed_messages, processing_time_ms, \
+     event_at, callback_id, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (callback_id) DO NOTHING";
+/// The batch's state: only a newer report replaces it (the same callback again changes
+/// nothing; an older one stays in the history only).
+pub(crate) const UPSERT_BATCH_STATE: &str = "INSERT INTO batch_states (batch_id, app_id, status, \
+     total_messages, successful_messages, failed_messages, processing_time_ms, event_at, \
+     callback_id, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (batch_id) DO UPDATE SET app_id = COALESCE(excluded.app_id, batch_states.app_id), \
+     status = excluded.status, total_messages = excluded.total_messages, \
+     successful_messages = excluded.successful_messages, \
+     failed_messages = excluded.failed_messages, \
+     processing_time_ms = excluded.processing_time_ms, event_at = excluded.event_at, \
+     callback_id = excluded.callback_id, updated_at = excluded.updated_at \
+     WHERE batch_states.event_at < excluded.event_at";
+
 /// `$1` app id (`''` when none), `$2` channel, `$3` event type, `$4` additional data, `$5`
 /// event time, `$6` callback id, `$7` now.
 pub(crate) const INSERT_CHANNEL_EVENT: &str = "INSERT INTO channel_events (app_id, channel, \
