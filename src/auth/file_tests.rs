@@ -187,3 +187,29 @@ fn errors_never_repeat_a_secret() {
 fn an_empty_file_has_no_sources() {
     assert!(parsed("").unwrap().is_empty());
 }
+
+#[test]
+fn the_example_file_in_the_repository_is_valid() {
+    let text = include_str!("../../sources.example.toml");
+    let sources = parse(text, &|_| Some("a-long-secret-from-the-env".into()), 300).unwrap();
+    let names: Vec<&str> = sources.iter().map(|s| &*s.name).collect();
+    assert_eq!(names, ["conversation", "sms"]);
+    let uncommented: String = text
+        .lines()
+        .map(|line| line.strip_prefix("# ").unwrap_or(line))
+        .filter(|line| {
+            line.starts_with('[')
+                || line.contains(" = ")
+                || line.starts_with("  {")
+                || line.starts_with(']')
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let every = parse(
+        &uncommented,
+        &|_| Some("a-long-secret-from-the-env".into()),
+        300,
+    )
+    .unwrap();
+    assert_eq!(every.len(), 5, "the commented-out sources are valid too");
+}

@@ -97,11 +97,12 @@ struct CallbackCursor {
 pub async fn callbacks(State(state): State<AppState>, RawQuery(query): RawQuery) -> ApiResult {
     let params = Params::parse(
         query.as_deref(),
-        &["trigger", "since", "processed", "limit", "cursor"],
+        &["trigger", "source", "since", "processed", "limit", "cursor"],
     )?;
     let limit = params.limit()?;
     let query = CallbackQuery {
         trigger: params.text("trigger"),
+        source: params.text("source"),
         since: params.time("since")?,
         processed: params.boolean("processed")?,
         before_id: params.cursor::<CallbackCursor>()?.map(|c| c.before_id),

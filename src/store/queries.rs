@@ -35,6 +35,8 @@ pub struct MessageQuery {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallbackQuery {
     pub trigger: Option<String>,
+    /// The source it came in on.
+    pub source: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub processed: Option<bool>,
     /// Keyset: the id of the last callback of the previous page.
@@ -179,6 +181,7 @@ impl Queries for SqlReads {
             v(query.since),
             v(query.processed),
             v(query.before_id),
+            v(&query.source),
             v(i64::from(query.limit)),
         ];
         Ok(self
@@ -187,7 +190,8 @@ impl Queries for SqlReads {
                 "SELECT * FROM callbacks WHERE ($1 IS NULL OR trigger = $1) \
                  AND ($2 IS NULL OR received_at >= $2) \
                  AND ($3 IS NULL OR (processed_at IS NOT NULL) = $3) \
-                 AND ($4 IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+                 AND ($4 IS NULL OR id < $4) AND ($5 IS NULL OR source = $5) \
+                 ORDER BY id DESC LIMIT $6",
                 &values,
             )
             .await?)

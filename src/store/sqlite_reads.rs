@@ -68,12 +68,13 @@ impl SqliteStore {
             let rows: Vec<CallbackRecord> = sqlx::query_as(&format!(
                 "SELECT {SPOOLED_RECORD} FROM spool WHERE id > ?1 AND (?2 IS NULL OR trigger = ?2) \
                  AND (?3 IS NULL OR received_at >= ?3) AND (?4 IS NULL OR id < ?4) \
-                 ORDER BY id DESC LIMIT ?5"
+                 AND (?5 IS NULL OR source = ?5) ORDER BY id DESC LIMIT ?6"
             ))
             .bind(moved_through)
             .bind(&query.trigger)
             .bind(query.since.as_ref().map(ts))
             .bind(before)
+            .bind(&query.source)
             .bind(i64::from(query.limit))
             .fetch_all(&spooling.reads)
             .await?;

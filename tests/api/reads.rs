@@ -66,11 +66,24 @@ async fn every_read_and_outbox_call_works_with_and_without_filters(store: Arc<dy
             since: Some(now - Duration::hours(1)),
             processed: Some(true),
             before_id: Some(all[0].id),
+            source: Some("default".into()),
             limit: 10,
         })
         .await
         .unwrap();
     assert_eq!(filtered.len(), 1);
+    let other_source = q
+        .callbacks(&CallbackQuery {
+            source: Some("sms".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        other_source.is_empty(),
+        "every callback here came in on default"
+    );
     let replay = ReplayQuery {
         limit: 10,
         ..Default::default()

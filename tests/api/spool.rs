@@ -611,6 +611,15 @@ async fn the_callback_list_shows_spooled_callbacks_with_the_journaled_ones_each_
         ..everything.clone()
     };
     assert_eq!(list(opt_ins).await, [(s3, false)]);
+    let elsewhere = CallbackQuery {
+        source: Some("sms".into()),
+        ..everything.clone()
+    };
+    assert_eq!(
+        list(elsewhere).await,
+        [],
+        "spooled callbacks are filtered by source too"
+    );
     let first_page = CallbackQuery {
         limit: 2,
         ..everything.clone()

@@ -4,6 +4,9 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 
 import {
   PHONE,
@@ -79,14 +82,24 @@ function luminance(rgb) {
   return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255;
 }
 
+/** A sources file next to the environment's source: a Basic source inside its fail-safe window. */
+const SOURCES_DIR = mkdtempSync(path.join(tmpdir(), 'sinch-webhooks-sources-'));
+const SMS_PASSWORD = `sms-password-${newId()}`;
+
 before(async () => {
-  receiver = await startReceiver();
+  const config = path.join(SOURCES_DIR, 'sources.toml');
+  writeFileSync(
+    config,
+    `[[source]]\nname = "sms"\npath = "/api/sinch/sms"\nauth = "basic"\nusername = "sinch"\npassword = "${SMS_PASSWORD}"\nfail_safe_secs = 3600\n`,
+  );
+  receiver = await startReceiver({ env: { CONFIG_FILE: config } });
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
   await receiver?.stop();
+  rmSync(SOURCES_DIR, { recursive: true, force: true });
 });
 
 describe('inspector page', () => {
@@ -262,6 +275,7 @@ describe('inspector page', () => {
     await mismatch.waitFor();
     const text = await mismatch.innerText();
     assert.match(text, /signature_mismatch/);
+    assert.match(text, /\bdefault\b/, 'the source that refused it');
     assert.match(text, new RegExp(`${Buffer.byteLength(body)} B`), 'body length');
     assert.match(text, /127\.0\.0\.1:\d+/, 'source address');
     assert.match(text, /browser-test-agent\/1\.0/);
@@ -272,6 +286,34 @@ describe('inspector page', () => {
     const html = await page.content();
     assert.ok(!html.includes(marker), 'the body is never shown');
     assert.ok(!html.includes(signature), 'the signature is never shown');
+  });
+
+  test('a refusal inside a fail-safe window is shown as a 503 next to the sources and their windows', async () => {
+    const body = deliveryReport(newId(), 'DELIVERED');
+    const response = await fetch(`${receiver.url}/api/sinch/sms`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('sinch:wrong').toString('base64')}` },
+      body,
+    });
+    assert.equal(response.status, 503);
+    assert.equal((await response.json()).error, 'wrong_credentials');
+
+    await goTo(page, 'rejected');
+    await page.locator('#rejected-refresh').click();
+    const row = page.locator('#rejected-rows tr[data-reason="wrong_credentials"][data-fail-safe="true"]').first();
+    await row.waitFor();
+    const text = await row.innerText();
+    assert.match(text, /\bsms\b/);
+    assert.match(text, /fail-safe: answered 503/);
+    const sms = await page.locator('#sources-rows tr[data-source="sms"]').innerText();
+    assert.match(sms, /\/api\/sinch\/sms/);
+    assert.match(sms, /basic/);
+    assert.match(sms, /open: \d+ s left/);
+    const fallback = await page.locator('#sources-rows tr[data-source="default"]').innerText();
+    assert.match(fallback, /hmac/);
+    assert.match(fallback, /current/);
+    assert.match(fallback, /off/);
+    assert.ok(!(await page.content()).includes(SMS_PASSWORD), 'no secret is shown');
   });
 
   test('an unprocessable callback shows as such in the feed, with its error', async () => {
@@ -319,6 +361,7 @@ describe('inspector page', () => {
     assert.match(await deliveredItem.innerText(), /late · not current/);
     assert.match(await deliveredItem.innerText(), /received 2nd of 2/);
     assert.match(await readItem.innerText(), /current/);
+    assert.equal(await readItem.locator('[data-role="origin"]').innerText(), 'default · current', 'the source and the secret that verified it');
 
     // The raw body, pretty-printed.
     await readItem.locator('details.raw summary').click();

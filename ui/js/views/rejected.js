@@ -1,5 +1,6 @@
-// Rejected attempts: requests that failed signature verification, with why, so a wrong
-// secret or a mangling proxy can be told from an attack.
+// Rejected attempts: requests that failed authentication on a source, with why, so a wrong
+// secret or a mangling proxy can be told from an attack; and the sources themselves, with
+// their fail-safe windows.
 
 import { api, showError } from '../api.js';
 import { $, badge, clear, el, timeEl } from '../dom.js';
@@ -13,6 +14,13 @@ const REASONS = [
   ['unsupported_algorithm', 'x-sinch-webhook-signature-algorithm is not HmacSHA256: not a Sinch Conversation or SMS callback.'],
   ['bad_timestamp', 'The timestamp is not whole unix seconds: not a Sinch callback.'],
   ['malformed_signature', 'The signature is not the padded base64 of a 32-byte MAC: a truncated header, or not Sinch.'],
+  ['missing_authorization', 'A Basic or OAuth2 source got no Authorization header: the credentials are not set on the Sinch callback, or a proxy drops Authorization.'],
+  ['malformed_authorization', 'The Authorization header is not of the scheme the source expects (Basic or Bearer).'],
+  ['wrong_credentials', 'The Basic user and password, or the custom header\'s value, match nothing configured for the source.'],
+  ['invalid_token', 'The bearer token was not issued by POST /oauth2/token for this source, or the client secret changed since.'],
+  ['expired_token', 'The bearer token is past its expires_in: check this machine\'s clock.'],
+  ['address_not_allowed', 'The client address is not in the source\'s allow list; behind a proxy, list the proxy in trusted_proxies.'],
+  ['malformed_forwarded_for', 'X-Forwarded-For from a trusted proxy names no address.'],
 ];
 
 export const rejections = {
@@ -50,7 +58,8 @@ export const rejections = {
     if (this.loading) return this.loading;
     this.loading = (async () => {
       try {
-        const data = await api('/api/rejections');
+        const [data, sources] = await Promise.all([api('/api/rejections'), api('/api/sources')]);
+        this.renderSources(sources);
         this.render(data);
       } catch (error) {
         const summary = $('rejected-summary');
@@ -61,6 +70,29 @@ export const rejections = {
       }
     })();
     return this.loading;
+  },
+
+  /** Each source, how it authenticates, its labels, and whether its fail-safe window is open. */
+  renderSources(data) {
+    const rows = clear($('sources-rows'));
+    for (const s of Array.isArray(data?.sources) ? data.sources : []) {
+      const window = s.fail_safe
+        ? s.fail_safe.open
+          ? badge('rejected', `open: ${s.fail_safe.remaining_secs} s left`, 'Authentication failures are answered 503 so Sinch retries; fix the credentials before it closes.')
+          : el('span', { class: 'muted', text: `closed (${s.fail_safe.window_secs} s)` })
+        : el('span', { class: 'muted', text: 'off' });
+      rows.append(
+        el(
+          'tr',
+          { dataset: { source: s.name || '' } },
+          el('td', { class: 'mono', text: orDash(s.name) }),
+          el('td', { class: 'mono', text: orDash(s.path) }),
+          el('td', { text: orDash(s.auth) }),
+          el('td', { class: 'mono wrap', text: (s.labels || []).join(', ') || '—' }),
+          el('td', null, window),
+        ),
+      );
+    }
   },
 
   render(data) {
@@ -84,13 +116,16 @@ export const rejections = {
     const rows = clear($('rejected-rows'));
     const help = new Map(REASONS);
     for (const r of list) {
-      const source = el('td', { class: 'wrap' }, el('span', { class: 'mono', text: orDash(r.peer) }));
-      if (r.forwarded_for) source.append(el('span', { class: 'sub', text: `forwarded for ${r.forwarded_for}` }));
+      const from = el('td', { class: 'wrap' }, el('span', { class: 'mono', text: orDash(r.peer) }));
+      if (r.forwarded_for) from.append(el('span', { class: 'sub', text: `forwarded for ${r.forwarded_for}` }));
+      const source = el('td', { class: 'wrap' }, el('span', { class: 'mono', text: orDash(r.source) }));
+      if (r.fail_safe) source.append(el('span', { class: 'sub', text: 'fail-safe: answered 503' }));
       rows.append(
         el(
           'tr',
-          { dataset: { reason: r.reason || '' } },
+          { dataset: { reason: r.reason || '', failSafe: String(Boolean(r.fail_safe)) } },
           el('td', null, timeEl(r.at)),
+          source,
           el(
             'td',
             { class: 'wrap' },
@@ -99,7 +134,7 @@ export const rejections = {
           ),
           el('td', { class: 'num', title: 'now − signature timestamp', text: fmtSkew(r.clock_skew_secs) }),
           el('td', { class: 'num', text: fmtBytes(r.body_bytes) }),
-          source,
+          from,
           el('td', { class: 'wrap muted', text: orDash(r.user_agent) }),
         ),
       );

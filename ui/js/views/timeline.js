@@ -163,6 +163,12 @@ function reportItem(h, order, { kind, label, note }, callback, open) {
           : null,
         el('dt', { text: 'Callback' }),
         el('dd', null, el('a', { href: `#callback/${enc(h.callback_id)}`, text: `#${h.callback_id}` })),
+        callback?.source
+          ? [
+              el('dt', { text: 'Source' }),
+              el('dd', { class: 'mono', dataset: { role: 'origin' }, text: callback.secret_label ? `${callback.source} · ${callback.secret_label}` : callback.source }),
+            ]
+          : null,
       ),
       note ? el('p', { class: 'tl-note', text: note }) : null,
       callback ? rawBody(callback, open) : null,
