@@ -117,15 +117,18 @@ impl Source {
     /// Decides whether `request` comes from Sinch. The address is checked first: a request
     /// from a network that is not allowed learns nothing about the credentials.
     pub fn authenticate(&self, request: &Presented<'_>) -> Result<Authenticated, Failure> {
-        let forwarded: Vec<&str> = request
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        self.allowlist
-            .check(request.peer, &forwarded)
-            .map_err(Failure::new)?;
+        // Without an allow list any address may post: nothing to read.
+        if !self.allowlist.allow.is_empty() {
+            let forwarded: Vec<&str> = request
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .collect();
+            self.allowlist
+                .check(request.peer, &forwarded)
+                .map_err(Failure::new)?;
+        }
         let unsigned = |label: &str| Authenticated {
             label: Arc::from(label),
             nonce: String::new(),

@@ -377,6 +377,26 @@ async fn the_oauth2_flow_issues_tokens_by_basic_and_form_that_callbacks_carry_un
     )
     .await;
     assert_eq!(error_code(refused).await, (401, "expired_token".into()));
+    // Sinch then fetches a new token, and the callback goes through with it.
+    let again = json(
+        fetch_token(
+            &app.address,
+            &grant,
+            Some(("sinch-conversation", "client-secret-value")),
+        )
+        .await,
+    )
+    .await;
+    assert_ne!(again["access_token"], by_basic["access_token"]);
+    let bearer = format!("Bearer {}", again["access_token"].as_str().unwrap());
+    let answer = post(
+        &app,
+        "/api/sinch/oauth",
+        &report("o3"),
+        &[("authorization", bearer)],
+    )
+    .await;
+    assert_eq!(json(answer).await["status"], "accepted");
     let for_another_source = client.issue("conversation", chrono::Utc::now().timestamp(), "x");
     let refused = post(
         &app,
