@@ -114,9 +114,14 @@ impl SqliteStore {
 #[async_trait]
 impl Queries for SqliteStore {
     async fn callback(&self, id: i64) -> Result<Option<CallbackRecord>, StoreError> {
+        // The spool first, as for lists: a callback leaves it only once it is in `callbacks`,
+        // so one moving between the two reads is found in the second. (Reading `callbacks`
+        // first answered 404 for a callback moved between the reads.) `callbacks`' copy wins:
+        // the spool's does not know it was processed.
+        let spooled = self.spooled_record(id).await?;
         match self.reads.callback(id).await? {
             Some(record) => Ok(Some(record)),
-            None => self.spooled_record(id).await,
+            None => Ok(spooled),
         }
     }
 

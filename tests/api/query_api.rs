@@ -334,3 +334,20 @@ async fn a_messages_view_has_its_analyses_and_record_notifications() {
     assert_eq!(view["analyses"].as_array().unwrap().len(), 1, "{view}");
     assert_eq!(view["records"], serde_json::json!([]));
 }
+
+/// A callback moves from SQLite's spool into `callbacks` as it is processed: a read by id at
+/// any moment of that move finds it (reading `callbacks` before the spool did not).
+#[tokio::test]
+async fn an_acknowledged_callback_is_found_by_id_at_every_moment_of_its_processing() {
+    let app = spawn_with_api().await;
+    for i in 0..150 {
+        let body = delivery_report(&format!("found-{i}"), "DELIVERED", "2025-03-04T12:00:00Z");
+        let id = json(app.post_signed(&body).await).await["callback_id"]
+            .as_i64()
+            .unwrap();
+        for _ in 0..3 {
+            let (status, found) = app.api_get(&format!("/api/callbacks/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "callback {id}: {found}");
+        }
+    }
+}
