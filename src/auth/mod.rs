@@ -4,6 +4,7 @@
 //! request's parts and the time come in, a verdict goes out.
 
 pub mod allow;
+pub mod application;
 pub mod file;
 mod rejection;
 pub mod token;
