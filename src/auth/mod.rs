@@ -6,6 +6,7 @@
 pub mod allow;
 pub mod application;
 pub mod file;
+pub mod numbers;
 mod rejection;
 pub mod token;
 
