@@ -4,7 +4,9 @@
 //! request's parts and the time come in, a verdict goes out.
 
 pub mod allow;
+pub mod application;
 pub mod file;
+pub mod numbers;
 mod rejection;
 pub mod token;
 

@@ -25,6 +25,26 @@ pub enum Rejection {
     AddressNotAllowed,
     /// `X-Forwarded-For` from a trusted proxy that names no address.
     MalformedForwardedFor,
+    /// A Voice or Verification source got no `Authorization` header.
+    MissingApplicationAuthorization,
+    /// `Authorization` is not `Application <key>:<base64 of a 32-byte HMAC-SHA256>`.
+    MalformedApplicationAuthorization,
+    /// The application key in `Authorization` is not one this source has a secret for.
+    UnknownApplicationKey,
+    /// An application-signed request without `x-timestamp`.
+    MissingApplicationTimestamp,
+    /// `x-timestamp` is not an ISO 8601 date and time with a zone.
+    BadApplicationTimestamp,
+    /// The application signature is valid, but `x-timestamp` is outside the tolerance.
+    StaleApplicationTimestamp,
+    /// The application signature does not match the secret of its key.
+    ApplicationSignatureMismatch,
+    /// A Numbers source got no `X-Sinch-Signature` header.
+    MissingNumbersSignature,
+    /// `X-Sinch-Signature` is not 40 lower-case hex digits.
+    MalformedNumbersSignature,
+    /// `X-Sinch-Signature` matches none of the source's secrets.
+    NumbersSignatureMismatch,
 }
 
 impl From<signature::Rejection> for Rejection {
@@ -46,6 +66,16 @@ impl Rejection {
             Rejection::ExpiredToken => "expired_token",
             Rejection::AddressNotAllowed => "address_not_allowed",
             Rejection::MalformedForwardedFor => "malformed_forwarded_for",
+            Rejection::MissingApplicationAuthorization => "missing_application_authorization",
+            Rejection::MalformedApplicationAuthorization => "malformed_application_authorization",
+            Rejection::UnknownApplicationKey => "unknown_application_key",
+            Rejection::MissingApplicationTimestamp => "missing_x_timestamp",
+            Rejection::BadApplicationTimestamp => "bad_x_timestamp",
+            Rejection::StaleApplicationTimestamp => "stale_x_timestamp",
+            Rejection::ApplicationSignatureMismatch => "application_signature_mismatch",
+            Rejection::MissingNumbersSignature => "missing_numbers_signature",
+            Rejection::MalformedNumbersSignature => "malformed_numbers_signature",
+            Rejection::NumbersSignatureMismatch => "numbers_signature_mismatch",
         }
     }
 
@@ -84,6 +114,63 @@ impl Rejection {
             }
             Rejection::MalformedForwardedFor => {
                 "X-Forwarded-For from a trusted proxy does not name a client address".to_owned()
+            }
+            Rejection::MissingApplicationAuthorization => {
+                "the Authorization header is missing: Sinch signs Voice and Verification callbacks \
+                 `Application <key>:<signature>`; is this URL the application's callback URL, and \
+                 does your proxy forward Authorization?"
+                    .to_owned()
+            }
+            Rejection::MalformedApplicationAuthorization => {
+                "the Authorization header is not `Application <key>:<signature>` with the signature \
+                 the padded base64 of a 32-byte HMAC-SHA256: is this a Voice or Verification \
+                 callback? (Numbers sends X-Sinch-Signature, Conversation and SMS \
+                 x-sinch-webhook-signature)"
+                    .to_owned()
+            }
+            Rejection::UnknownApplicationKey => {
+                "the application key in Authorization has no secret configured here: compare \
+                 SINCH_APPLICATION_KEY (or the source's keys) with the application key in the Sinch \
+                 dashboard; each application signs with its own key"
+                    .to_owned()
+            }
+            Rejection::MissingApplicationTimestamp => {
+                "header x-timestamp is missing: Sinch sends it with every signed Voice or \
+                 Verification callback; does your proxy forward it?"
+                    .to_owned()
+            }
+            Rejection::BadApplicationTimestamp => {
+                "x-timestamp must be an ISO 8601 date and time with a zone, such as \
+                 2014-09-24T10:59:41Z or 2014-06-02T15:39:31.2729234Z"
+                    .to_owned()
+            }
+            Rejection::StaleApplicationTimestamp => {
+                "the Application signature is valid but x-timestamp is outside the allowed clock \
+                 difference: check this machine's clock (NTP) or SIGNATURE_TOLERANCE_SECS; or it \
+                 is a replay"
+                    .to_owned()
+            }
+            Rejection::ApplicationSignatureMismatch => {
+                "the Application signature does not match the secret of its key: check \
+                 SINCH_APPLICATION_SECRET (base64, as the dashboard shows it); Sinch signs the \
+                 path it called, so a proxy that rewrites the path must pass the public one on; \
+                 the Content-Type header and the body must arrive unchanged"
+                    .to_owned()
+            }
+            Rejection::MissingNumbersSignature => {
+                "header X-Sinch-Signature is missing: is an hmacSecret set in the project's \
+                 Numbers callback configuration, and does your proxy forward the header?"
+                    .to_owned()
+            }
+            Rejection::MalformedNumbersSignature => {
+                "X-Sinch-Signature must be 40 lower-case hex digits (an HMAC-SHA1)"
+                    .to_owned()
+            }
+            Rejection::NumbersSignatureMismatch => {
+                "X-Sinch-Signature matches no configured secret: compare SINCH_NUMBERS_SECRET \
+                 with the hmacSecret of the project's Numbers callback configuration; the body \
+                 must arrive unchanged"
+                    .to_owned()
             }
         }
     }
