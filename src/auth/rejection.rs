@@ -90,89 +90,95 @@ impl Rejection {
             Rejection::MalformedAuthorization { expected } => {
                 format!("the Authorization header is not valid {expected} credentials")
             }
-            Rejection::WrongCredentials { .. } => {
-                "the credentials match none configured for this source: compare them with the \
-                 callback's settings in Sinch"
-                    .to_owned()
-            }
             Rejection::MissingCredentialHeader { header } => format!(
                 "header {header} is missing: is the custom header set on the Sinch callback, and \
                  does your proxy forward it?"
             ),
+            _ => self
+                .messaging_description()
+                .or_else(|| self.product_description())
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+
+    /// The fixed sentences of the messaging sources' methods.
+    fn messaging_description(self) -> Option<&'static str> {
+        Some(match self {
+            Rejection::WrongCredentials { .. } => {
+                "the credentials match none configured for this source: compare them with the \
+                 callback's settings in Sinch"
+            }
             Rejection::InvalidToken => {
                 "the bearer token was not issued by POST /oauth2/token for this source (or the \
                  client secret changed since): Sinch fetches a new one when its cached token expires"
-                    .to_owned()
             }
             Rejection::ExpiredToken => {
-                "the bearer token has expired: check this machine's clock (NTP)".to_owned()
+                "the bearer token has expired: check this machine's clock (NTP)"
             }
             Rejection::AddressNotAllowed => {
                 "the client address is not in this source's allow list: if a proxy is in front, \
                  list it in trusted_proxies so X-Forwarded-For is used"
-                    .to_owned()
             }
             Rejection::MalformedForwardedFor => {
-                "X-Forwarded-For from a trusted proxy does not name a client address".to_owned()
+                "X-Forwarded-For from a trusted proxy does not name a client address"
             }
+            _ => return None,
+        })
+    }
+
+    /// The fixed sentences of Voice, Verification and Numbers signatures.
+    fn product_description(self) -> Option<&'static str> {
+        Some(match self {
             Rejection::MissingApplicationAuthorization => {
                 "the Authorization header is missing: Sinch signs Voice and Verification callbacks \
                  `Application <key>:<signature>`; is this URL the application's callback URL, and \
                  does your proxy forward Authorization?"
-                    .to_owned()
             }
             Rejection::MalformedApplicationAuthorization => {
                 "the Authorization header is not `Application <key>:<signature>` with the signature \
                  the padded base64 of a 32-byte HMAC-SHA256: is this a Voice or Verification \
                  callback? (Numbers sends X-Sinch-Signature, Conversation and SMS \
                  x-sinch-webhook-signature)"
-                    .to_owned()
             }
             Rejection::UnknownApplicationKey => {
                 "the application key in Authorization has no secret configured here: compare \
                  SINCH_APPLICATION_KEY (or the source's keys) with the application key in the Sinch \
                  dashboard; each application signs with its own key"
-                    .to_owned()
             }
             Rejection::MissingApplicationTimestamp => {
                 "header x-timestamp is missing: Sinch sends it with every signed Voice or \
                  Verification callback; does your proxy forward it?"
-                    .to_owned()
             }
             Rejection::BadApplicationTimestamp => {
                 "x-timestamp must be an ISO 8601 date and time with a zone, such as \
                  2014-09-24T10:59:41Z or 2014-06-02T15:39:31.2729234Z"
-                    .to_owned()
             }
             Rejection::StaleApplicationTimestamp => {
                 "the Application signature is valid but x-timestamp is outside the allowed clock \
                  difference: check this machine's clock (NTP) or SIGNATURE_TOLERANCE_SECS; or it \
                  is a replay"
-                    .to_owned()
             }
             Rejection::ApplicationSignatureMismatch => {
                 "the Application signature does not match the secret of its key: check \
                  SINCH_APPLICATION_SECRET (base64, as the dashboard shows it); Sinch signs the \
                  path it called, so a proxy that rewrites the path must pass the public one on; \
                  the Content-Type header and the body must arrive unchanged"
-                    .to_owned()
             }
             Rejection::MissingNumbersSignature => {
                 "header X-Sinch-Signature is missing: is an hmacSecret set in the project's \
                  Numbers callback configuration, and does your proxy forward the header?"
-                    .to_owned()
             }
             Rejection::MalformedNumbersSignature => {
                 "X-Sinch-Signature must be 40 lower-case hex digits (an HMAC-SHA1)"
-                    .to_owned()
             }
             Rejection::NumbersSignatureMismatch => {
                 "X-Sinch-Signature matches no configured secret: compare SINCH_NUMBERS_SECRET \
                  with the hmacSecret of the project's Numbers callback configuration; the body \
                  must arrive unchanged"
-                    .to_owned()
             }
-        }
+            _ => return None,
+        })
     }
 
     /// The scheme to name in `WWW-Authenticate` on a 401, if the method has one.
