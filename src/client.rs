@@ -55,6 +55,8 @@ pub enum Credentials {
     },
     /// An OAuth2 access token.
     Bearer(String),
+    /// Sign as Numbers does (`X-Sinch-Signature`) with this project secret.
+    Numbers(String),
     /// Nothing: the receiver checks the address.
     None,
 }
@@ -78,6 +80,10 @@ impl Credentials {
             )],
             Credentials::Header { name, value } => vec![(name.clone(), value.clone())],
             Credentials::Bearer(token) => vec![("authorization".into(), format!("Bearer {token}"))],
+            Credentials::Numbers(secret) => vec![(
+                crate::auth::numbers::SIGNATURE_HEADER.into(),
+                crate::auth::numbers::sign(secret, body),
+            )],
             Credentials::None => Vec::new(),
         }
     }

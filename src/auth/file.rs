@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{Allowlist, Method, Source, static_header_name, token};
+use super::{Allowlist, Method, Source, numbers, static_header_name, token};
 use crate::signature::{LabelledSecret, NonEmpty, Verifier};
 
 /// Paths the service itself serves: a source there would shadow it or be shadowed.
@@ -149,6 +149,12 @@ fn method(
             lookup,
             tolerance_secs,
         ),
+        "numbers" => {
+            let secrets = labelled(entry.secrets.as_deref().unwrap_or_default(), lookup)?;
+            numbers::Verifier::new(secrets)
+                .map(Method::Numbers)
+                .map_err(|error| error.to_string())
+        }
         "basic" => {
             let username = required(&entry.username, "username")?;
             if username.contains(':') {
@@ -188,7 +194,7 @@ fn method(
         }
         "none" => Ok(Method::None),
         other => Err(format!(
-            "auth = {other:?} is not one of hmac, basic, header, oauth2, none"
+            "auth = {other:?} is not one of hmac, basic, header, oauth2, numbers, none"
         )),
     }
 }
@@ -198,6 +204,16 @@ fn hmac(
     lookup: &dyn Fn(&str) -> Option<String>,
     tolerance_secs: u64,
 ) -> Result<Method, String> {
+    let secrets = NonEmpty::new(labelled(entries, lookup)?)
+        .ok_or("auth = \"hmac\" needs secrets = [{ label = \"...\", value_env = \"...\" }, ...]")?;
+    Ok(Method::Hmac(Verifier::labelled(secrets, tolerance_secs)))
+}
+
+/// `secrets = [{ label, value | value_env }, ...]`: labels present and unique.
+fn labelled(
+    entries: &[SecretEntry],
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<LabelledSecret>, String> {
     let mut labels = HashSet::new();
     let mut secrets = Vec::with_capacity(entries.len());
     for entry in entries {
@@ -216,35 +232,39 @@ fn hmac(
         )?;
         secrets.push(LabelledSecret::new(label, value));
     }
-    let secrets = NonEmpty::new(secrets)
-        .ok_or("auth = \"hmac\" needs secrets = [{ label = \"...\", value_env = \"...\" }, ...]")?;
-    Ok(Method::Hmac(Verifier::labelled(secrets, tolerance_secs)))
+    Ok(secrets)
 }
 
-/// Keys that belong to one method only, and which method.
+/// Keys that belong to some methods only, and which.
 fn only_for_method(entry: &Entry) -> Result<(), String> {
-    let keys: [(&str, bool, &str); 11] = [
-        ("username", entry.username.is_some(), "basic"),
-        ("password", entry.password.is_some(), "basic"),
-        ("password_env", entry.password_env.is_some(), "basic"),
-        ("secrets", entry.secrets.is_some(), "hmac"),
-        ("header", entry.header.is_some(), "header"),
-        ("value", entry.value.is_some(), "header"),
-        ("value_env", entry.value_env.is_some(), "header"),
-        ("client_id", entry.client_id.is_some(), "oauth2"),
-        ("client_secret", entry.client_secret.is_some(), "oauth2"),
+    const BASIC: &[&str] = &["basic"];
+    const HEADER: &[&str] = &["header"];
+    const OAUTH2: &[&str] = &["oauth2"];
+    let keys: [(&str, bool, &[&str]); 11] = [
+        ("username", entry.username.is_some(), BASIC),
+        ("password", entry.password.is_some(), BASIC),
+        ("password_env", entry.password_env.is_some(), BASIC),
+        ("secrets", entry.secrets.is_some(), &["hmac", "numbers"]),
+        ("header", entry.header.is_some(), HEADER),
+        ("value", entry.value.is_some(), HEADER),
+        ("value_env", entry.value_env.is_some(), HEADER),
+        ("client_id", entry.client_id.is_some(), OAUTH2),
+        ("client_secret", entry.client_secret.is_some(), OAUTH2),
         (
             "client_secret_env",
             entry.client_secret_env.is_some(),
-            "oauth2",
+            OAUTH2,
         ),
-        ("expires_in", entry.expires_in.is_some(), "oauth2"),
+        ("expires_in", entry.expires_in.is_some(), OAUTH2),
     ];
     match keys
         .iter()
-        .find(|(_, present, method)| *present && *method != entry.auth)
+        .find(|(_, present, methods)| *present && !methods.contains(&entry.auth.as_str()))
     {
-        Some((key, _, method)) => Err(format!("{key} is only for auth = \"{method}\"")),
+        Some((key, _, methods)) => Err(format!(
+            "{key} is only for auth = \"{}\"",
+            methods.join("\" or \"")
+        )),
         None => Ok(()),
     }
 }

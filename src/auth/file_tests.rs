@@ -213,3 +213,24 @@ fn the_example_file_in_the_repository_is_valid() {
     .unwrap();
     assert_eq!(every.len(), 5, "the commented-out sources are valid too");
 }
+
+#[test]
+fn a_numbers_source_takes_labelled_secrets() {
+    let sources = parsed(
+        "[[source]]\nname = \"numbers-eu\"\npath = \"/api/sinch/numbers-eu\"\nauth = \"numbers\"\nsecrets = [{ label = \"2026\", value_env = \"SMS_PASSWORD\" }]\n",
+    )
+    .unwrap();
+    assert_eq!(sources[0].method.kind(), "numbers");
+    assert_eq!(sources[0].labels(), vec![Arc::from("2026")]);
+    let reason = refused(
+        "[[source]]\nname = \"n\"\npath = \"/api/sinch/n\"\nauth = \"numbers\"\nsecrets = []\n",
+    );
+    assert!(reason.contains("no Numbers callback secret"), "{reason}");
+    let reason = refused(
+        "[[source]]\nname = \"n\"\npath = \"/api/sinch/n\"\nauth = \"basic\"\nusername = \"u\"\npassword = \"p\"\nsecrets = []\n",
+    );
+    assert!(
+        reason.contains("secrets is only for auth = \"hmac\" or \"numbers\""),
+        "{reason}"
+    );
+}

@@ -32,6 +32,9 @@ pub use rejection::{Failure, Rejection};
 pub const DEFAULT_SOURCE: &str = "default";
 /// Its path.
 pub const DEFAULT_PATH: &str = "/api/sinch/webhook";
+/// The source `SINCH_NUMBERS_SECRET` configures, and its path.
+pub const NUMBERS_SOURCE: &str = "numbers";
+pub const NUMBERS_PATH: &str = "/api/sinch/numbers";
 
 /// A route callbacks come in on, and how requests on it are authenticated.
 #[derive(Debug)]
@@ -65,6 +68,9 @@ pub enum Method {
     },
     /// `Authorization: Bearer` with a token from `POST /oauth2/token`.
     OAuth2(token::Client),
+    /// `X-Sinch-Signature`: Numbers callbacks, HMAC-SHA1 under any of several labelled
+    /// project secrets.
+    Numbers(numbers::Verifier),
     /// No credentials: only the allow list.
     None,
 }
@@ -77,6 +83,7 @@ impl Method {
             Method::Basic { .. } => "basic",
             Method::Header { .. } => "header",
             Method::OAuth2(_) => "oauth2",
+            Method::Numbers(_) => "numbers",
             Method::None => "none",
         }
     }
@@ -182,6 +189,18 @@ impl Source {
                     .map_err(Failure::new)?;
                 Ok(unsigned(&client.id))
             }
+            Method::Numbers(verifier) => {
+                let signature = request
+                    .headers
+                    .get(numbers::SIGNATURE_HEADER)
+                    .map(|value| value.as_bytes());
+                let verified = verifier.verify(signature, request.body)?;
+                Ok(Authenticated {
+                    label: verified.label,
+                    nonce: String::new(),
+                    timestamp: request.now_unix,
+                })
+            }
             Method::None => Ok(unsigned("allowlist")),
         }
     }
@@ -193,6 +212,7 @@ impl Source {
             Method::Basic { username, .. } => vec![Arc::from(username.as_str())],
             Method::Header { name, .. } => vec![Arc::from(*name)],
             Method::OAuth2(client) => vec![Arc::from(client.id.as_str())],
+            Method::Numbers(verifier) => verifier.labels(),
             Method::None => vec![Arc::from("allowlist")],
         }
     }

@@ -75,6 +75,11 @@ impl Verifier {
         Ok(Verifier { secrets })
     }
 
+    /// The secret Sinch signs with now (the first); the inspector signs test callbacks with it.
+    pub fn current_secret(&self) -> &secrecy::SecretString {
+        &self.secrets[0].value
+    }
+
     /// The labels of the secrets, in the order they are tried.
     pub fn labels(&self) -> Vec<Arc<str>> {
         self.secrets.iter().map(|s| s.label.clone()).collect()

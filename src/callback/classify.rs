@@ -56,9 +56,9 @@ pub fn classify(body: &[u8]) -> Result<Classification, ClassifyError> {
             .as_ref()
             .and_then(|inner| inner.status.as_ref())
             .map(|status| status.0.to_string()),
-        Trigger::SmsRecipientDeliveryReport | Trigger::MmsRecipientDeliveryReport => {
-            top.text("status")
-        }
+        Trigger::SmsRecipientDeliveryReport
+        | Trigger::MmsRecipientDeliveryReport
+        | Trigger::NumbersEvent => top.text("status"),
         _ => None,
     };
     let natural = match (payload, inner) {
@@ -75,7 +75,7 @@ pub fn classify(body: &[u8]) -> Result<Classification, ClassifyError> {
         trigger,
         dedupe_key,
         app_id: top.text("app_id"),
-        project_id: top.text("project_id"),
+        project_id: top.text("project_id").or_else(|| top.text("projectId")),
         message_id: message_id(trigger, payload, &top),
         status,
     })
@@ -123,6 +123,12 @@ fn identify<'a>(top: &TopLevel<'a>) -> (Api, Trigger, Option<&'a RawValue>) {
             Some(trigger) => (Api::Sms, trigger, None),
             None => (Api::Sms, Trigger::Unknown, None),
         },
+        // Numbers events are flat and camelCase: an event id and what it is about.
+        None if top.get("eventId").is_some()
+            && (top.get("resourceType").is_some() || top.get("eventType").is_some()) =>
+        {
+            (Api::Numbers, Trigger::NumbersEvent, None)
+        }
         None => (Api::Conversation, Trigger::Unknown, None),
     }
 }
@@ -174,6 +180,7 @@ fn sms_natural_key(trigger: Trigger, top: &TopLevel<'_>) -> Option<Vec<String>> 
         SmsInboundText | SmsInboundBinary | SmsInboundMedia => {
             parts([top.text("id").map(Text::from)])
         }
+        NumbersEvent => parts([top.text("eventId").map(Text::from)]),
         _ => None,
     }
 }

@@ -8,6 +8,8 @@ use std::fmt;
 pub enum Api {
     Conversation,
     Sms,
+    /// Numbers API callbacks (provisioning, campaign and number order events).
+    Numbers,
 }
 
 impl Api {
@@ -15,6 +17,7 @@ impl Api {
         match self {
             Api::Conversation => "conversation",
             Api::Sms => "sms",
+            Api::Numbers => "numbers",
         }
     }
 
@@ -22,6 +25,7 @@ impl Api {
         match text {
             "conversation" => Some(Api::Conversation),
             "sms" => Some(Api::Sms),
+            "numbers" => Some(Api::Numbers),
             _ => None,
         }
     }
@@ -60,6 +64,8 @@ pub enum Trigger {
     SmsInboundText,
     SmsInboundBinary,
     SmsInboundMedia,
+    /// A Numbers API event (`eventType` says which).
+    NumbersEvent,
     Unknown,
 }
 
@@ -128,6 +134,7 @@ const NAMES: &[(Trigger, &str, Api)] = &[
         "BATCH_STATUS_UPDATE",
         Api::Conversation,
     ),
+    (Trigger::NumbersEvent, "NUMBERS_EVENT", Api::Numbers),
     (Trigger::SmsDeliveryReport, "delivery_report_sms", Api::Sms),
     (Trigger::MmsDeliveryReport, "delivery_report_mms", Api::Sms),
     (

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::ConfigError;
-use crate::auth::{DEFAULT_PATH, DEFAULT_SOURCE, Source, file};
+use crate::auth::{Allowlist, Method, NUMBERS_PATH, NUMBERS_SOURCE, Source, file, numbers};
+use crate::signature::LabelledSecret;
 use crate::signature::Verifier;
 
 /// Every source: the environment's first, if its secret is set, then the file's.
@@ -30,6 +31,9 @@ pub(super) fn sources(
         }
         (None, None) => {}
     }
+    if let Some(numbers) = numbers_source(lookup)? {
+        sources.push(numbers);
+    }
     if let Some(path) = lookup("CONFIG_FILE").filter(|path| !path.trim().is_empty()) {
         let file_error = |reason: String| ConfigError::File {
             path: path.clone(),
@@ -40,13 +44,14 @@ pub(super) fn sources(
         let from_file =
             file::parse(&text, &|name| lookup(name), tolerance_secs).map_err(file_error)?;
         for source in from_file {
-            if !sources.is_empty()
-                && (&*source.name == DEFAULT_SOURCE || source.path == DEFAULT_PATH)
+            if let Some(taken) = sources
+                .iter()
+                .find(|env| env.name == source.name || env.path == source.path)
             {
                 return Err(file_error(format!(
-                    "source {:?} takes the name {DEFAULT_SOURCE:?} or the path {DEFAULT_PATH} of the \
-                     source SINCH_WEBHOOK_SECRET configures: rename it, or unset SINCH_WEBHOOK_SECRET",
-                    &*source.name
+                    "source {:?} takes the name or the path of the source {:?} the environment \
+                     configures ({}): rename it, or unset the environment's variable",
+                    &*source.name, &*taken.name, taken.path
                 )));
             }
             sources.push(source);
@@ -56,8 +61,37 @@ pub(super) fn sources(
         return Err(ConfigError::Missing {
             var: "SINCH_WEBHOOK_SECRET",
             hint: "set it to the secret configured on your Sinch webhook (see .env.example), \
-                   or name a sources file in CONFIG_FILE",
+                   or set SINCH_NUMBERS_SECRET, or name a sources file in CONFIG_FILE",
         });
     }
     Ok(sources.into_iter().map(Arc::new).collect())
+}
+
+/// `SINCH_NUMBERS_SECRET` (and `_PREVIOUS`): the Numbers callbacks' source at `NUMBERS_PATH`.
+fn numbers_source(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Source>, ConfigError> {
+    let current = super::secret(lookup, "SINCH_NUMBERS_SECRET")?;
+    let previous = super::secret(lookup, "SINCH_NUMBERS_SECRET_PREVIOUS")?;
+    let Some(current) = current else {
+        return match previous {
+            Some(_) => Err(ConfigError::Missing {
+                var: "SINCH_NUMBERS_SECRET",
+                hint: "SINCH_NUMBERS_SECRET_PREVIOUS is set: a rotation needs the new secret too",
+            }),
+            None => Ok(None),
+        };
+    };
+    let secrets = std::iter::once(LabelledSecret::new("current", current))
+        .chain(previous.map(|previous| LabelledSecret::new("previous", previous)))
+        .collect();
+    let verifier = numbers::Verifier::new(secrets).map_err(|error| ConfigError::InvalidSecret {
+        var: "SINCH_NUMBERS_SECRET",
+        reason: error.to_string(),
+    })?;
+    Ok(Some(Source {
+        name: Arc::from(NUMBERS_SOURCE),
+        path: NUMBERS_PATH.to_owned(),
+        method: Method::Numbers(verifier),
+        allowlist: Allowlist::default(),
+        fail_safe: None,
+    }))
 }

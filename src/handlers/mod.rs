@@ -46,7 +46,7 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         SmartConversation => messages::analysis(body),
         RecordNotification => messages::record(body),
         BatchStatusUpdate => messages::batch_status(body),
-        Unsupported => journal_only::known(callback),
+        Unsupported | NumbersEvent => journal_only::known(callback),
         Unknown => journal_only::unknown(callback),
     }
 }

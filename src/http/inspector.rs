@@ -242,6 +242,9 @@ fn send_target(
                 chrono::Utc::now().timestamp(),
                 &ulid::Ulid::new().to_string(),
             ))),
+            Method::Numbers(verifier) => Some(Credentials::Numbers(
+                verifier.current_secret().expose_secret().to_owned(),
+            )),
             Method::None => Some(Credentials::None),
         }
         .filter(|_| source.allowlist.check(loopback, &[]).is_ok())

@@ -672,3 +672,71 @@ fn without_a_secret_or_a_sources_file_serve_says_what_to_set() {
         "{stderr}"
     );
 }
+
+/// Sinch's Node SDK's Numbers vector (N1): this body, this secret, this signature.
+const NUMBERS_BODY: &str = r#"{"eventId":"01hpa0mww4m79q8j2dwn3ggbgz","timestamp":"2024-02-10T17:22:09.412722588","projectId":"37b62a7b-0177-abcd-efgh-e10f848de123","resourceId":"+17818510001","resourceType":"ACTIVE_NUMBER","eventType":"DEPROVISIONING_FROM_VOICE_PLATFORM","status":"SUCCEEDED","failureCode":null}"#;
+const NUMBERS_SIGNATURE: &str = "b93021e0182c2772dbcdf4e8983ae8f409e78c3b";
+
+#[tokio::test]
+async fn numbers_callbacks_are_verified_by_their_hmac_sha1_journaled_once_and_labelled() {
+    let app = spawn_app_with(&[
+        ("API_TOKEN", API_TOKEN),
+        ("SINCH_NUMBERS_SECRET", "my-callback-secret"),
+    ])
+    .await;
+    let signed = [("x-sinch-signature", NUMBERS_SIGNATURE.to_owned())];
+    let answer = post(&app, "/api/sinch/numbers", NUMBERS_BODY, &signed).await;
+    let id = {
+        let body = json(answer).await;
+        assert_eq!(body["status"], "accepted", "{body}");
+        body["callback_id"].as_i64().unwrap()
+    };
+    let record = api_get(&app, &format!("/api/callbacks/{id}")).await;
+    let record = &record["callback"];
+    assert_eq!(
+        (
+            record["api"].as_str(),
+            record["trigger"].as_str(),
+            record["source"].as_str(),
+            record["secret_label"].as_str(),
+            record["project_id"].as_str(),
+        ),
+        (
+            Some("numbers"),
+            Some("NUMBERS_EVENT"),
+            Some("numbers"),
+            Some("current"),
+            Some("37b62a7b-0177-abcd-efgh-e10f848de123")
+        )
+    );
+    let retry = post(&app, "/api/sinch/numbers", NUMBERS_BODY, &signed).await;
+    assert_eq!(
+        json(retry).await["status"],
+        "duplicate",
+        "deduped on eventId"
+    );
+    let tampered = NUMBERS_BODY.replace("SUCCEEDED", "FAILED");
+    let refused = post(&app, "/api/sinch/numbers", &tampered, &signed).await;
+    assert_eq!(
+        error_code(refused).await,
+        (401, "numbers_signature_mismatch".into())
+    );
+    let unsigned = post(&app, "/api/sinch/numbers", NUMBERS_BODY, &[]).await;
+    assert_eq!(
+        error_code(unsigned).await,
+        (401, "missing_numbers_signature".into())
+    );
+    let sent = app
+        .client
+        .post(format!("{}/api/send", app.address))
+        .bearer_auth(API_TOKEN)
+        .json(&serde_json::json!({ "sample": "message_delivery", "source": "numbers" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json(sent).await["http_status"],
+        200,
+        "the inspector signs as Numbers does"
+    );
+}
