@@ -22,7 +22,7 @@ pub const REJECTIONS_CAPACITY: usize = 100;
 const HEADER_KEPT: usize = 200;
 
 /// What happened to a callback, in the order it can happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Accepted,
@@ -34,7 +34,7 @@ pub enum Outcome {
 }
 
 /// One entry of the activity feed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ActivityItem {
     /// Position in this process's feed, from 1.
     pub seq: u64,
@@ -52,6 +52,7 @@ pub struct ActivityItem {
     /// The rejection's reason code.
     pub reason: Option<&'static str>,
     /// The source it came in on (accepted, duplicate, rejected).
+    #[schema(value_type = Option<String>)]
     pub source: Option<std::sync::Arc<str>>,
 }
 
@@ -138,10 +139,11 @@ impl ActivityFeed {
 }
 
 /// A request that failed signature verification. Never the signature, never the body.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RejectedAttempt {
     pub at: DateTime<Utc>,
     /// The source whose authentication refused it.
+    #[schema(value_type = String)]
     pub source: std::sync::Arc<str>,
     pub reason: &'static str,
     pub detail: String,
@@ -149,6 +151,8 @@ pub struct RejectedAttempt {
     pub fail_safe: bool,
     pub clock_skew_secs: Option<i64>,
     pub body_bytes: usize,
+    /// The TCP peer, `address:port`.
+    #[schema(value_type = Option<String>, example = "203.0.113.7:51234")]
     pub peer: Option<SocketAddr>,
     pub forwarded_for: Option<String>,
     pub user_agent: Option<String>,

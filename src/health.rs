@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics;
 
 /// The first failure that stopped the service.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Failure {
     /// What failed: `spool_flush`, `spool_writer`, `spool_flusher`, `dispatcher`, `processing`.
     pub component: &'static str,

@@ -2,6 +2,7 @@
 //! library. One module per command family; `main.rs` only calls `cli::main`.
 
 mod database;
+mod openapi;
 mod outbox;
 mod replay;
 mod send;
@@ -61,6 +62,8 @@ enum Command {
     Completions(CompletionsArgs),
     /// Print the man page, or write one per command into a folder with --out-dir.
     Man(ManArgs),
+    /// Print the OpenAPI 3.1 document of the HTTP interface (as docs/openapi.json holds it).
+    Openapi,
 }
 
 /// Runs the command the arguments name; `serve` when they name none.
@@ -89,6 +92,7 @@ pub fn main() -> ExitCode {
             Command::Outbox(command) => outbox::outbox(command).await,
             Command::Completions(args) => shell::completions(args),
             Command::Man(args) => shell::man(args),
+            Command::Openapi => openapi::openapi(),
         }
     });
     match result {

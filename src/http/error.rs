@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::pressure::Overload;
 use crate::auth::{Failure, Rejection};
@@ -17,6 +18,17 @@ use crate::callback::ClassifyError;
 use crate::journal::JournalError;
 use crate::store::StoreError;
 use crate::telemetry::{LogDecision, LogLimit};
+
+/// Every error's body (except the token endpoint's, which follows RFC 6749).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The stable, machine-readable reason; each response lists the ones it can carry.
+    #[schema(value_type = String, example = "bad_parameter")]
+    pub error: &'static str,
+    /// What is wrong and what to do about it, for humans.
+    #[schema(example = "limit: expected a whole number of at least 1")]
+    pub message: String,
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -373,7 +385,10 @@ impl IntoResponse for SourceError {
 impl ApiError {
     fn respond(self, source: Option<&str>) -> Response {
         self.log(source);
-        let body = Json(json!({ "error": self.code(), "message": self.message() }));
+        let body = Json(ErrorBody {
+            error: self.code(),
+            message: self.message(),
+        });
         let mut response = (self.status(), body).into_response();
         if let ApiError::Unauthorized {
             failure,

@@ -11,15 +11,16 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use secrecy::ExposeSecret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use super::params::path_id;
 use super::stream::{HEARTBEAT, take_place};
-use super::{ApiError, AppState};
-use crate::activity::{ActivityFeed, ActivityItem};
+use super::{ApiError, AppState, ErrorBody};
+use crate::activity::{ActivityFeed, ActivityItem, RejectedAttempt};
 use crate::auth::{Method, Source};
 use crate::client::Credentials;
 use crate::replay::{ReplaySelection, ReplaySummary};
@@ -36,9 +37,36 @@ const DELIVERY_STATUSES: [&str; 5] = [
     "SWITCHING_CHANNEL",
 ];
 
-/// `GET /api/activity`: callbacks as they are accepted, deduplicated, rejected and
-/// processed, as Server-Sent Events; resumable with `Last-Event-ID` while the items are
-/// still in memory.
+/// The activity feed: what happens to each callback, live (Server-Sent Events).
+///
+/// Callbacks as they are accepted, deduplicated, rejected and processed; resumable with
+/// `Last-Event-ID` while the items are still in memory.
+#[utoipa::path(
+    get,
+    path = "/api/activity",
+    tag = "inspector",
+    params(("Last-Event-ID" = Option<u64>, Header, description = "Resume after this item \
+        (the `id` of the last event received); browsers' EventSource sends it by itself")),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String, description = "\
+Server-Sent Events, one per thing that happened to a callback in this process:
+
+```
+id: 1741096800000042
+event: callback
+data: {\"seq\":1741096800000042,\"at\":\"...\",\"outcome\":\"accepted\",\"callback_id\":977,...}
+```
+
+`data` is an `ActivityItem` (see the schemas), `id` its `seq`. A new client first gets \
+the last 200 items, then live ones; `Last-Event-ID` resumes while the items are still in \
+memory (the last 1,000). A comment line every 15 s keeps proxies from closing an idle \
+stream. Kept in memory per process: a replica shows what it received and processed."),
+        (status = 400, description = "`bad_parameter`: `Last-Event-ID` is not an id this feed \
+            sent", body = ErrorBody),
+        (status = 503, description = "`too_many_streams`: every place for a stream client is \
+            taken (`MAX_STREAMS`)", body = ErrorBody),
+    )
+)]
 pub async fn activity(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -118,20 +146,72 @@ fn to_event(item: &ActivityItem) -> Event {
     }
 }
 
-/// `GET /api/rejections`: the last requests that failed verification, newest first.
-pub async fn rejections(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "total": state.rejections.total(),
-        "capacity": crate::activity::REJECTIONS_CAPACITY,
-        "rejections": state.rejections.recent(),
-    }))
+/// The last requests that failed authentication.
+#[derive(Serialize, ToSchema)]
+pub struct Rejections {
+    /// Since this process started.
+    total: u64,
+    /// The most kept: a bounded ring in memory, so a flood costs nothing on disk.
+    capacity: usize,
+    /// Newest first.
+    rejections: Vec<RejectedAttempt>,
 }
 
-/// `POST /api/callbacks/{id}/replay`: runs one stored callback through the handlers again.
+/// The last requests that failed authentication, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/rejections",
+    tag = "inspector",
+    responses((status = 200, description = "The last refused requests of this process; never \
+        a signature or a body", body = Rejections))
+)]
+pub async fn rejections(State(state): State<AppState>) -> Json<Rejections> {
+    Json(Rejections {
+        total: state.rejections.total(),
+        capacity: crate::activity::REJECTIONS_CAPACITY,
+        rejections: state.rejections.recent(),
+    })
+}
+
+/// What a replay did.
+#[derive(Serialize, ToSchema)]
+pub struct Replayed {
+    callback_id: i64,
+    result: ReplayResult,
+    /// Why it is unprocessable, when it is.
+    detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayResult {
+    /// Its effects are applied (again: handlers are idempotent).
+    Applied,
+    /// Kept, but it cannot be processed (see `detail`).
+    Unprocessable,
+}
+
+/// Runs one stored callback through the handlers again.
+///
+/// Safe at any time: every handler is idempotent.
+#[utoipa::path(
+    post,
+    path = "/api/callbacks/{id}/replay",
+    tag = "inspector",
+    params(("id" = i64, Path, description = "The callback id")),
+    responses(
+        (status = 200, description = "Replayed (idempotent)", body = Replayed),
+        (status = 400, description = "`bad_parameter`: the id is not an integer", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such callback", body = ErrorBody),
+        (status = 500, description = "`replay_failed`: its effects could not be applied; \
+            nothing of it was kept", body = ErrorBody),
+        (status = 503, description = "`storage_unavailable`: the database could not be read", body = ErrorBody),
+    )
+)]
 pub async fn replay(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Replayed>, ApiError> {
     let callback_id = path_id("id", &id, "a callback id")?;
     let selection = ReplaySelection {
         id: Some(callback_id),
@@ -150,8 +230,8 @@ pub async fn replay(
         }
         ReplaySummary {
             unprocessable: 1.., ..
-        } => "unprocessable",
-        _ => "applied",
+        } => ReplayResult::Unprocessable,
+        _ => ReplayResult::Applied,
     };
     let detail = state
         .store
@@ -159,63 +239,158 @@ pub async fn replay(
         .callback(callback_id)
         .await?
         .and_then(|callback| callback.last_error);
-    tracing::info!(callback_id, result, "callback replayed from the API");
-    Ok(Json(
-        json!({ "callback_id": callback_id, "result": result, "detail": detail }),
-    ))
+    tracing::info!(callback_id, ?result, "callback replayed from the API");
+    Ok(Json(Replayed {
+        callback_id,
+        result,
+        detail,
+    }))
 }
 
-/// `GET /api/samples`: what `POST /api/send` can send.
-pub async fn samples() -> Json<Value> {
-    let samples: Vec<Value> = SAMPLES
+/// What `POST /api/send` can send.
+#[derive(Serialize, ToSchema)]
+pub struct Samples {
+    samples: Vec<Sample>,
+    /// The Conversation delivery statuses a sample report can carry (`status`).
+    statuses: [&'static str; 5],
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Sample {
+    /// What `POST /api/send` takes as `sample`.
+    #[schema(example = "message_delivery")]
+    name: &'static str,
+    /// The trigger it is classified as.
+    #[schema(example = "MESSAGE_DELIVERY")]
+    trigger: Option<&'static str>,
+    description: &'static str,
+}
+
+/// The samples `POST /api/send` can send.
+#[utoipa::path(
+    get,
+    path = "/api/samples",
+    tag = "inspector",
+    responses((status = 200, description = "The samples and the statuses", body = Samples))
+)]
+pub async fn samples() -> Json<Samples> {
+    let samples = SAMPLES
         .iter()
-        .map(|(name, description)| {
+        .map(|&(name, description)| {
             let trigger = crate::samples::build(name, &SampleOptions::default())
                 .and_then(|body| crate::callback::classify(body.as_bytes()).ok())
                 .map(|classified| classified.trigger.as_str());
-            json!({ "name": name, "trigger": trigger, "description": description })
+            Sample {
+                name,
+                trigger,
+                description,
+            }
         })
         .collect();
-    Json(json!({ "samples": samples, "statuses": DELIVERY_STATUSES }))
+    Json(Samples {
+        samples,
+        statuses: DELIVERY_STATUSES,
+    })
 }
 
-#[derive(Debug, Deserialize)]
+/// A test callback to send.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
+    /// A sample's `name` (`GET /api/samples`).
+    #[schema(example = "message_delivery")]
     sample: String,
+    /// Reuse this message id (to send several reports for one message) instead of a fresh one.
     message_id: Option<String>,
+    /// The delivery status of a delivery report sample, e.g. `READ`.
     status: Option<String>,
     /// The source to send to [default: the first this server can authenticate on].
     source: Option<String>,
 }
 
-/// `GET /api/sources`: the routes callbacks come in on, how each authenticates (never a
-/// secret), the labels it accepts, and its fail-safe window.
-pub async fn sources(State(state): State<AppState>) -> Json<Value> {
+/// What the test callback got.
+#[derive(Serialize, ToSchema)]
+pub struct Sent {
+    sample: String,
+    /// The source it was sent to.
+    source: String,
+    message_id: Option<String>,
+    /// The webhook's status code.
+    http_status: u16,
+    /// The webhook's answer: an `Ack` or an `ErrorBody` (text when it was not JSON).
+    ack: Value,
+}
+
+/// The sources callbacks come in on.
+#[derive(Serialize, ToSchema)]
+pub struct Sources {
+    sources: Vec<SourceView>,
+}
+
+/// A source as `GET /api/sources` shows it: never a secret.
+#[derive(Serialize, ToSchema)]
+pub struct SourceView {
+    #[schema(example = "default")]
+    name: String,
+    #[schema(example = "/api/sinch/webhook")]
+    path: String,
+    /// `hmac`, `basic`, `header`, `oauth2` or `none`.
+    #[schema(example = "hmac")]
+    auth: &'static str,
+    /// The labels of the credentials it accepts (secret labels, user name, header name,
+    /// client id, or `allowlist`).
+    labels: Vec<String>,
+    /// Client networks accepted; empty: any.
+    allow: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    trusted_proxies: Vec<String>,
+    /// `null` when the source has none.
+    fail_safe: Option<FailSafe>,
+}
+
+/// A fail-safe window: authentication failures answered 503 for this long after startup.
+#[derive(Serialize, ToSchema)]
+pub struct FailSafe {
+    window_secs: u64,
+    open: bool,
+    remaining_secs: u64,
+}
+
+/// The sources callbacks come in on.
+///
+/// The routes callbacks come in on, how each authenticates (never a secret), the labels it
+/// accepts, and its fail-safe window.
+#[utoipa::path(
+    get,
+    path = "/api/sources",
+    tag = "inspector",
+    responses((status = 200, description = "Every source, in configuration order", body = Sources))
+)]
+pub async fn sources(State(state): State<AppState>) -> Json<Sources> {
     let elapsed = state.started.elapsed();
-    let sources: Vec<Value> = state
+    let texts = |items: &[ipnet::IpNet]| items.iter().map(ToString::to_string).collect();
+    let sources = state
         .sources
         .iter()
-        .map(|source| {
-            let fail_safe = source.fail_safe.map(|window| {
-                json!({
-                    "window_secs": window.as_secs(),
-                    "open": elapsed < window,
-                    "remaining_secs": window.saturating_sub(elapsed).as_secs(),
-                })
-            });
-            json!({
-                "name": &*source.name,
-                "path": source.path,
-                "auth": source.method.kind(),
-                "labels": source.labels().iter().map(|label| label.to_string()).collect::<Vec<_>>(),
-                "allow": source.allowlist.allow.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "trusted_proxies": source.allowlist.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(),
-                "fail_safe": fail_safe,
-            })
+        .map(|source| SourceView {
+            name: source.name.to_string(),
+            path: source.path.clone(),
+            auth: source.method.kind(),
+            labels: source
+                .labels()
+                .iter()
+                .map(|label| label.to_string())
+                .collect(),
+            allow: texts(&source.allowlist.allow),
+            trusted_proxies: texts(&source.allowlist.trusted_proxies),
+            fail_safe: source.fail_safe.map(|window| FailSafe {
+                window_secs: window.as_secs(),
+                open: elapsed < window,
+                remaining_secs: window.saturating_sub(elapsed).as_secs(),
+            }),
         })
         .collect();
-    Json(json!({ "sources": sources }))
+    Json(Sources { sources })
 }
 
 /// The source a test callback goes to, and the credentials it carries there.
@@ -269,12 +444,32 @@ fn send_target(
     })
 }
 
-/// `POST /api/send`: signs a sample callback with this receiver's own secret and posts it to
-/// this receiver's webhook over HTTP, so it takes exactly the path Sinch's callbacks take.
+/// Sends a sample callback through this receiver's own webhook.
+///
+/// Authenticates a sample callback as Sinch would on a source and posts it to this receiver's
+/// webhook over HTTP, so it takes exactly the path Sinch's callbacks take.
+#[utoipa::path(
+    post,
+    path = "/api/send",
+    tag = "inspector",
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "Sent: authenticated on the source as Sinch would (HMAC with \
+            its current secret, Basic, the header, a fresh OAuth2 token, or nothing for an allow \
+            list that includes 127.0.0.1) and POSTed over loopback; `http_status` and `ack` say \
+            what the webhook answered", body = Sent),
+        (status = 400, description = "`bad_parameter`: the body is not a send request, no sample \
+            has that name, or no source can take a test callback", body = ErrorBody),
+        (status = 413, description = "The body is over axum's 2 MB default limit (plain text)",
+            content_type = "text/plain", body = String),
+        (status = 502, description = "`send_failed`: the test callback could not reach this \
+            receiver's webhook", body = ErrorBody),
+    )
+)]
 pub async fn send(
     State(state): State<AppState>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Sent>, ApiError> {
     let request: SendRequest =
         serde_json::from_slice(&body).map_err(|error| ApiError::BadParameter {
             name: "body".into(),
@@ -308,11 +503,11 @@ pub async fn send(
             reason: format!("{error:#}"),
         })?;
     let ack = serde_json::from_str::<Value>(&answer.body).unwrap_or(Value::String(answer.body));
-    Ok(Json(json!({
-        "sample": request.sample,
-        "source": &*source.name,
-        "message_id": message_id,
-        "http_status": answer.status,
-        "ack": ack,
-    })))
+    Ok(Json(Sent {
+        sample: request.sample,
+        source: source.name.to_string(),
+        message_id,
+        http_status: answer.status,
+        ack,
+    }))
 }

@@ -8,6 +8,23 @@ use chrono::Utc;
 use super::{ApiError, AppState};
 use crate::metrics::{BACKLOG, OLDEST_UNPROCESSED_SECONDS, OUTBOX_DELIVERIES};
 
+/// Metrics, in Prometheus text format.
+///
+/// Callbacks by source, trigger and outcome, rejections by reason, ack latency, backlog,
+/// forwarding and more. When `METRICS_ADDR` is set they are served there, on a port of
+/// their own, and not here.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4",
+            body = String),
+        (status = 404, description = "`not_found`: no metrics recorder could be installed",
+            body = super::error::ErrorBody),
+    )
+)]
 pub async fn render(State(state): State<AppState>) -> Response {
     let Some(handle) = &state.metrics else {
         return ApiError::NotFound.into_response();

@@ -8,6 +8,7 @@ pub mod inflight;
 mod inspector;
 mod metrics;
 mod oauth2;
+pub mod openapi;
 mod outbox;
 mod params;
 pub mod pressure;
@@ -20,9 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::MatchedPath;
-use axum::http::{Request, StatusCode};
+use axum::handler::Handler;
+use axum::http::{Method as HttpMethod, Request, StatusCode};
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::MethodRouter;
 use axum::{Extension, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::SecretString;
@@ -30,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 
 use crate::activity::{ActivityFeed, RejectionLog};
 use crate::auth::{Method, Source};
@@ -81,60 +83,71 @@ pub struct AppState {
     pub inflight: Arc<inflight::InflightBytes>,
 }
 
+/// Every route but the sources' (their paths are configuration). `router` serves exactly
+/// these, and the OpenAPI document must describe exactly these: `openapi`'s tests fail
+/// until it does. A new route is one line here plus its `#[utoipa::path]` (see `openapi`).
+pub fn routes() -> Vec<Route> {
+    vec![
+        get("/healthz", health::live),
+        get("/readyz", health::ready),
+        get("/metrics", metrics::render).when(Served::MetricsOnMainPort),
+        post(oauth2::TOKEN_PATH, oauth2::token).when(Served::OAuth2Source),
+        get(openapi::PATH, openapi::serve),
+        get("/ui", ui::index),
+        get("/ui/", ui::index),
+        get("/ui/{*file}", ui::file),
+        // Reads: behind API_TOKEN.
+        get("/api/messages", api::messages).token(),
+        get("/api/messages/{id}", api::message).token(),
+        get("/api/callbacks", api::callbacks).token(),
+        get("/api/callbacks/{id}", api::callback).token(),
+        get("/api/consents/{channel}/{identity}", api::consent).token(),
+        get("/api/contacts/{id}", api::contact).token(),
+        get("/api/sms/batches/{batch_id}", api::sms_batch).token(),
+        get("/api/batches/{batch_id}", api::batch).token(),
+        get("/api/channels/{channel}", api::channel).token(),
+        get("/api/stream", stream::events).token(),
+        get("/api/activity", inspector::activity).token(),
+        get("/api/rejections", inspector::rejections).token(),
+        get("/api/sources", inspector::sources).token(),
+        get("/api/samples", inspector::samples).token(),
+        get("/api/outbox", outbox::list).token(),
+        // What changes things: also refused with `API_ACTIONS=false`.
+        post("/api/callbacks/{id}/replay", inspector::replay).action(),
+        post("/api/outbox/{event_id}/retry", outbox::retry).action(),
+        post("/api/send", inspector::send).action(),
+    ]
+}
+
 pub fn router(state: AppState) -> Router {
-    // What changes things: refused with `API_ACTIONS=false` (after the token check).
-    let actions = Router::new()
-        .route("/api/callbacks/{id}/replay", post(inspector::replay))
-        .route("/api/outbox/{event_id}/retry", post(outbox::retry))
-        .route("/api/send", post(inspector::send))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_actions,
-        ));
-    let api = Router::new()
-        .route("/api/messages", get(api::messages))
-        .route("/api/messages/{id}", get(api::message))
-        .route("/api/callbacks", get(api::callbacks))
-        .route("/api/callbacks/{id}", get(api::callback))
-        .route("/api/consents/{channel}/{identity}", get(api::consent))
-        .route("/api/contacts/{id}", get(api::contact))
-        .route("/api/sms/batches/{batch_id}", get(api::sms_batch))
-        .route("/api/batches/{batch_id}", get(api::batch))
-        .route("/api/channels/{channel}", get(api::channel))
-        .route("/api/stream", get(stream::events))
-        .route("/api/activity", get(inspector::activity))
-        .route("/api/rejections", get(inspector::rejections))
-        .route("/api/sources", get(inspector::sources))
-        .route("/api/samples", get(inspector::samples))
-        .route("/api/outbox", get(outbox::list))
+    let (mut public, mut api, mut actions) = (Router::new(), Router::new(), Router::new());
+    for route in routes() {
+        if !route.served.on(&state) {
+            continue;
+        }
+        let group = match route.access {
+            Access::Public => &mut public,
+            Access::Token => &mut api,
+            Access::Action => &mut actions,
+        };
+        *group = std::mem::take(group).route(route.path, route.handler);
+    }
+    let actions = actions.route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_actions,
+    ));
+    let api = api
         .merge(actions)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ));
-    let mut router = Router::new();
+    let mut router = public.merge(api);
     for source in state.sources.iter() {
         router = router.route(
             &source.path,
-            post(webhook::receive).layer(Extension(source.clone())),
+            axum::routing::post(webhook::receive).layer(Extension(source.clone())),
         );
-    }
-    if state
-        .sources
-        .iter()
-        .any(|source| matches!(source.method, Method::OAuth2(_)))
-    {
-        router = router.route(oauth2::TOKEN_PATH, post(oauth2::token));
-    }
-    let mut router = router
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .route("/ui", get(ui::index))
-        .route("/ui/", get(ui::index))
-        .route("/ui/{*file}", get(ui::file))
-        .merge(api);
-    if state.metrics_on_main_port {
-        router = router.route("/metrics", get(metrics::render));
     }
     router
         .fallback(error::not_found)
@@ -155,7 +168,7 @@ pub fn router(state: AppState) -> Router {
 /// The router for `METRICS_ADDR`: `/metrics` and nothing else.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
-        .route("/metrics", get(metrics::render))
+        .route("/metrics", axum::routing::get(metrics::render))
         .fallback(error::not_found)
         .with_state(state)
 }
@@ -167,4 +180,86 @@ fn request_span<B>(request: &Request<B>) -> tracing::Span {
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
     tracing::debug_span!("request", method = %request.method(), route)
+}
+
+/// One route of `routes()`: what it answers, who may call it and when it exists.
+pub struct Route {
+    pub method: HttpMethod,
+    /// In axum's syntax: `{id}` for a segment, `{*file}` for the rest of the path.
+    pub path: &'static str,
+    pub access: Access,
+    pub served: Served,
+    handler: MethodRouter<AppState>,
+}
+
+/// Who may call a route. The OpenAPI document derives each operation's security from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (a source's webhook authenticates callbacks itself).
+    Public,
+    /// `Authorization: Bearer <API_TOKEN>`; 404 `api_disabled` without `API_TOKEN`.
+    Token,
+    /// As `Token`, and 403 `actions_disabled` with `API_ACTIONS=false`.
+    Action,
+}
+
+/// When a route exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    Always,
+    /// `/metrics`, unless `METRICS_ADDR` gives it a port of its own.
+    MetricsOnMainPort,
+    /// The token endpoint, when a source authenticates with OAuth2.
+    OAuth2Source,
+}
+
+impl Served {
+    fn on(self, state: &AppState) -> bool {
+        match self {
+            Served::Always => true,
+            Served::MetricsOnMainPort => state.metrics_on_main_port,
+            Served::OAuth2Source => state
+                .sources
+                .iter()
+                .any(|source| matches!(source.method, Method::OAuth2(_))),
+        }
+    }
+}
+
+fn get<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Route {
+    Route::new(HttpMethod::GET, path, axum::routing::get(handler))
+}
+
+fn post<H: Handler<T, AppState>, T: 'static>(path: &'static str, handler: H) -> Route {
+    Route::new(HttpMethod::POST, path, axum::routing::post(handler))
+}
+
+impl Route {
+    fn new(method: HttpMethod, path: &'static str, handler: MethodRouter<AppState>) -> Self {
+        Route {
+            method,
+            path,
+            access: Access::Public,
+            served: Served::Always,
+            handler,
+        }
+    }
+
+    fn token(self) -> Self {
+        Route {
+            access: Access::Token,
+            ..self
+        }
+    }
+
+    fn action(self) -> Self {
+        Route {
+            access: Access::Action,
+            ..self
+        }
+    }
+
+    fn when(self, served: Served) -> Self {
+        Route { served, ..self }
+    }
 }

@@ -13,7 +13,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use secrecy::ExposeSecret;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::auth::{Method, Rejection, Source, basic_credentials, secrets_match, token};
@@ -63,7 +64,10 @@ impl IntoResponse for TokenError {
             self.description
         );
         let status = self.status();
-        let body = Json(json!({ "error": self.code, "error_description": self.description }));
+        let body = Json(TokenErrorBody {
+            error: self.code,
+            error_description: self.description,
+        });
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         no_store(headers);
@@ -83,17 +87,77 @@ fn no_store(headers: &mut HeaderMap) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
+/// A token request's form fields (`application/x-www-form-urlencoded`). Other fields, such
+/// as `scope`, are ignored.
+#[derive(Debug, Default, ToSchema)]
+pub struct TokenRequest {
+    /// `client_credentials`; tolerated when absent.
+    #[schema(example = "client_credentials")]
+    grant_type: Option<String>,
+    /// With `client_secret`, when the client does not authenticate with HTTP Basic (Sinch's
+    /// `token_request_type` FORM).
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// An access token (RFC 6749 §5.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    access_token: String,
+    #[schema(value_type = String, example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds: the source's `expires_in`.
+    #[schema(example = 3600)]
+    expires_in: u32,
+}
+
+/// A refused token request (RFC 6749 §5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenErrorBody {
+    /// `invalid_client`, `invalid_request` or `unsupported_grant_type`.
+    #[schema(value_type = String, example = "invalid_client")]
+    error: &'static str,
+    error_description: String,
+}
+
+/// The OAuth2 token endpoint, for sources with `auth = "oauth2"`.
+///
+/// RFC 6749 §4.4 (client credentials): Sinch calls it for a Conversation webhook whose
+/// `client_credentials` point here. Served only when an `oauth2` source is configured.
+/// Tokens are stateless: any replica accepts a token another issued.
+#[utoipa::path(
+    post,
+    path = TOKEN_PATH,
+    operation_id = "issue_token",
+    tag = "webhook",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("oauth2_client" = [])),
+    responses(
+        (status = 200, description = "An access token for the source whose client this is",
+            body = TokenResponse, headers(
+                ("Cache-Control" = String, description = "`no-store`"),
+                ("Pragma" = String, description = "`no-cache`"))),
+        (status = 400, description = "`invalid_request`: a field given twice, or both HTTP \
+            Basic and `client_secret`; `unsupported_grant_type`: not `client_credentials`",
+            body = TokenErrorBody),
+        (status = 401, description = "`invalid_client`: no credentials, malformed HTTP Basic, an \
+            unknown client id or a wrong secret", body = TokenErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"sinch-webhooks\"`"))),
+        (status = 413, description = "The body is over axum's 2 MB default limit (plain text)",
+            content_type = "text/plain", body = String),
+    )
+)]
 pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     match issue(&state, &headers, &body) {
         Ok((source, access_token, expires_in)) => {
             ::metrics::counter!(metrics::OAUTH2_TOKENS, "source" => source.name.to_string(), "outcome" => "issued")
                 .increment(1);
             tracing::info!(source = &*source.name, expires_in, "access token issued");
-            let body = json!({
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": expires_in,
-            });
+            let body = TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in,
+            };
             let mut response = Json(body).into_response();
             no_store(response.headers_mut());
             response
@@ -107,13 +171,8 @@ fn issue<'s>(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<(&'s Source, String, u32), TokenError> {
-    let form = form(body)?;
-    let field = |name: &str| {
-        form.iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
-    match field("grant_type") {
+    let request = TokenRequest::from_form(form(body)?);
+    match request.grant_type.as_deref() {
         // Required by RFC 6749; tolerated when absent, since a refused token costs callbacks.
         None | Some("client_credentials") => {}
         Some(other) => {
@@ -126,7 +185,11 @@ fn issue<'s>(
             ));
         }
     }
-    let candidates = client_credentials(headers, field("client_id"), field("client_secret"))?;
+    let candidates = client_credentials(
+        headers,
+        request.client_id.as_deref(),
+        request.client_secret.as_deref(),
+    )?;
     let refused = |description: &str| TokenError {
         client_id: candidates.first().map(|(id, _)| id.clone()),
         ..TokenError::new("invalid_client", description)
@@ -166,6 +229,21 @@ fn oauth2_client<'s>(state: &'s AppState, id: &str) -> Option<(&'s Source, &'s t
             Method::OAuth2(client) if client.id == id => Some((&**source, client)),
             _ => None,
         })
+}
+
+impl TokenRequest {
+    fn from_form(fields: Vec<(String, String)>) -> Self {
+        let mut request = TokenRequest::default();
+        for (name, value) in fields {
+            match name.as_str() {
+                "grant_type" => request.grant_type = Some(value),
+                "client_id" => request.client_id = Some(value),
+                "client_secret" => request.client_secret = Some(value),
+                _ => {}
+            }
+        }
+        request
+    }
 }
 
 /// The request's form fields. A field given twice is refused (RFC 6749 §3.2).

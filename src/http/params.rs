@@ -15,6 +15,13 @@ use super::ApiError;
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
+/// What the OpenAPI document says of the parameters every list shares (a test checks the
+/// numbers against the constants above).
+pub const LIMIT_DOC: &str = "Rows on a page: a whole number of at least 1; default 50, and \
+    more than 500 is capped at 500 (not refused)";
+pub const CURSOR_DOC: &str = "The `next_cursor` of the previous page (opaque). Pages are \
+    keyset-paginated: rows inserted meanwhile never make a page repeat or skip a row";
+
 /// A numeric id from the path (`/api/callbacks/{id}`, ...), or 400 naming the segment.
 pub fn path_id(name: &'static str, text: &str, what: &str) -> Result<i64, ApiError> {
     text.parse::<i64>().map_err(|_| ApiError::BadParameter {
@@ -105,5 +112,16 @@ fn bad(name: &str, reason: &str) -> ApiError {
     ApiError::BadParameter {
         name: name.to_owned(),
         reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_limit_is_the_one_applied() {
+        assert!(LIMIT_DOC.contains(&format!("default {DEFAULT_LIMIT},")));
+        assert!(LIMIT_DOC.contains(&format!("capped at {MAX_LIMIT} ")));
     }
 }

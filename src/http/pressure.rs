@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::Journal;
@@ -65,22 +65,21 @@ impl Pressure {
     }
 
     /// For `/readyz`.
-    pub fn report(&self, journal: &Journal) -> Value {
+    pub fn report(&self, journal: &Journal) -> Load {
         let queued = journal.queued();
         let backlog = self.backlog.load(Ordering::Relaxed);
-        let level = |over: bool| if over { "overloaded" } else { "ok" };
-        json!({
-            "journal_queue": {
-                "status": level(queued >= self.limits.max_queued),
-                "queued": queued,
-                "limit": self.limits.max_queued,
+        Load {
+            journal_queue: QueueCheck {
+                status: Level::of(queued >= self.limits.max_queued),
+                queued,
+                limit: self.limits.max_queued,
             },
-            "backlog": {
-                "status": level(backlog >= self.limits.max_backlog),
-                "unprocessed": backlog,
-                "limit": self.limits.max_backlog,
+            backlog: BacklogCheck {
+                status: Level::of(backlog >= self.limits.max_backlog),
+                unprocessed: backlog,
+                limit: self.limits.max_backlog,
             },
-        })
+        }
     }
 
     /// Keeps the backlog figure current until shutdown.
@@ -100,5 +99,42 @@ impl Pressure {
                 Err(error) => tracing::debug!(%error, "could not read the backlog"),
             }
         }
+    }
+}
+
+/// The webhook's load, as `/readyz` reports it: at a limit, callbacks are answered 429.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Load {
+    /// Callbacks waiting for a journal commit (`MAX_QUEUED_CALLBACKS`).
+    pub journal_queue: QueueCheck,
+    /// Journaled callbacks not processed yet (`MAX_BACKLOG`).
+    pub backlog: BacklogCheck,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueCheck {
+    pub status: Level,
+    pub queued: usize,
+    pub limit: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BacklogCheck {
+    pub status: Level,
+    pub unprocessed: i64,
+    pub limit: i64,
+}
+
+/// `overloaded` at the limit: the webhook sheds load with 429 until it is under it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    Ok,
+    Overloaded,
+}
+
+impl Level {
+    fn of(over: bool) -> Self {
+        if over { Level::Overloaded } else { Level::Ok }
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::params::Params;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 use crate::store::{EventRecord, Store};
 
 /// Rows read per query; also the most a client buffers.
@@ -31,6 +31,40 @@ pub(super) const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Pause after a failed read before trying again (the stream stays open).
 const READ_RETRY: Duration = Duration::from_secs(1);
 
+/// State changes as Server-Sent Events, exactly once each, resumable.
+#[utoipa::path(
+    get,
+    path = "/api/stream",
+    operation_id = "stream",
+    tag = "stream",
+    params(
+        ("after" = Option<i64>, Query, description = "Start after this event id (as \
+            `Last-Event-ID` does; the header wins when both are given)"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event: the \
+            `id` of the last event received. Browsers' EventSource sends it by itself"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String, description = "\
+Server-Sent Events, one per row of the `events` table, as they are processed:
+
+```
+id: 1842
+event: message.status
+data: {\"id\":1842,\"type\":\"message.status\",\"callback_id\":977,\"created_at\":\"...\",\"data\":{...}}
+```
+
+`data` is an `EventEnvelope` (see the schemas); `event` is its `type` and `id` its position \
+in the table, in commit order across replicas. A new client starts with changes from now \
+on; one that sends `Last-Event-ID` (or `after`) first gets everything after it, then live \
+changes: no gaps, no repeats. A comment line every 15 s keeps proxies from closing an \
+idle stream; the stream ends when the server shuts down."),
+        (status = 400, description = "`bad_parameter`: `Last-Event-ID` or `after` is not an \
+            event id, or an unknown parameter", body = ErrorBody),
+        (status = 503, description = "`too_many_streams`: every place for a stream client is \
+            taken (`MAX_STREAMS`); `storage_unavailable`: the database could not be read",
+            body = ErrorBody),
+    )
+)]
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ErrorBody};
 
 /// Only the page's own files; no inline script or style, no other origin.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
@@ -73,10 +73,48 @@ impl Asset {
     }
 }
 
+/// The inspector page (also at `/ui/`).
+///
+/// Public: the page asks for the API token and sends it on its own calls to `/api`.
+#[utoipa::path(
+    get,
+    path = "/ui",
+    operation_id = "ui",
+    tag = "inspector",
+    params(("If-None-Match" = Option<String>, Header, description = "An `ETag` received before")),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String,
+            headers(("ETag" = String), ("Cache-Control" = String, description = "`no-cache`"),
+                ("Content-Security-Policy" = String, description = "Its own script and style only"))),
+        (status = 304, description = "Not modified: the `ETag` matches"),
+        (status = 404, description = "`api_disabled`: `API_TOKEN` is not set", body = ErrorBody),
+    )
+)]
 pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
     serve(&state, &headers, &PAGE)
 }
 
+/// One of the inspector page's files; any other name is a 404.
+#[utoipa::path(
+    get,
+    path = "/ui/{file}",
+    operation_id = "ui_file",
+    tag = "inspector",
+    params(
+        ("file" = String, Path, example = "app.js", description = "A file of the page, which \
+            may name a folder: `app.js`, `app.css`, `js/api.js`, `js/views/feed.js`, ..."),
+        ("If-None-Match" = Option<String>, Header, description = "An `ETag` received before"),
+    ),
+    responses(
+        (status = 200, description = "The file", content(
+            (String = "text/javascript"),
+            (String = "text/css"),
+        ), headers(("ETag" = String), ("Cache-Control" = String, description = "`no-cache`"))),
+        (status = 304, description = "Not modified: the `ETag` matches"),
+        (status = 404, description = "`not_found`: not a file of the page; `api_disabled`: \
+            `API_TOKEN` is not set", body = ErrorBody),
+    )
+)]
 pub async fn file(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,

@@ -12,8 +12,9 @@ use axum::http::{HeaderMap, header};
 use axum::{Extension, Json};
 use chrono::Utc;
 use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::error::SourceError;
+use super::error::{ErrorBody, SourceError};
 use super::{ApiError, AppState};
 use crate::activity::{ActivityItem, Outcome, RejectedAttempt};
 use crate::auth::{Authenticated, Failure, Presented, Rejection, Source};
@@ -23,13 +24,80 @@ use crate::signature;
 use crate::store::{JournalOutcome, NewCallback, Origin};
 use crate::telemetry::Untrusted;
 
-#[derive(Debug, Serialize)]
+/// The webhook's answer to a callback it took: Sinch is done with it.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Ack {
-    Accepted { callback_id: i64 },
+    /// Authenticated and durably journaled; processed in the background.
+    Accepted {
+        /// Its id in the journal (`GET /api/callbacks/{id}`).
+        callback_id: i64,
+    },
+    /// Already journaled (a retry, with any nonce): nothing new to do.
     Duplicate,
 }
 
+/// A callback from Sinch, on a source's path.
+///
+/// `/api/sinch/webhook` is the environment's source (`SINCH_WEBHOOK_SECRET`, HMAC); every
+/// source configured in `CONFIG_FILE` has a path of its own that answers exactly the same
+/// way, with the source's own authentication: HMAC signature, HTTP Basic, a custom header,
+/// an OAuth2 bearer token from `POST /oauth2/token`, or none but an address allow list
+/// (`GET /api/sources` lists them).
+///
+/// Sinch retries 5xx and 429 and drops everything else, so a 4xx is only answered when a
+/// retry could never succeed. The raw body is read (capped) and authenticated before
+/// anything is parsed, and nothing is acknowledged before it is durably journaled.
+#[utoipa::path(
+    post,
+    path = super::WEBHOOK_PATH,
+    operation_id = "receive_callback",
+    tag = "webhook",
+    request_body(content = std::collections::HashMap<String, serde_json::Value>, content_type = "application/json",
+        description = "The callback exactly as Sinch sends it: any JSON object (Conversation, \
+            SMS, Batch API, ...). Every trigger is accepted and journaled, unknown ones too; \
+            HMAC signatures are over these exact bytes"),
+    params(
+        ("x-sinch-webhook-signature-nonce" = Option<String>, Header,
+            description = "HMAC sources: the signature's nonce"),
+        ("x-sinch-webhook-signature-timestamp" = Option<i64>, Header,
+            description = "HMAC sources: the signature's time, unix seconds; within \
+            `SIGNATURE_TOLERANCE_SECS` of this machine's clock"),
+        ("x-sinch-webhook-signature-algorithm" = Option<String>, Header,
+            description = "HMAC sources: `HmacSHA256` or absent"),
+        ("x-forwarded-for" = Option<String>, Header, description = "Believed only from a \
+            source's `trusted_proxies`, for its `allow` list"),
+    ),
+    security((), ("sinch_hmac" = []), ("basic" = []), ("custom_header" = []), ("oauth2" = [])),
+    responses(
+        (status = 200, description = "Taken (accepted or duplicate): Sinch is done. A stale \
+            signature on a callback already journaled is answered `duplicate` too", body = Ack),
+        (status = 400, description = "`body_not_json`, `body_not_object`, `body_not_utf8`: \
+            authenticated but not a JSON object; `body_read_failed`: the connection failed \
+            while the body was read. Sinch drops it", body = ErrorBody),
+        (status = 401, description = "Authentication missing or wrong for the source; Sinch \
+            drops it. Reasons: `missing_authorization`, `malformed_authorization`, \
+            `wrong_credentials`, `missing_header`, `invalid_token`, `expired_token`, \
+            `address_not_allowed`, `malformed_forwarded_for`, and for HMAC `missing_header`, \
+            `invalid_header`, `unsupported_algorithm`, `bad_timestamp`, `malformed_signature`, \
+            `signature_mismatch`, `stale_timestamp`", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "Where the method has a \
+                scheme: `Basic realm=\"sinch-webhooks\"`, `Bearer` or \
+                `Bearer error=\"invalid_token\"`"))),
+        (status = 408, description = "`body_timeout`: the body did not arrive within \
+            `REQUEST_BODY_TIMEOUT_SECS` (a slow client, not Sinch)", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over `MAX_BODY_BYTES` (a \
+            declared `Content-Length` is refused before reading)", body = ErrorBody),
+        (status = 429, description = "`journal_queue_full`, `backlog_full`: shedding load; \
+            Sinch retries and slows down", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+        (status = 503, description = "Sinch retries. `storage_unavailable`: the journal could \
+            not commit, nothing was stored; `inflight_bytes_full`: bodies worth \
+            `MAX_INFLIGHT_BYTES` wait for the disk; `service_failed`: a failure that needs a \
+            restart was latched; or an authentication reason (as for 401) inside the source's \
+            fail-safe window", body = ErrorBody),
+    )
+)]
 pub async fn receive(
     State(state): State<AppState>,
     Extension(source): Extension<Arc<Source>>,

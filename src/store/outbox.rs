@@ -50,7 +50,7 @@ pub enum DeliveryOutcome {
 }
 
 /// One delivery as `outbox list` and `GET /api/outbox` show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct DeliveryRecord {
     pub destination: String,
     pub event_id: i64,
@@ -89,7 +89,7 @@ pub enum Redrive {
 }
 
 /// How many deliveries are in each state, per destination.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema, sqlx::FromRow)]
 pub struct OutboxCount {
     pub destination: String,
     pub state: String,

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// One journaled callback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct CallbackRecord {
     pub id: i64,
     pub received_at: DateTime<Utc>,
@@ -28,7 +30,7 @@ pub struct CallbackRecord {
 }
 
 /// One Conversation message and its current state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct MessageRecord {
     pub message_id: String,
     pub direction: String,
@@ -51,7 +53,7 @@ pub struct MessageRecord {
 }
 
 /// One delivery report as received, whether or not it became current.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct StatusHistoryRecord {
     pub status: String,
     pub status_at: DateTime<Utc>,
@@ -66,7 +68,7 @@ pub struct StatusHistoryRecord {
 }
 
 /// Whether an identity may be messaged on a channel, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ConsentRecord {
     pub channel: String,
     pub identity: String,
@@ -83,7 +85,7 @@ pub struct ConsentRecord {
 }
 
 /// A consent kept by contact: from notifications that named the contact but no identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ContactConsentRecord {
     pub channel: String,
     pub contact_id: String,
@@ -98,7 +100,7 @@ pub struct ContactConsentRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ConsentHistoryRecord {
     pub kind: String,
     pub status: String,
@@ -110,7 +112,7 @@ pub struct ConsentHistoryRecord {
     pub recorded_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct CapabilityRecord {
     pub channel: String,
     pub identity: String,
@@ -123,7 +125,7 @@ pub struct CapabilityRecord {
 }
 
 /// A Smart Conversations analysis of a message (SMART_CONVERSATION).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct AnalysisRecord {
     pub message_id: Option<String>,
     pub conversation_id: Option<String>,
@@ -135,7 +137,7 @@ pub struct AnalysisRecord {
 }
 
 /// What became of Sinch's record of a message or event (RECORD_NOTIFICATION).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct RecordNotificationRecord {
     pub entity_id: String,
     pub record_status: Option<String>,
@@ -144,7 +146,7 @@ pub struct RecordNotificationRecord {
 }
 
 /// The newest event of one type on one channel of one app (CHANNEL_EVENT).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ChannelStateRecord {
     /// `""` when the callback named no app.
     pub app_id: String,
@@ -157,7 +159,7 @@ pub struct ChannelStateRecord {
 }
 
 /// A Conversation Batch API status report: a batch's state, or one entry of its history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct BatchStatusRecord {
     pub batch_id: String,
     pub app_id: Option<String>,
@@ -171,7 +173,7 @@ pub struct BatchStatusRecord {
 }
 
 /// A capability check kept by contact: one that named the contact but no identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ContactCapabilityRecord {
     pub channel: String,
     pub contact_id: String,
@@ -182,7 +184,7 @@ pub struct ContactCapabilityRecord {
     pub checked_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ContactRecord {
     pub contact_id: String,
     pub display_name: Option<String>,
@@ -198,13 +200,13 @@ pub struct ContactRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct IdentityRecord {
     pub channel: String,
     pub identity: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct ConversationRecord {
     pub conversation_id: String,
     pub app_id: Option<String>,
@@ -216,7 +218,7 @@ pub struct ConversationRecord {
     pub deleted_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct SmsBatchRecord {
     pub batch_id: String,
     pub kind: String,
@@ -227,7 +229,7 @@ pub struct SmsBatchRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct SmsDeliveryRecord {
     pub batch_id: String,
     pub recipient: String,
@@ -241,21 +243,38 @@ pub struct SmsDeliveryRecord {
 
 impl EventRecord {
     /// The event as the live stream and forwarding carry it.
-    pub fn to_json(&self) -> serde_json::Value {
-        let data: serde_json::Value =
-            serde_json::from_str(&self.payload).unwrap_or(serde_json::Value::Null);
-        serde_json::json!({
-            "id": self.id,
-            "type": self.kind,
-            "callback_id": self.callback_id,
-            "created_at": self.created_at,
-            "data": data,
-        })
+    pub fn to_json(&self) -> Value {
+        let envelope = EventEnvelope {
+            id: self.id,
+            kind: &self.kind,
+            callback_id: self.callback_id,
+            created_at: self.created_at,
+            data: serde_json::from_str(&self.payload).unwrap_or(Value::Null),
+        };
+        // Integers, text, a time and JSON: serialising cannot fail.
+        serde_json::to_value(envelope).unwrap_or(Value::Null)
     }
 }
 
+/// A state change as `GET /api/stream` sends it (each SSE event's `data`) and forwarding
+/// delivers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventEnvelope<'a> {
+    /// The event's position in the events table, in commit order: also its SSE `id`.
+    pub id: i64,
+    /// What changed, e.g. `message.status`: also its SSE `event` name.
+    #[serde(rename = "type")]
+    #[schema(example = "message.status")]
+    pub kind: &'a str,
+    /// The callback whose processing made the change.
+    pub callback_id: i64,
+    pub created_at: DateTime<Utc>,
+    /// The change itself; its fields depend on `type`.
+    pub data: Value,
+}
+
 /// One state change from the events outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct EventRecord {
     pub id: i64,
     pub callback_id: i64,

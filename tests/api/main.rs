@@ -15,6 +15,7 @@ mod hostile;
 mod inspector;
 mod layout;
 mod nats;
+mod openapi;
 mod ownership;
 mod pg;
 mod process;
