@@ -1,9 +1,11 @@
 //! Sinch callback payloads as types: pure, no I/O.
 
 pub mod classify;
+pub mod family;
 pub mod payload;
 pub mod status;
 pub mod trigger;
+pub mod voice;
 
 pub use classify::{Classification, ClassifyError, classify};
 pub use trigger::{Api, Trigger};
