@@ -5,6 +5,7 @@ pub mod family;
 pub mod payload;
 pub mod status;
 pub mod trigger;
+pub mod verification;
 pub mod voice;
 
 pub use classify::{Classification, ClassifyError, classify};
