@@ -2,6 +2,7 @@
 
 pub mod classify;
 pub mod family;
+pub mod numbers;
 pub mod payload;
 pub mod status;
 pub mod trigger;
