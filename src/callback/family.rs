@@ -21,6 +21,18 @@ pub struct Classified<E> {
     pub awaits_answer: bool,
 }
 
+impl<E> Classified<E> {
+    /// A callback without a natural key: keyed by the SHA-256 of its body.
+    pub(crate) fn by_hash(event: E, id: Option<String>, awaits_answer: bool, body: &[u8]) -> Self {
+        Classified {
+            event,
+            id,
+            dedupe_key: body_hash_key(body),
+            awaits_answer,
+        }
+    }
+}
+
 /// Money as the Voice and Verification callbacks carry it: `{"currencyId","amount"}`, plus a
 /// read-only `formatted` in the old docs.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

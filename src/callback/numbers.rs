@@ -107,12 +107,12 @@ pub fn parse_number_event(body: &[u8]) -> Result<NumberEvent, PayloadError> {
 /// nonce header, so this is also the only replay protection), else by its hash.
 pub fn classify_numbers(body: &[u8]) -> Result<Classified<NumberEventType>, ClassifyError> {
     let Some(top) = read_object(body)? else {
-        return Ok(Classified {
-            event: NumberEventType::default(),
-            id: None,
-            dedupe_key: body_hash_key(body),
-            awaits_answer: false,
-        });
+        return Ok(Classified::by_hash(
+            NumberEventType::default(),
+            None,
+            false,
+            body,
+        ));
     };
     let id = text(&top, "eventId");
     let event = text(&top, "eventType")

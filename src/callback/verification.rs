@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::ClassifyError;
 use super::family::{
-    Classified, Money, OpenName, body_hash_key, name_of, natural_key, open_name, read_object, text,
+    Classified, Money, OpenName, name_of, natural_key, open_name, read_object, text,
 };
 use super::payload::PayloadError;
 
@@ -235,12 +235,8 @@ pub fn parse_verification(body: &[u8]) -> Result<VerificationCallback, PayloadEr
 /// events and bodies without an id are keyed by their hash.
 pub fn classify_verification(body: &[u8]) -> Result<Classified<VerificationEvent>, ClassifyError> {
     let Some(top) = read_object(body)? else {
-        return Ok(Classified {
-            event: VerificationEvent::Other(String::new()),
-            id: None,
-            dedupe_key: body_hash_key(body),
-            awaits_answer: false,
-        });
+        let event = VerificationEvent::Other(String::new());
+        return Ok(Classified::by_hash(event, None, false, body));
     };
     let event = text(&top, "event").map_or(VerificationEvent::Other(String::new()), |e| {
         VerificationEvent::parse(&e)
@@ -260,11 +256,15 @@ pub fn classify_verification(body: &[u8]) -> Result<Classified<VerificationEvent
         ),
         VerificationEvent::Other(_) => None,
     };
-    Ok(Classified {
-        awaits_answer: event.awaits_answer(),
-        dedupe_key: key.unwrap_or_else(|| body_hash_key(body)),
-        event,
-        id,
+    let awaits_answer = event.awaits_answer();
+    Ok(match key {
+        Some(dedupe_key) => Classified {
+            event,
+            id,
+            dedupe_key,
+            awaits_answer,
+        },
+        None => Classified::by_hash(event, id, awaits_answer, body),
     })
 }
 

@@ -15,10 +15,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::classify::ClassifyError;
+use super::classify::{ClassifyError, TopLevel};
 use super::family::{
-    Classified, Money, OpenName, body_hash_key, member, name_of, natural_key, open_name,
-    parse_sinch_time, read_object, string_or_number, text,
+    Classified, Money, OpenName, member, name_of, natural_key, open_name, parse_sinch_time,
+    read_object, string_or_number, text,
 };
 use super::payload::PayloadError;
 
@@ -352,12 +352,12 @@ fn event_of(body: &[u8]) -> VoiceEvent {
 /// a call id is keyed by the body's hash.
 pub fn classify_voice(body: &[u8]) -> Result<Classified<VoiceEvent>, ClassifyError> {
     let Some(top) = read_object(body)? else {
-        return Ok(Classified {
-            event: VoiceEvent::Other(String::new()),
-            id: None,
-            dedupe_key: body_hash_key(body),
-            awaits_answer: false,
-        });
+        return Ok(Classified::by_hash(
+            VoiceEvent::Other(String::new()),
+            None,
+            false,
+            body,
+        ));
     };
     let event =
         text(&top, "event").map_or(VoiceEvent::Other(String::new()), |e| VoiceEvent::parse(&e));
@@ -367,26 +367,27 @@ pub fn classify_voice(body: &[u8]) -> Result<Classified<VoiceEvent>, ClassifyErr
         VoiceEvent::Ice | VoiceEvent::Ace | VoiceEvent::Dice => {
             natural_key(&prefix, &[id.as_deref()])
         }
-        VoiceEvent::Pie => {
-            let menu: Option<MenuKey> = member(&top, "menuResult");
-            let menu = menu.unwrap_or_default();
-            natural_key(
-                &prefix,
-                &[id.as_deref(), text(&top, "timestamp").as_deref()],
-            )
-            .map(|key| {
-                let menu = serde_json::to_string(&(menu.menu_id, menu.value)).unwrap_or_default();
-                format!("{key}:{menu}")
-            })
-        }
+        VoiceEvent::Pie => pie_key(&prefix, id.as_deref(), &top),
         VoiceEvent::Notify | VoiceEvent::Other(_) => None,
     };
-    Ok(Classified {
-        awaits_answer: event.awaits_answer(),
-        dedupe_key: key.unwrap_or_else(|| body_hash_key(body)),
-        event,
-        id,
+    let awaits_answer = event.awaits_answer();
+    Ok(match key {
+        Some(dedupe_key) => Classified {
+            event,
+            id,
+            dedupe_key,
+            awaits_answer,
+        },
+        None => Classified::by_hash(event, id, awaits_answer, body),
     })
+}
+
+/// Call id and time, then the menu's id and value when the PIE has them.
+fn pie_key(prefix: &str, id: Option<&str>, top: &TopLevel<'_>) -> Option<String> {
+    let menu: MenuKey = member(top, "menuResult").unwrap_or_default();
+    let key = natural_key(prefix, &[id, text(top, "timestamp").as_deref()])?;
+    let menu = serde_json::to_string(&(menu.menu_id, menu.value)).ok()?;
+    Some(format!("{key}:{menu}"))
 }
 
 #[derive(Deserialize, Default)]
@@ -528,11 +529,8 @@ mod tests {
         let awaits = |name| classify_voice(&voice(name)).unwrap().awaits_answer;
         assert!(awaits("ice.json") && awaits("ace.json") && awaits("pie.json"));
         assert!(!awaits("dice.json") && !awaits("notify.json"));
-        assert!(
-            !classify_voice(br#"{"event":"future"}"#)
-                .unwrap()
-                .awaits_answer
-        );
+        let future = classify_voice(br#"{"event":"future"}"#).unwrap();
+        assert!(!future.awaits_answer);
     }
 
     #[test]
@@ -571,24 +569,15 @@ mod tests {
 
     #[test]
     fn two_menu_inputs_of_one_call_are_two_events() {
-        let pie = |at: &str, value: &str| {
-            format!(
+        let key = |at: &str, value: &str| {
+            let body = format!(
                 r#"{{"event":"pie","callid":"c1","timestamp":"{at}","menuResult":{{"menuId":"main","value":"{value}"}}}}"#
-            )
+            );
+            classify_voice(body.as_bytes()).unwrap().dedupe_key
         };
-        let key = |b: String| classify_voice(b.as_bytes()).unwrap().dedupe_key;
-        assert_ne!(
-            key(pie("2024-01-23T15:04:28Z", "1")),
-            key(pie("2024-01-23T15:04:40Z", "1"))
-        );
-        assert_ne!(
-            key(pie("2024-01-23T15:04:28Z", "1")),
-            key(pie("2024-01-23T15:04:28Z", "2"))
-        );
-        assert_eq!(
-            key(pie("2024-01-23T15:04:28Z", "1")),
-            key(pie("2024-01-23T15:04:28Z", "1"))
-        );
+        assert_ne!(key("12:00:01", "1"), key("12:00:09", "1"));
+        assert_ne!(key("12:00:01", "1"), key("12:00:01", "2"));
+        assert_eq!(key("12:00:01", "1"), key("12:00:01", "1"));
     }
 
     #[test]
@@ -604,10 +593,8 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_error_values() {
-        assert_eq!(
-            classify_voice(b"[]").err(),
-            Some(ClassifyError::NotAnObject)
-        );
+        let not_object = classify_voice(b"[]").err();
+        assert_eq!(not_object, Some(ClassifyError::NotAnObject));
         assert!(matches!(
             classify_voice(b"{"),
             Err(ClassifyError::NotJson(_))
