@@ -1,5 +1,6 @@
 //! Sinch callback payloads as types: pure, no I/O.
 
+pub mod answer;
 pub mod classify;
 pub mod family;
 pub mod numbers;
