@@ -4,6 +4,7 @@
 //! serialised again, so what reaches Sinch is always in the SDK models' spelling.
 
 pub mod svaml;
+pub mod verification;
 pub mod voice;
 
 use serde::de::DeserializeOwned;
