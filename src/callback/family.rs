@@ -105,44 +105,38 @@ pub(crate) fn name_of<T: PartialEq>(table: &[(T, &'static str)], value: &T) -> &
         .map_or("", |(_, name)| name)
 }
 
-/// An enum of the names Sinch documents plus `Other(String)` for the rest: parsed without
-/// regard to case (Sinch's own sources disagree on case), shown in the documented spelling,
-/// and never rejected.
-pub trait OpenName: Sized + Clone + PartialEq + 'static {
-    /// The documented names, in the spelling the SDK models use.
-    const NAMES: &'static [(Self, &'static str)];
-    fn other(text: String) -> Self;
-    fn other_text(&self) -> Option<&str>;
-
-    fn parse(text: &str) -> Self {
-        by_name(Self::NAMES, text).unwrap_or_else(|| Self::other(text.to_owned()))
-    }
-
-    fn as_str(&self) -> &str {
-        self.other_text()
-            .unwrap_or_else(|| name_of(Self::NAMES, self))
-    }
+/// Reads a name of an open enum (documented names plus `Other(String)`) without regard to
+/// case, since Sinch's own sources disagree on case; anything else is kept, never rejected.
+pub(crate) fn parse_open<T: Clone>(
+    table: &[(T, &'static str)],
+    text: &str,
+    other: fn(String) -> T,
+) -> T {
+    by_name(table, text).unwrap_or_else(|| other(text.to_owned()))
 }
 
-/// Implements [`OpenName`] and the `String` conversions serde uses (`#[serde(from, into)]`)
-/// for enums with an `Other(String)` variant. Plumbing only: the behaviour is the trait's.
+/// Gives an open enum (`$ty => $TABLE`, each with an `Other(String)` variant) `parse` and
+/// `as_str` over its table, and the `String` conversions its `#[serde(from, into)]` uses.
+/// Plumbing only: the lookups are `parse_open` and `name_of`.
 macro_rules! open_name {
     ($($ty:ident => $names:ident),* $(,)?) => {$(
-        impl OpenName for $ty {
-            const NAMES: &'static [(Self, &'static str)] = $names;
-            fn other(text: String) -> Self {
-                $ty::Other(text)
+        impl $ty {
+            /// Reads a name in any case; an undocumented one is kept as `Other`.
+            pub fn parse(text: &str) -> Self {
+                $crate::callback::family::parse_open($names, text, $ty::Other)
             }
-            fn other_text(&self) -> Option<&str> {
+
+            /// The documented spelling, or the text an `Other` holds.
+            pub fn as_str(&self) -> &str {
                 match self {
-                    $ty::Other(text) => Some(text),
-                    _ => None,
+                    $ty::Other(text) => text,
+                    known => $crate::callback::family::name_of($names, known),
                 }
             }
         }
         impl From<String> for $ty {
             fn from(text: String) -> Self {
-                <$ty as OpenName>::parse(&text)
+                $ty::parse(&text)
             }
         }
         impl From<$ty> for String {

@@ -12,9 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::classify::ClassifyError;
-use super::family::{
-    Classified, Money, OpenName, name_of, natural_key, open_name, read_object, text,
-};
+use super::family::{Classified, Money, name_of, natural_key, open_name, read_object, text};
 use super::payload::PayloadError;
 
 /// The `event` of a Verification callback.

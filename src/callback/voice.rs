@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::{ClassifyError, TopLevel};
 use super::family::{
-    Classified, Money, OpenName, member, name_of, natural_key, open_name, parse_sinch_time,
-    read_object, string_or_number, text,
+    Classified, Money, member, name_of, natural_key, open_name, parse_sinch_time, read_object,
+    string_or_number, text,
 };
 use super::payload::PayloadError;
 

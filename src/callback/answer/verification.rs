@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{InvalidAnswer, read_answer};
-use crate::callback::family::{OpenName, string_or_number};
+use crate::callback::family::string_or_number;
 use crate::callback::verification::VerificationMethod;
 
 /// An answer to a verification request.
