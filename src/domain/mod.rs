@@ -11,6 +11,7 @@
 //! - `time`: when things happened, by the payload's own times where it has them.
 //! - `events`: the state changes reported to the live stream and the outbox.
 
+pub mod call;
 pub mod consent;
 pub mod contact;
 pub mod conversation;
