@@ -20,5 +20,6 @@ pub mod events;
 pub mod sms;
 pub mod status;
 pub mod time;
+pub mod verification;
 
 pub use effect::{Effect, NewEvent, Plan};
