@@ -17,6 +17,7 @@ pub mod contact;
 pub mod conversation;
 mod effect;
 pub mod events;
+pub mod number;
 pub mod sms;
 pub mod status;
 pub mod time;
