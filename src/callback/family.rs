@@ -240,3 +240,171 @@ mod tests {
         );
     }
 }
+
+/// Adversarial bodies for every reader, parser and validator of the three families: mutated
+/// fixtures, and objects of the members Sinch sends holding values of any type.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use crate::callback::answer::svaml::Svaml;
+    use crate::callback::answer::verification::validate_verification_answer;
+    use crate::callback::answer::voice::{check_svaml, validate_svaml};
+    use crate::callback::numbers::{classify_numbers, parse_number_event};
+    use crate::callback::verification::{
+        VerificationMethod, classify_verification, parse_verification,
+    };
+    use crate::callback::voice::{VoiceEvent, classify_voice, parse_voice};
+
+    const MEMBERS: &[&str] = &[
+        "event",
+        "callid",
+        "callId",
+        "timestamp",
+        "menuResult",
+        "menuId",
+        "value",
+        "to",
+        "amd",
+        "duration",
+        "debit",
+        "id",
+        "method",
+        "identity",
+        "status",
+        "smsResult",
+        "eventId",
+        "eventType",
+        "resourceId",
+        "action",
+        "instructions",
+        "name",
+        "menus",
+        "options",
+        "sms",
+        "flashCall",
+        "dialTimeout",
+        "expiry",
+        "destination",
+        "conferenceId",
+    ];
+    const WORDS: &[&str] = &[
+        "ice",
+        "ACE",
+        "pie",
+        "dice",
+        "notify",
+        "VerificationRequestEvent",
+        "VerificationResultEvent",
+        "FAIL",
+        "PENDING",
+        "sms",
+        "flashcall",
+        "allow",
+        "deny",
+        "hangup",
+        "continue",
+        "connectPstn",
+        "runMenu",
+        "main",
+        "menu(main)",
+        "return(1)",
+        "say",
+        "2024-01-23T15:04:28Z",
+        "2024-02-10T17:22:09.412722588",
+        "",
+    ];
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            prop::sample::select(WORDS).prop_map(|w| json!(w)),
+            "\\PC{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(MEMBERS), inner), 0..5).prop_map(
+                    |members| Value::Object(
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v))
+                            .collect()
+                    )
+                ),
+            ]
+        })
+    }
+
+    fn fixtures() -> Vec<Vec<u8>> {
+        let mut bodies = Vec::new();
+        for dir in [
+            "callbacks/voice",
+            "callbacks/verification",
+            "callbacks/numbers",
+            "answers/svaml",
+            "answers/verification",
+        ] {
+            let path = format!("{}/tests/fixtures/{dir}", env!("CARGO_MANIFEST_DIR"));
+            for entry in std::fs::read_dir(path).unwrap() {
+                bodies.push(std::fs::read(entry.unwrap().path()).unwrap());
+            }
+        }
+        bodies
+    }
+
+    fn mutated() -> impl Strategy<Value = Vec<u8>> {
+        let bodies = fixtures();
+        (
+            0..bodies.len(),
+            any::<prop::sample::Index>(),
+            any::<u8>(),
+            0..3u8,
+        )
+            .prop_map(move |(which, at, byte, how)| {
+                let mut body = bodies[which].clone();
+                let at = at.index(body.len() + 1);
+                match how {
+                    0 => body.truncate(at),
+                    1 if at < body.len() => body[at] = byte,
+                    _ => body.insert(at, byte),
+                }
+                body
+            })
+    }
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            2 => value().prop_map(|v| serde_json::to_vec(&v).unwrap()),
+            1 => mutated(),
+            1 => any::<Vec<u8>>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn no_body_makes_a_family_reader_parser_or_validator_panic(body in body()) {
+            let voice = classify_voice(&body);
+            prop_assert_eq!(&voice, &classify_voice(&body));
+            let _ = (parse_voice(&body), classify_verification(&body), parse_verification(&body));
+            let _ = (classify_numbers(&body), parse_number_event(&body));
+            for event in [VoiceEvent::Ice, VoiceEvent::Ace, VoiceEvent::Pie, VoiceEvent::Dice] {
+                if let Ok(svaml) = validate_svaml(&event, &body) {
+                    // What is relayed reads back as itself and passes again.
+                    let relayed: Svaml = serde_json::from_slice(&serde_json::to_vec(&svaml).unwrap()).unwrap();
+                    prop_assert_eq!(check_svaml(&event, &relayed), Ok(()));
+                }
+            }
+            for method in [None, Some(VerificationMethod::Sms), Some(VerificationMethod::FlashCall)] {
+                let _ = validate_verification_answer(method.as_ref(), &body);
+            }
+            if let Ok(c) = voice {
+                prop_assert!(c.dedupe_key.starts_with("voice.") || c.dedupe_key.starts_with("sha256:"));
+            }
+        }
+    }
+}

@@ -440,4 +440,34 @@ mod tests {
             parse_voice(br#"{"event":"ace","timestamp":"2025-03-04T12:00:01Z"}"#).unwrap();
         assert_eq!(CallEvent::from_callback(&nameless, at(0)), None);
     }
+
+    fn any_event() -> impl proptest::strategy::Strategy<Value = CallEvent> {
+        use proptest::prelude::*;
+        let kinds = prop::sample::select(vec![Ice, Ace, Pie, Dice, Notify]);
+        (kinds, 0..6u32, 0..2u8).prop_map(|(kind, second, input)| {
+            let mut e = event(kind, second);
+            e.entry.detail = Some(json!({ "value": input }));
+            e
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn whatever_the_arrival_order_progress_is_the_furthest_shown_and_never_goes_back(
+            events in proptest::collection::vec(any_event(), 1..8)
+        ) {
+            let (decisions, call) = arrive(&events);
+            let call = call.unwrap();
+            let furthest = events.iter().filter_map(|e| progress_of(&e.entry.event)).max();
+            proptest::prop_assert_eq!(call.progress, furthest);
+            // Nothing moves back; the same event again, straight away or at the end,
+            // changes nothing.
+            for (d, e) in decisions.iter().zip(&events) {
+                proptest::prop_assert!(d.call.progress >= d.previous);
+                proptest::prop_assert!(!decide(Some(&d.call), e).changed);
+                proptest::prop_assert!(!decide(Some(&call), e).changed);
+            }
+            proptest::prop_assert!(call.timeline.windows(2).all(|w| w[0].at <= w[1].at));
+        }
+    }
 }

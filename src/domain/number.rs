@@ -343,4 +343,28 @@ mod tests {
         let event = parse_number_event(br#"{"eventId":"01a","resourceId":""}"#).unwrap();
         assert_eq!(NumberUpdate::from_event(&event, at(7)), None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn the_latest_state_and_the_history_do_not_depend_on_arrival_order(
+            seconds in proptest::collection::vec(0..4u32, 1..8),
+            shuffle in proptest::prelude::any::<proptest::sample::Index>(),
+        ) {
+            // An eventId names one event: distinct ids, times that often tie.
+            let updates: Vec<_> = seconds
+                .iter()
+                .enumerate()
+                .map(|(n, second)| update(&format!("01{}", 7 - n), *second, "DELETE"))
+                .collect();
+            let mut rotated = updates.clone();
+            rotated.reverse();
+            let by = shuffle.index(rotated.len());
+            rotated.rotate_left(by);
+            let (_, in_order) = arrive(&updates);
+            let (_, shuffled) = arrive(&rotated);
+            proptest::prop_assert_eq!(&in_order, &shuffled);
+            let newest = updates.iter().map(|u| &u.state).max_by(|a, b| a.order(b));
+            proptest::prop_assert_eq!(Some(&in_order.latest), newest);
+        }
+    }
 }
