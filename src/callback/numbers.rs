@@ -103,6 +103,10 @@ pub fn parse_number_event(body: &[u8]) -> Result<NumberEvent, PayloadError> {
     serde_json::from_str(text).map_err(|e| fail(e.to_string()))
 }
 
+/// The key prefix `classify` on main gives Numbers events (`Trigger::NumbersEvent`), so that
+/// both classifiers key one body alike and a redelivery is recognised whichever ran.
+const KEY_PREFIX: &str = "NUMBERS_EVENT";
+
 /// Classifies a (verified) Numbers body: keyed by its `eventId` (there is no timestamp or
 /// nonce header, so this is also the only replay protection), else by its hash.
 pub fn classify_numbers(body: &[u8]) -> Result<Classified<NumberEventType>, ClassifyError> {
@@ -119,7 +123,8 @@ pub fn classify_numbers(body: &[u8]) -> Result<Classified<NumberEventType>, Clas
         .map_or_else(NumberEventType::default, |t| NumberEventType::parse(&t));
     Ok(Classified {
         event,
-        dedupe_key: natural_key("numbers", &[id.as_deref()]).unwrap_or_else(|| body_hash_key(body)),
+        dedupe_key: natural_key(KEY_PREFIX, &[id.as_deref()])
+            .unwrap_or_else(|| body_hash_key(body)),
         id,
         awaits_answer: false,
     })
@@ -162,7 +167,11 @@ mod tests {
     #[test]
     fn the_event_id_is_the_dedupe_key_and_nothing_waits_for_an_answer() {
         let c = classify_numbers(&numbers("n1.json")).unwrap();
-        assert_eq!(c.dedupe_key, r#"numbers:["01hpa0mww4m79q8j2dwn3ggbgz"]"#);
+        // The same key as main's `classify` gives this body (`NUMBERS_EVENT`).
+        assert_eq!(
+            c.dedupe_key,
+            r#"NUMBERS_EVENT:["01hpa0mww4m79q8j2dwn3ggbgz"]"#
+        );
         assert_eq!(c.event.as_str(), "DEPROVISIONING_FROM_VOICE_PLATFORM");
         assert!(!c.awaits_answer);
         let c = classify_numbers(br#"{"eventType":"link_to_10dlc_campaign"}"#).unwrap();
