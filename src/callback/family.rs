@@ -115,38 +115,26 @@ pub(crate) fn parse_open<T: Clone>(
     by_name(table, text).unwrap_or_else(|| other(text.to_owned()))
 }
 
-/// Gives an open enum (`$ty => $TABLE`, each with an `Other(String)` variant) `parse` and
-/// `as_str` over its table, and the `String` conversions its `#[serde(from, into)]` uses.
-/// Plumbing only: the lookups are `parse_open` and `name_of`.
-macro_rules! open_name {
-    ($($ty:ident => $names:ident),* $(,)?) => {$(
-        impl $ty {
-            /// Reads a name in any case; an undocumented one is kept as `Other`.
-            pub fn parse(text: &str) -> Self {
-                $crate::callback::family::parse_open($names, text, $ty::Other)
-            }
+/// An open enum: documented names (`NAMES`) plus an `Other(String)` variant. `parse` reads a
+/// name in any case and keeps an undocumented one as `Other`; `as_str` gives the documented
+/// spelling, or the text an `Other` holds. Implemented in `callback::names`.
+pub trait OpenName: Sized + Clone + PartialEq + 'static {
+    const NAMES: &'static [(Self, &'static str)];
+    fn other(text: String) -> Self;
+    /// The text of an `Other`, `None` for a documented value.
+    fn other_text(&self) -> Option<&str>;
 
-            /// The documented spelling, or the text an `Other` holds.
-            pub fn as_str(&self) -> &str {
-                match self {
-                    $ty::Other(text) => text,
-                    known => $crate::callback::family::name_of($names, known),
-                }
-            }
+    fn parse(text: &str) -> Self {
+        parse_open(Self::NAMES, text, Self::other)
+    }
+
+    fn as_str(&self) -> &str {
+        match self.other_text() {
+            Some(text) => text,
+            None => name_of(Self::NAMES, self),
         }
-        impl From<String> for $ty {
-            fn from(text: String) -> Self {
-                $ty::parse(&text)
-            }
-        }
-        impl From<$ty> for String {
-            fn from(value: $ty) -> String {
-                value.as_str().to_owned()
-            }
-        }
-    )*};
+    }
 }
-pub(crate) use open_name;
 
 /// A Sinch time: RFC 3339, or (Numbers) a date-time without a zone, which Sinch's Python SDK
 /// calls a known server issue and reads as UTC. Any fractional precision up to nanoseconds.

@@ -3,6 +3,7 @@
 pub mod answer;
 pub mod classify;
 pub mod family;
+mod names;
 pub mod numbers;
 pub mod payload;
 pub mod status;

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::classify::ClassifyError;
-use super::family::{Classified, Money, name_of, natural_key, open_name, read_object, text};
+use super::family::{Classified, Money, OpenName, name_of, natural_key, read_object, text};
 use super::payload::PayloadError;
 
 /// The `event` of a Verification callback.
@@ -25,7 +25,7 @@ pub enum VerificationEvent {
     Other(String),
 }
 
-const VERIFICATION_EVENTS: &[(VerificationEvent, &str)] = &[
+pub(crate) const VERIFICATION_EVENTS: &[(VerificationEvent, &str)] = &[
     (VerificationEvent::Request, "VerificationRequestEvent"),
     (VerificationEvent::Result, "VerificationResultEvent"),
     (
@@ -47,7 +47,7 @@ pub enum VerificationMethod {
     Other(String),
 }
 
-const VERIFICATION_METHODS: &[(VerificationMethod, &str)] = &[
+pub(crate) const VERIFICATION_METHODS: &[(VerificationMethod, &str)] = &[
     (VerificationMethod::Sms, "sms"),
     (VerificationMethod::FlashCall, "flashcall"),
     (VerificationMethod::Callout, "callout"),
@@ -68,7 +68,7 @@ pub enum VerificationStatus {
     Other(String),
 }
 
-const VERIFICATION_STATUSES: &[(VerificationStatus, &str)] = &[
+pub(crate) const VERIFICATION_STATUSES: &[(VerificationStatus, &str)] = &[
     (VerificationStatus::Pending, "PENDING"),
     (VerificationStatus::Successful, "SUCCESSFUL"),
     (VerificationStatus::Fail, "FAIL"),
@@ -76,12 +76,6 @@ const VERIFICATION_STATUSES: &[(VerificationStatus, &str)] = &[
     (VerificationStatus::Aborted, "ABORTED"),
     (VerificationStatus::Error, "ERROR"),
 ];
-
-open_name!(
-    VerificationEvent => VERIFICATION_EVENTS,
-    VerificationMethod => VERIFICATION_METHODS,
-    VerificationStatus => VERIFICATION_STATUSES,
-);
 
 impl VerificationEvent {
     /// Only the request event waits for an answer.

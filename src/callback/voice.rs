@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::classify::{ClassifyError, TopLevel};
 use super::family::{
-    Classified, Money, member, name_of, natural_key, open_name, parse_sinch_time, read_object,
+    Classified, Money, OpenName, member, name_of, natural_key, parse_sinch_time, read_object,
     string_or_number, text,
 };
 use super::payload::PayloadError;
@@ -35,7 +35,7 @@ pub enum VoiceEvent {
     Other(String),
 }
 
-const VOICE_EVENTS: &[(VoiceEvent, &str)] = &[
+pub(crate) const VOICE_EVENTS: &[(VoiceEvent, &str)] = &[
     (VoiceEvent::Ice, "ice"),
     (VoiceEvent::Ace, "ace"),
     (VoiceEvent::Pie, "pie"),
@@ -59,7 +59,8 @@ pub enum CallDomain {
     Other(String),
 }
 
-const CALL_DOMAINS: &[(CallDomain, &str)] = &[(CallDomain::Pstn, "pstn"), (CallDomain::Mxp, "mxp")];
+pub(crate) const CALL_DOMAINS: &[(CallDomain, &str)] =
+    &[(CallDomain::Pstn, "pstn"), (CallDomain::Mxp, "mxp")];
 
 /// The `type` of a destination (`to`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -74,7 +75,7 @@ pub enum DestinationType {
     Other(String),
 }
 
-const DESTINATION_TYPES: &[(DestinationType, &str)] = &[
+pub(crate) const DESTINATION_TYPES: &[(DestinationType, &str)] = &[
     (DestinationType::Number, "number"),
     (DestinationType::Username, "username"),
     (DestinationType::Sip, "sip"),
@@ -95,7 +96,7 @@ pub enum MenuResultType {
     Other(String),
 }
 
-const MENU_RESULT_TYPES: &[(MenuResultType, &str)] = &[
+pub(crate) const MENU_RESULT_TYPES: &[(MenuResultType, &str)] = &[
     (MenuResultType::Error, "error"),
     (MenuResultType::Return, "return"),
     (MenuResultType::Sequence, "sequence"),
@@ -116,21 +117,13 @@ pub enum CallResult {
     Other(String),
 }
 
-const CALL_RESULTS: &[(CallResult, &str)] = &[
+pub(crate) const CALL_RESULTS: &[(CallResult, &str)] = &[
     (CallResult::NotApplicable, "N/A"),
     (CallResult::Answered, "ANSWERED"),
     (CallResult::Busy, "BUSY"),
     (CallResult::NoAnswer, "NOANSWER"),
     (CallResult::Failed, "FAILED"),
 ];
-
-open_name!(
-    VoiceEvent => VOICE_EVENTS,
-    CallDomain => CALL_DOMAINS,
-    DestinationType => DESTINATION_TYPES,
-    MenuResultType => MENU_RESULT_TYPES,
-    CallResult => CALL_RESULTS,
-);
 
 /// `{"type","endpoint"}`: whom a call is to.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -242,6 +242,7 @@ fn take_details(call: &mut Call, event: &CallEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::callback::family::OpenName;
     use crate::callback::family::fixture;
     use crate::callback::voice::parse_voice;
     use VoiceEvent::{Ace, Dice, Ice, Notify, Pie};

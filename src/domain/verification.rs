@@ -219,6 +219,7 @@ fn fill_blanks(verification: &mut Verification, step: &VerificationStep) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::callback::family::OpenName;
     use crate::callback::family::fixture;
     use crate::callback::verification::parse_verification;
     use VerificationEvent::{Request, Result, SmsDelivered};

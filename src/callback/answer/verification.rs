@@ -6,6 +6,7 @@
 //! `callout` {`locale`, `ttsMenu`, `wavFile`, `pin`} is not modelled. Every settings object
 //! accepts other keys (additional properties in the Java SDK): they are relayed as given.
 
+use crate::callback::family::OpenName;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 

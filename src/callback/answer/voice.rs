@@ -13,6 +13,7 @@
 use super::InvalidAnswer;
 use super::read_answer;
 use super::svaml::{Action, ActionName, Instruction, Menu, RunMenu, Svaml};
+use crate::callback::family::OpenName;
 use crate::callback::voice::VoiceEvent;
 
 /// The actions Sinch accepts in an answer to `event` (none for DiCE, Notify and unknown
