@@ -11,13 +11,16 @@
 //! - `time`: when things happened, by the payload's own times where it has them.
 //! - `events`: the state changes reported to the live stream and the outbox.
 
+pub mod call;
 pub mod consent;
 pub mod contact;
 pub mod conversation;
 mod effect;
 pub mod events;
+pub mod number;
 pub mod sms;
 pub mod status;
 pub mod time;
+pub mod verification;
 
 pub use effect::{Effect, NewEvent, Plan};
