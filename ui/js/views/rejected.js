@@ -21,6 +21,9 @@ const REASONS = [
   ['expired_token', 'The bearer token is past its expires_in: check this machine\'s clock.'],
   ['address_not_allowed', 'The client address is not in the source\'s allow list; behind a proxy, list the proxy in trusted_proxies.'],
   ['malformed_forwarded_for', 'X-Forwarded-For from a trusted proxy names no address.'],
+  ['missing_numbers_signature', 'A Numbers callback without X-Sinch-Signature: no hmacSecret in the project\'s Numbers callback configuration, or a proxy drops the header.'],
+  ['malformed_numbers_signature', 'X-Sinch-Signature is not 40 lower-case hex digits (an HMAC-SHA1).'],
+  ['numbers_signature_mismatch', 'X-Sinch-Signature matches no configured secret: compare SINCH_NUMBERS_SECRET with the project\'s hmacSecret; the body must arrive unchanged.'],
 ];
 
 export const rejections = {
