@@ -122,8 +122,8 @@ fn describe_ingestion() {
     );
     describe_counter!(
         VERIFIED,
-        "Signatures that verified, by source and by the label of the secret that matched: a \
-         rotation is done when the old label stops growing."
+        "Callbacks that authenticated, by source and by the label of the credential that \
+         matched: a rotation is done when the old label stops growing."
     );
     describe_histogram!(
         PROCESSING_BATCH_SIZE,
