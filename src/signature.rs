@@ -155,10 +155,7 @@ impl Verifier {
 
     /// The environment's pair: `current` and, during a rotation, `previous`.
     pub fn new(current: SecretString, previous: Option<SecretString>, tolerance_secs: u64) -> Self {
-        let secrets = std::iter::once(LabelledSecret::new("current", current))
-            .chain(previous.map(|previous| LabelledSecret::new("previous", previous)))
-            .collect();
-        Verifier::labelled(NonEmpty(secrets), tolerance_secs)
+        Verifier::labelled(NonEmpty(env_pair(current, previous)), tolerance_secs)
     }
 
     /// Any number of labelled secrets, the first being the one Sinch signs with now.
@@ -228,6 +225,14 @@ impl Verifier {
             })
             .map(|secret| secret.label.clone())
     }
+}
+
+/// A secret pair from the environment (`*_SECRET` and `*_SECRET_PREVIOUS`), labelled
+/// `current` and `previous`, the current one first.
+pub fn env_pair(current: SecretString, previous: Option<SecretString>) -> Vec<LabelledSecret> {
+    std::iter::once(LabelledSecret::new("current", current))
+        .chain(previous.map(|previous| LabelledSecret::new("previous", previous)))
+        .collect()
 }
 
 /// Secrets, at least one.

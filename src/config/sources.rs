@@ -7,8 +7,8 @@ use secrecy::SecretString;
 
 use super::ConfigError;
 use crate::auth::{Allowlist, Method, NUMBERS_PATH, NUMBERS_SOURCE, Source, file, numbers};
-use crate::signature::LabelledSecret;
 use crate::signature::Verifier;
+use crate::signature::env_pair;
 
 /// Every source: the environment's first, if its secret is set, then the file's.
 pub(super) fn sources(
@@ -80,12 +80,11 @@ fn numbers_source(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Sou
             None => Ok(None),
         };
     };
-    let secrets = std::iter::once(LabelledSecret::new("current", current))
-        .chain(previous.map(|previous| LabelledSecret::new("previous", previous)))
-        .collect();
-    let verifier = numbers::Verifier::new(secrets).map_err(|error| ConfigError::InvalidSecret {
-        var: "SINCH_NUMBERS_SECRET",
-        reason: error.to_string(),
+    let verifier = numbers::Verifier::new(env_pair(current, previous)).map_err(|error| {
+        ConfigError::InvalidSecret {
+            var: "SINCH_NUMBERS_SECRET",
+            reason: error.to_string(),
+        }
     })?;
     Ok(Some(Source {
         name: Arc::from(NUMBERS_SOURCE),

@@ -142,8 +142,15 @@ async fn receive_on(
         Ok(authenticated) => authenticated,
         Err(failure) => {
             let answer = refuse(state, source, failure, &bytes, peer, started).await;
-            if answer.is_err() {
-                record_rejection(state, source, failure, &headers, bytes.len(), peer, started);
+            if let Err(ApiError::Unauthorized { fail_safe, .. }) = answer {
+                let refused = Refused {
+                    failure,
+                    fail_safe,
+                    body_bytes: bytes.len(),
+                    peer,
+                    started,
+                };
+                record_rejection(state, source, refused, &headers);
             }
             return answer;
         }
@@ -305,17 +312,26 @@ async fn acknowledge_stale_redelivery(
     }
 }
 
-/// Keeps what helps diagnose a failed authentication for the inspector: never the
-/// credentials, never the body.
-fn record_rejection(
-    state: &AppState,
-    source: &Source,
+/// A request refused for its authentication, as the answer decided it.
+struct Refused {
     failure: Failure,
-    headers: &HeaderMap,
+    /// Answered 503 inside the source's fail-safe window.
+    fail_safe: bool,
     body_bytes: usize,
     peer: SocketAddr,
     started: Instant,
-) {
+}
+
+/// Keeps what helps diagnose a failed authentication for the inspector: never the
+/// credentials, never the body.
+fn record_rejection(state: &AppState, source: &Source, refused: Refused, headers: &HeaderMap) {
+    let Refused {
+        failure,
+        fail_safe,
+        body_bytes,
+        peer,
+        started,
+    } = refused;
     let text = |name: header::HeaderName| {
         headers
             .get(name)
@@ -327,7 +343,7 @@ fn record_rejection(
         source: source.name.clone(),
         reason,
         detail: failure.rejection.describe(),
-        fail_safe: in_fail_safe_window(state, source),
+        fail_safe,
         clock_skew_secs: failure.clock_skew_secs,
         body_bytes,
         peer: Some(peer),
