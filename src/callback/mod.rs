@@ -1,6 +1,7 @@
 //! Sinch callback payloads as types: pure, no I/O.
 
 pub mod answer;
+pub mod application;
 pub mod classify;
 pub mod family;
 mod names;

@@ -10,6 +10,10 @@ pub enum Api {
     Sms,
     /// Numbers API callbacks (provisioning, campaign and number order events).
     Numbers,
+    /// Voice (Calling API) callbacks, signed with an application's key.
+    Voice,
+    /// Verification callbacks, signed with an application's key.
+    Verification,
 }
 
 impl Api {
@@ -18,6 +22,8 @@ impl Api {
             Api::Conversation => "conversation",
             Api::Sms => "sms",
             Api::Numbers => "numbers",
+            Api::Voice => "voice",
+            Api::Verification => "verification",
         }
     }
 
@@ -26,6 +32,8 @@ impl Api {
             "conversation" => Some(Api::Conversation),
             "sms" => Some(Api::Sms),
             "numbers" => Some(Api::Numbers),
+            "voice" => Some(Api::Voice),
+            "verification" => Some(Api::Verification),
             _ => None,
         }
     }
@@ -66,6 +74,26 @@ pub enum Trigger {
     SmsInboundMedia,
     /// A Numbers API event (`eventType` says which).
     NumbersEvent,
+    /// Voice: an incoming call (ICE); Sinch waits for SVAML.
+    VoiceIce,
+    /// Voice: a call was answered (ACE); Sinch waits for SVAML.
+    VoiceAce,
+    /// Voice: a menu's input (PIE); Sinch waits for SVAML.
+    VoicePie,
+    /// Voice: a call ended (DiCE).
+    VoiceDice,
+    /// Voice: a notification.
+    VoiceNotify,
+    /// Voice: an event Sinch has not documented.
+    VoiceEvent,
+    /// Verification: a verification was requested; Sinch waits for allow or deny.
+    VerificationRequest,
+    /// Verification: a verification's result.
+    VerificationResult,
+    /// Verification: the verification SMS was delivered (or not).
+    VerificationSmsDelivered,
+    /// Verification: an event Sinch has not documented.
+    VerificationEvent,
     Unknown,
 }
 
@@ -135,6 +163,32 @@ const NAMES: &[(Trigger, &str, Api)] = &[
         Api::Conversation,
     ),
     (Trigger::NumbersEvent, "NUMBERS_EVENT", Api::Numbers),
+    (Trigger::VoiceIce, "VOICE_ICE", Api::Voice),
+    (Trigger::VoiceAce, "VOICE_ACE", Api::Voice),
+    (Trigger::VoicePie, "VOICE_PIE", Api::Voice),
+    (Trigger::VoiceDice, "VOICE_DICE", Api::Voice),
+    (Trigger::VoiceNotify, "VOICE_NOTIFY", Api::Voice),
+    (Trigger::VoiceEvent, "VOICE_EVENT", Api::Voice),
+    (
+        Trigger::VerificationRequest,
+        "VERIFICATION_REQUEST",
+        Api::Verification,
+    ),
+    (
+        Trigger::VerificationResult,
+        "VERIFICATION_RESULT",
+        Api::Verification,
+    ),
+    (
+        Trigger::VerificationSmsDelivered,
+        "VERIFICATION_SMS_DELIVERED",
+        Api::Verification,
+    ),
+    (
+        Trigger::VerificationEvent,
+        "VERIFICATION_EVENT",
+        Api::Verification,
+    ),
     (Trigger::SmsDeliveryReport, "delivery_report_sms", Api::Sms),
     (Trigger::MmsDeliveryReport, "delivery_report_mms", Api::Sms),
     (
@@ -182,6 +236,17 @@ impl Trigger {
             .iter()
             .find(|(_, name, api)| *api == Api::Sms && *name == kind)
             .map(|(trigger, _, _)| *trigger)
+    }
+
+    /// Whether Sinch waits for an answer in the response (SVAML, or allow/deny).
+    pub fn awaits_answer(self) -> bool {
+        matches!(
+            self,
+            Trigger::VoiceIce
+                | Trigger::VoiceAce
+                | Trigger::VoicePie
+                | Trigger::VerificationRequest
+        )
     }
 
     pub fn api(self) -> Option<Api> {

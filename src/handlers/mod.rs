@@ -47,6 +47,12 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         RecordNotification => messages::record(body),
         BatchStatusUpdate => messages::batch_status(body),
         Unsupported | NumbersEvent => journal_only::known(callback),
+        VoiceIce | VoiceAce | VoicePie | VoiceDice | VoiceNotify | VoiceEvent => {
+            journal_only::known(callback)
+        }
+        VerificationRequest | VerificationResult | VerificationSmsDelivered | VerificationEvent => {
+            journal_only::known(callback)
+        }
         Unknown => journal_only::unknown(callback),
     }
 }
