@@ -46,6 +46,7 @@ pub async fn run(
     let address = listener
         .local_addr()
         .context("reading the listening address")?;
+    let answerer = Arc::new(settings.answers.answerer().map_err(anyhow::Error::msg)?);
     let health = Arc::new(Health::default());
     let options = StoreOptions {
         health: health.clone(),
@@ -61,7 +62,9 @@ pub async fn run(
         max_connections: settings.max_connections,
         header_read_timeout: Duration::from_secs(settings.request_header_timeout_secs),
     };
-    let state = app_state(settings, address, &store, shared, &health, &shutdown);
+    let state = app_state(
+        settings, address, &store, shared, &health, &shutdown, answerer,
+    );
     if let Some(handle) = state.metrics.clone() {
         tokio::spawn(metrics_upkeep(handle, shutdown.clone()));
     }
@@ -70,6 +73,7 @@ pub async fn run(
     }
 
     log_sources(&state.sources);
+    log_answers(&state.answerer);
     tracing::info!(%address, %database, "listening");
     let server = server::serve(listener, router(state), limits, shutdown.clone());
     let stop_on_failure = async {
@@ -102,6 +106,18 @@ fn log_sources(sources: &[Arc<crate::auth::Source>]) {
             "source"
         );
     }
+}
+
+/// One line on how answers are decided, where any source takes callbacks that wait for one.
+fn log_answers(answerer: &crate::answer::Answerer) {
+    tracing::info!(
+        rules = answerer.policy().len(),
+        answer_url = answerer.answer_url().map(|url| url.label()),
+        answer_timeout_ms = answerer
+            .answer_url()
+            .map(|url| url.timeout().as_millis() as u64),
+        "answers: the application at answer_url first, if any; the policy's rules, then its defaults"
+    );
 }
 
 /// What the handlers share with the workers. Moved into the state, not cloned: the journal
@@ -192,6 +208,7 @@ fn app_state(
     shared: Shared,
     health: &Arc<Health>,
     shutdown: &CancellationToken,
+    answerer: Arc<crate::answer::Answerer>,
 ) -> AppState {
     AppState {
         sources: settings.sources.into(),
@@ -212,6 +229,7 @@ fn app_state(
         api_actions: settings.api_actions,
         health: health.clone(),
         inflight: InflightBytes::new(settings.max_inflight_bytes),
+        answerer,
     }
 }
 

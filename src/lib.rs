@@ -6,6 +6,7 @@
 //! whose effects the store applies together with marking it processed.
 
 pub mod activity;
+pub mod answer;
 pub mod app;
 pub mod auth;
 pub mod backoff;

@@ -28,6 +28,9 @@ pub const OUTBOX_DELIVERIES: &str = "sinch_webhooks_outbox_deliveries";
 pub const BUILD_INFO: &str = "sinch_webhooks_build_info";
 pub const FAILED: &str = "sinch_webhooks_failed";
 pub const INFLIGHT_BYTES: &str = "sinch_webhooks_inflight_bytes";
+pub const ANSWERS: &str = "sinch_webhooks_answers_total";
+pub const ANSWER_SECONDS: &str = "sinch_webhooks_answer_seconds";
+pub const ANSWERS_NOT_STORED: &str = "sinch_webhooks_answers_not_stored_total";
 
 /// Every name above: what the dashboard and the alert rules in `deploy/` may query (a test
 /// checks them against this list).
@@ -54,6 +57,9 @@ pub const ALL: &[&str] = &[
     INFLIGHT_BYTES,
     FAIL_SAFE_REFUSALS,
     OAUTH2_TOKENS,
+    ANSWERS,
+    ANSWER_SECONDS,
+    ANSWERS_NOT_STORED,
 ];
 
 /// Latency buckets from 100 µs to 10 s: acks are sub-millisecond to a few ms, processing lag
@@ -99,7 +105,26 @@ pub fn install() -> Option<PrometheusHandle> {
 
 fn describe() {
     describe_ingestion();
+    describe_answers();
     describe_processing();
+}
+
+/// The synchronous lane: answers to ICE, ACE, PIE and verification requests.
+fn describe_answers() {
+    describe_counter!(
+        ANSWERS,
+        "Answers given to callbacks Sinch waits on, by source, question (ice, ace, pie, \
+         verification_request) and origin (application, policy, fallback, journal)."
+    );
+    describe_histogram!(
+        ANSWER_SECONDS,
+        Unit::Seconds,
+        "Time deciding an answer took (asking ANSWER_URL included), by question and origin."
+    );
+    describe_counter!(
+        ANSWERS_NOT_STORED,
+        "Answers given but not stored (the database failed): a retry may be answered anew."
+    );
 }
 
 /// The webhook, the journal and the spool.

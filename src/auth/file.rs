@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{Allowlist, Method, Source, numbers, static_header_name, token};
+use super::{Allowlist, Method, Source, application, numbers, static_header_name, token};
 use crate::signature::{LabelledSecret, NonEmpty, Verifier};
 
 /// Paths the service itself serves: a source there would shadow it or be shadowed.
@@ -30,6 +30,9 @@ const MAX_FAIL_SAFE_SECS: u64 = 86_400;
 struct File {
     #[serde(default)]
     source: Vec<Entry>,
+    /// The answer rules, which `answer::Policy` reads from the same file.
+    #[serde(default, rename = "answer")]
+    _answer: Option<toml::Value>,
 }
 
 /// One `[[source]]`, as written.
@@ -53,6 +56,18 @@ struct Entry {
     allow: Option<Vec<String>>,
     trusted_proxies: Option<Vec<String>>,
     fail_safe_secs: Option<u64>,
+    keys: Option<Vec<KeyEntry>>,
+    signed_path: Option<String>,
+}
+
+/// One application key of an `auth = "application"` source.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    label: String,
+    key: String,
+    secret: Option<String>,
+    secret_env: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -192,9 +207,10 @@ fn method(
                 expires_in,
             }))
         }
+        "application" => application(entry, lookup, tolerance_secs),
         "none" => Ok(Method::None),
         other => Err(format!(
-            "auth = {other:?} is not one of hmac, basic, header, oauth2, numbers, none"
+            "auth = {other:?} is not one of hmac, basic, header, oauth2, numbers, application, none"
         )),
     }
 }
@@ -207,6 +223,56 @@ fn hmac(
     let secrets = NonEmpty::new(labelled(entries, lookup)?)
         .ok_or("auth = \"hmac\" needs secrets = [{ label = \"...\", value_env = \"...\" }, ...]")?;
     Ok(Method::Hmac(Verifier::labelled(secrets, tolerance_secs)))
+}
+
+/// `keys = [{ label, key, secret | secret_env }, ...]` and an optional `signed_path`.
+fn application(
+    entry: &Entry,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    tolerance_secs: u64,
+) -> Result<Method, String> {
+    let entries = entry.keys.as_deref().unwrap_or_default();
+    let mut keys = Vec::with_capacity(entries.len());
+    for key in entries {
+        let name = format!("keys[{}]", key.label.trim());
+        let secret = secret(
+            key.secret.as_deref(),
+            key.secret_env.as_deref(),
+            &format!("{name}.secret"),
+            lookup,
+        )?;
+        keys.push(application::ApplicationKey::new(
+            key.label.trim(),
+            key.key.trim(),
+            secret,
+        ));
+    }
+    if keys.is_empty() {
+        return Err(
+            "auth = \"application\" needs keys = [{ label = \"...\", key = \"...\", secret_env = \"...\" }, ...]"
+                .into(),
+        );
+    }
+    if let Some(path) = &entry.signed_path {
+        check_signed_path(path)?;
+    }
+    let verifier =
+        application::Verifier::new(keys, tolerance_secs).map_err(|error| error.to_string())?;
+    Ok(Method::Application {
+        verifier,
+        signed_path: entry.signed_path.clone(),
+    })
+}
+
+/// The public path a proxy in front receives: any path, as long as it is one.
+fn check_signed_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') || path.contains(['?', '#']) || path.chars().any(char::is_whitespace)
+    {
+        return Err(format!(
+            "signed_path {path:?} must be a path starting with '/', without query or spaces"
+        ));
+    }
+    Ok(())
 }
 
 /// `secrets = [{ label, value | value_env }, ...]`: labels present and unique.
@@ -240,7 +306,8 @@ fn only_for_method(entry: &Entry) -> Result<(), String> {
     const BASIC: &[&str] = &["basic"];
     const HEADER: &[&str] = &["header"];
     const OAUTH2: &[&str] = &["oauth2"];
-    let keys: [(&str, bool, &[&str]); 11] = [
+    const APPLICATION: &[&str] = &["application"];
+    let keys: [(&str, bool, &[&str]); 13] = [
         ("username", entry.username.is_some(), BASIC),
         ("password", entry.password.is_some(), BASIC),
         ("password_env", entry.password_env.is_some(), BASIC),
@@ -256,6 +323,8 @@ fn only_for_method(entry: &Entry) -> Result<(), String> {
             OAUTH2,
         ),
         ("expires_in", entry.expires_in.is_some(), OAUTH2),
+        ("keys", entry.keys.is_some(), APPLICATION),
+        ("signed_path", entry.signed_path.is_some(), APPLICATION),
     ];
     match keys
         .iter()

@@ -35,6 +35,12 @@ pub const DEFAULT_PATH: &str = "/api/sinch/webhook";
 /// The source `SINCH_NUMBERS_SECRET` configures, and its path.
 pub const NUMBERS_SOURCE: &str = "numbers";
 pub const NUMBERS_PATH: &str = "/api/sinch/numbers";
+/// The sources `SINCH_APPLICATION_KEY` and `SINCH_APPLICATION_SECRET` configure, and their
+/// paths: Voice and Verification sign the same way, each on its own route.
+pub const VOICE_SOURCE: &str = "voice";
+pub const VOICE_PATH: &str = "/api/sinch/voice";
+pub const VERIFICATION_SOURCE: &str = "verification";
+pub const VERIFICATION_PATH: &str = "/api/sinch/verification";
 
 /// A route callbacks come in on, and how requests on it are authenticated.
 #[derive(Debug)]
@@ -71,6 +77,14 @@ pub enum Method {
     /// `X-Sinch-Signature`: Numbers callbacks, HMAC-SHA1 under any of several labelled
     /// project secrets.
     Numbers(numbers::Verifier),
+    /// `Authorization: Application <key>:<signature>` with `x-timestamp`: Voice and
+    /// Verification callbacks, under any of several labelled application keys.
+    Application {
+        verifier: application::Verifier,
+        /// The path Sinch calls, when a proxy in front rewrites it: the signature covers
+        /// the public path, not the one this service sees.
+        signed_path: Option<String>,
+    },
     /// No credentials: only the allow list.
     None,
 }
@@ -84,6 +98,7 @@ impl Method {
             Method::Header { .. } => "header",
             Method::OAuth2(_) => "oauth2",
             Method::Numbers(_) => "numbers",
+            Method::Application { .. } => "application",
             Method::None => "none",
         }
     }
@@ -91,6 +106,10 @@ impl Method {
 
 /// The parts of a request authentication looks at.
 pub struct Presented<'a> {
+    /// The HTTP method, as received (application signatures cover it).
+    pub method: &'a str,
+    /// The path the request came in on, without the query.
+    pub path: &'a str,
     pub headers: &'a HeaderMap,
     /// The TCP peer.
     pub peer: IpAddr,
@@ -201,6 +220,25 @@ impl Source {
                     timestamp: request.now_unix,
                 })
             }
+            Method::Application {
+                verifier,
+                signed_path,
+            } => {
+                let path = signed_path.as_deref().unwrap_or(request.path);
+                let signed = application::SignedRequest::from_headers(
+                    request.method,
+                    path,
+                    request.headers,
+                    request.body,
+                );
+                let now = chrono::DateTime::from_timestamp(request.now_unix, 0).unwrap_or_default();
+                let verified = verifier.verify(&signed, now)?;
+                Ok(Authenticated {
+                    label: verified.label,
+                    nonce: String::new(),
+                    timestamp: verified.timestamp.timestamp(),
+                })
+            }
             Method::None => Ok(unsigned("allowlist")),
         }
     }
@@ -213,6 +251,7 @@ impl Source {
             Method::Header { name, .. } => vec![Arc::from(*name)],
             Method::OAuth2(client) => vec![Arc::from(client.id.as_str())],
             Method::Numbers(verifier) => verifier.labels(),
+            Method::Application { verifier, .. } => verifier.labels(),
             Method::None => vec![Arc::from("allowlist")],
         }
     }

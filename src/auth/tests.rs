@@ -27,6 +27,8 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 fn check(source: &Source, headers: &HeaderMap) -> Result<Authenticated, Rejection> {
     source
         .authenticate(&Presented {
+            method: "POST",
+            path: "/api/sinch/test",
             headers,
             peer: "192.0.2.1".parse().unwrap(),
             body: BODY,

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+mod answer;
 mod sources;
+
+pub use answer::{AnswerSettings, DEFAULT_ANSWER_TIMEOUT_MS};
 
 use crate::auth::Source;
 use crate::forward::signing::SigningKey;
@@ -84,6 +87,15 @@ pub struct Settings {
     pub request_body_timeout_secs: u64,
     /// Where processed state changes are delivered besides the database and the stream.
     pub forward: ForwardSettings,
+    /// How the answers Sinch waits for (ICE, ACE, PIE, verification requests) are decided.
+    pub answers: AnswerSettings,
+}
+
+/// The file `CONFIG_FILE` names, read once: sources and answer rules both live in it.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigFile {
+    pub(crate) path: String,
+    pub(crate) text: String,
 }
 
 /// `FORWARD_*` and `NATS_*`: delivering state changes to the application.
@@ -165,10 +177,12 @@ impl Settings {
             |v| non_empty(v).map(str::to_owned),
         )?;
         let checks = callback_checks(&lookup)?;
+        let config_file = config_file(&lookup)?;
         let sources = sources::sources(
             &lookup,
             (secret.clone(), previous_secret.clone()),
             checks.signature_tolerance_secs,
+            config_file.as_ref(),
         )?;
         let log_format = parse(&lookup, "LOG_FORMAT", None, log_format)?;
         let database = database_tuning(&lookup)?;
@@ -210,6 +224,7 @@ impl Settings {
             request_body_timeout_secs: limits.request_body_timeout_secs,
             metrics_addr,
             forward: forward_settings(&lookup)?,
+            answers: answer::answer_settings(&lookup, config_file.as_ref())?,
         };
         check_inflight_bytes(&settings)?;
         Ok(settings)
@@ -406,6 +421,21 @@ fn check_inflight_bytes(settings: &Settings) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+fn config_file(
+    lookup: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ConfigFile>, ConfigError> {
+    let Some(path) = lookup("CONFIG_FILE").filter(|path| !path.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(ConfigFile { path, text })),
+        Err(error) => Err(ConfigError::File {
+            path,
+            reason: format!("cannot read it: {error}"),
+        }),
+    }
 }
 
 fn forward_settings(

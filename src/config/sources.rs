@@ -6,7 +6,10 @@ use std::sync::Arc;
 use secrecy::SecretString;
 
 use super::ConfigError;
-use crate::auth::{Allowlist, Method, NUMBERS_PATH, NUMBERS_SOURCE, Source, file, numbers};
+use crate::auth::{
+    Allowlist, Method, NUMBERS_PATH, NUMBERS_SOURCE, Source, VERIFICATION_PATH,
+    VERIFICATION_SOURCE, VOICE_PATH, VOICE_SOURCE, application, file, numbers,
+};
 use crate::signature::Verifier;
 use crate::signature::env_pair;
 
@@ -15,6 +18,7 @@ pub(super) fn sources(
     lookup: &impl Fn(&str) -> Option<String>,
     env_secrets: (Option<SecretString>, Option<SecretString>),
     tolerance_secs: u64,
+    file: Option<&super::ConfigFile>,
 ) -> Result<Vec<Arc<Source>>, ConfigError> {
     let mut sources = Vec::new();
     match env_secrets {
@@ -34,15 +38,14 @@ pub(super) fn sources(
     if let Some(numbers) = numbers_source(lookup)? {
         sources.push(numbers);
     }
-    if let Some(path) = lookup("CONFIG_FILE").filter(|path| !path.trim().is_empty()) {
+    sources.extend(application_sources(lookup, tolerance_secs)?);
+    if let Some(file) = file {
         let file_error = |reason: String| ConfigError::File {
-            path: path.clone(),
+            path: file.path.clone(),
             reason,
         };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|error| file_error(format!("cannot read it: {error}")))?;
         let from_file =
-            file::parse(&text, &|name| lookup(name), tolerance_secs).map_err(file_error)?;
+            file::parse(&file.text, &|name| lookup(name), tolerance_secs).map_err(file_error)?;
         for source in from_file {
             if let Some(taken) = sources
                 .iter()
@@ -61,7 +64,8 @@ pub(super) fn sources(
         return Err(ConfigError::Missing {
             var: "SINCH_WEBHOOK_SECRET",
             hint: "set it to the secret configured on your Sinch webhook (see .env.example), \
-                   or set SINCH_NUMBERS_SECRET, or name a sources file in CONFIG_FILE",
+                   or set SINCH_NUMBERS_SECRET or SINCH_APPLICATION_KEY and \
+                   SINCH_APPLICATION_SECRET, or name a sources file in CONFIG_FILE",
         });
     }
     Ok(sources.into_iter().map(Arc::new).collect())
@@ -93,4 +97,58 @@ fn numbers_source(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Sou
         allowlist: Allowlist::default(),
         fail_safe: None,
     }))
+}
+
+/// `SINCH_APPLICATION_KEY` and `SINCH_APPLICATION_SECRET`: the Voice and the Verification
+/// sources, at `VOICE_PATH` and `VERIFICATION_PATH`, both verified with that key.
+fn application_sources(
+    lookup: &impl Fn(&str) -> Option<String>,
+    tolerance_secs: u64,
+) -> Result<Vec<Source>, ConfigError> {
+    let key = lookup("SINCH_APPLICATION_KEY").filter(|key| !key.trim().is_empty());
+    let secret = super::secret(lookup, "SINCH_APPLICATION_SECRET")?;
+    let (key, secret) = match (key, secret) {
+        (Some(key), Some(secret)) => (key, secret),
+        (None, None) => return Ok(Vec::new()),
+        (Some(_), None) => {
+            return Err(ConfigError::Missing {
+                var: "SINCH_APPLICATION_SECRET",
+                hint: "SINCH_APPLICATION_KEY is set: give the application's secret too, as the \
+                       Sinch dashboard shows it (base64)",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                var: "SINCH_APPLICATION_KEY",
+                hint: "SINCH_APPLICATION_SECRET is set: give the application's key too",
+            });
+        }
+    };
+    let source = |name: &str, path: &str| {
+        let keys = vec![application::ApplicationKey::new(
+            "current",
+            &key,
+            secret.clone(),
+        )];
+        let verifier = application::Verifier::new(keys, tolerance_secs).map_err(|error| {
+            ConfigError::InvalidSecret {
+                var: "SINCH_APPLICATION_SECRET",
+                reason: error.to_string(),
+            }
+        })?;
+        Ok(Source {
+            name: Arc::from(name),
+            path: path.to_owned(),
+            method: Method::Application {
+                verifier,
+                signed_path: None,
+            },
+            allowlist: Allowlist::default(),
+            fail_safe: None,
+        })
+    };
+    Ok(vec![
+        source(VOICE_SOURCE, VOICE_PATH)?,
+        source(VERIFICATION_SOURCE, VERIFICATION_PATH)?,
+    ])
 }

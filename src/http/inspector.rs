@@ -421,6 +421,9 @@ fn send_target(
                 verifier.current_secret().expose_secret().to_owned(),
             )),
             Method::None => Some(Credentials::None),
+            // The inspector's samples are messaging callbacks: an application source would
+            // refuse them by their shape before their signature.
+            Method::Application { .. } => None,
         }
         .filter(|_| source.allowlist.check(loopback, &[]).is_ok())
     };

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, extraction and the mapping of errors to responses.
 
+mod answer;
 mod api;
 mod auth;
 mod error;
@@ -81,6 +82,8 @@ pub struct AppState {
     pub health: Arc<crate::health::Health>,
     /// Body bytes held between accept and flush (`MAX_INFLIGHT_BYTES`).
     pub inflight: Arc<inflight::InflightBytes>,
+    /// Decides the answers Sinch waits for (ICE, ACE, PIE, verification requests).
+    pub answerer: Arc<crate::answer::Answerer>,
 }
 
 /// Every route but the sources' (their paths are configuration). `router` serves exactly

@@ -9,16 +9,20 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::answer::{self, Waiting};
 use super::error::{ErrorBody, SourceError};
 use super::{ApiError, AppState};
 use crate::activity::{ActivityItem, Outcome, RejectedAttempt};
-use crate::auth::{Authenticated, Failure, Presented, Rejection, Source};
-use crate::callback::{Classification, Trigger, classify};
+use crate::answer::Question;
+use crate::auth::{Authenticated, Failure, Method, Presented, Rejection, Source};
+use crate::callback::application::classify_application;
+use crate::callback::{Classification, ClassifyError, Trigger, classify};
 use crate::metrics;
 use crate::signature;
 use crate::store::{JournalOutcome, NewCallback, Origin};
@@ -104,7 +108,7 @@ pub async fn receive(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Ack>, SourceError> {
+) -> Result<Response, SourceError> {
     receive_on(&state, &source, peer, headers, body)
         .await
         .map_err(|error| SourceError {
@@ -119,7 +123,7 @@ async fn receive_on(
     peer: SocketAddr,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Ack>, ApiError> {
+) -> Result<Response, ApiError> {
     let started = Instant::now();
     if state.health.failure().is_some() {
         return Err(ApiError::Failed);
@@ -133,6 +137,8 @@ async fn receive_on(
     let bytes = read_body(body, &headers, state.max_body_bytes, state.body_timeout).await?;
     let now = Utc::now();
     let presented = Presented {
+        method: "POST",
+        path: &source.path,
         headers: &headers,
         peer: peer.ip(),
         body: &bytes,
@@ -158,9 +164,11 @@ async fn receive_on(
     // Shared strings, not copies: this runs for every callback.
     ::metrics::counter!(metrics::VERIFIED, "source" => source.name.clone(), "secret" => authenticated.label.clone())
         .increment(1);
-    let mut classification = classify(&bytes).map_err(ApiError::InvalidBody)?;
+    let mut classification = classify_for(source, &bytes).map_err(ApiError::InvalidBody)?;
     let status = classification.status.take();
     let secret = authenticated.label.clone();
+    let question = Question::of(classification.trigger, &bytes);
+    let dedupe_key = question.as_ref().map(|_| classification.dedupe_key.clone());
     let callback = new_callback(classification, &bytes, source, authenticated, now)?;
     let journaled = Journaled {
         source: source.name.clone(),
@@ -180,8 +188,35 @@ async fn receive_on(
         JournalOutcome::Accepted { id } => Ack::Accepted { callback_id: id },
         JournalOutcome::Duplicate => Ack::Duplicate,
     };
+    let waiting = match (question, dedupe_key) {
+        (Some(question), Some(dedupe_key)) => Some(Waiting {
+            question,
+            trigger: journaled.trigger,
+            dedupe_key,
+            source: source.name.clone(),
+            callback_id: match ack {
+                Ack::Accepted { callback_id } => Some(callback_id),
+                Ack::Duplicate => None,
+            },
+            message_id: journaled.message_id.clone(),
+            body: bytes,
+        }),
+        _ => None,
+    };
     record_ack(state, &ack, journaled, started.elapsed());
-    Ok(Json(ack))
+    Ok(match waiting {
+        Some(waiting) => answer::respond(state, waiting).await,
+        None => Json(ack).into_response(),
+    })
+}
+
+/// Application-signed sources take Voice and Verification callbacks, whose bodies have
+/// shapes of their own; every other source takes messaging (and Numbers) callbacks.
+fn classify_for(source: &Source, bytes: &[u8]) -> Result<Classification, ClassifyError> {
+    match source.method {
+        Method::Application { .. } => classify_application(bytes),
+        _ => classify(bytes),
+    }
 }
 
 /// What is reported of a callback once it is journaled: the callback itself has moved into
@@ -257,8 +292,13 @@ async fn refuse(
     bytes: &Bytes,
     peer: SocketAddr,
     started: Instant,
-) -> Result<Json<Ack>, ApiError> {
-    if failure.rejection == Rejection::Signature(signature::Rejection::StaleTimestamp)
+) -> Result<Response, ApiError> {
+    let stale = matches!(
+        failure.rejection,
+        Rejection::Signature(signature::Rejection::StaleTimestamp)
+            | Rejection::StaleApplicationTimestamp
+    );
+    if stale
         && let Some(ack) =
             acknowledge_stale_redelivery(state, source, failure, bytes, started).await
     {
@@ -287,9 +327,13 @@ async fn acknowledge_stale_redelivery(
     failure: Failure,
     bytes: &Bytes,
     started: Instant,
-) -> Option<Json<Ack>> {
-    let classification = classify(bytes).ok()?;
+) -> Option<Response> {
+    let classification = classify_for(source, bytes).ok()?;
     match state.store.is_journaled(&classification.dedupe_key).await {
+        // A callback that waits for an answer is only acknowledged with the answer it got.
+        Ok(true) if classification.trigger.awaits_answer() => {
+            answer::stored(state, &classification.dedupe_key).await
+        }
         Ok(true) => {
             ::metrics::counter!(metrics::CALLBACKS, "source" => source.name.clone(), "trigger" => classification.trigger.as_str(), "outcome" => "duplicate")
                 .increment(1);
@@ -306,7 +350,7 @@ async fn acknowledge_stale_redelivery(
                 latency_us = started.elapsed().as_micros() as u64,
                 "callback: stale signature on a callback already journaled; acknowledged"
             );
-            Some(Json(Ack::Duplicate))
+            Some(Json(Ack::Duplicate).into_response())
         }
         _ => None,
     }

@@ -5,6 +5,7 @@
 //! processed, so a crash at any point leaves either "not processed" (and it is processed
 //! again) or "processed with its effects", never half of it.
 
+mod answers;
 pub mod backup;
 pub mod outbox;
 mod owner;
@@ -29,6 +30,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use crate::callback::{Api, Trigger};
 pub use crate::domain::{Effect, NewEvent, Plan};
 
+pub use answers::{AnswerRecord, Answers};
 pub use outbox::{
     DeliveryOutcome, DeliveryRecord, DueDelivery, Outbox, OutboxCount, OutboxQuery, Redrive,
 };
@@ -495,6 +497,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// What forwarding reads and writes.
     fn outbox(&self) -> &dyn Outbox;
+
+    /// The answers given to callbacks Sinch waits on.
+    fn answers(&self) -> &dyn Answers;
 
     /// Durably stores a batch of callbacks in one commit, skipping those whose dedupe key is
     /// already stored. Returns one outcome per input, in order. Either the whole batch is

@@ -38,6 +38,7 @@ pub struct PostgresStore {
     /// The writer pool, for the statements written once over sqlx.
     writes: SqlPool,
     outbox: SqlOutbox,
+    answers: SqlAnswers,
     /// Bumped whenever any replica commits state changes (via LISTEN/NOTIFY).
     events_signal: watch::Sender<u64>,
     listener: tokio::task::JoinHandle<()>,
@@ -79,6 +80,10 @@ impl PostgresStore {
                 read: SqlPool::Postgres(read_pool.clone()),
                 gate: None,
             },
+            answers: SqlAnswers {
+                write: SqlPool::Postgres(pool.clone()),
+                gate: None,
+            },
             pool,
             read_pool,
             events_signal,
@@ -94,11 +99,12 @@ impl PostgresStore {
 }
 
 use super::BatchOutcome;
+use super::answers::SqlAnswers;
 use super::outbox::SqlOutbox;
 use super::processing::{self, sql::JOURNAL_COLUMNS};
 use super::queries::SqlReads;
 use super::sql::{self, SqlPool, SqlxTx};
-use super::{Outbox, Queries};
+use super::{Answers, Outbox, Queries};
 
 impl PostgresStore {
     /// One processing transaction.
@@ -149,6 +155,10 @@ impl Store for PostgresStore {
 
     fn outbox(&self) -> &dyn Outbox {
         &self.outbox
+    }
+
+    fn answers(&self) -> &dyn Answers {
+        &self.answers
     }
 
     fn group_commit(&self) -> GroupCommit {

@@ -27,6 +27,7 @@ use sqlx::sqlite::{
 use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Mutex, watch};
 
+use super::answers::SqlAnswers;
 use super::outbox::SqlOutbox;
 use super::owner::OwnerLock;
 use super::queries::SqlReads;
@@ -34,11 +35,11 @@ use super::spool::Spool;
 use super::sql::{self, SqlPool};
 use super::sqlite_processing::{ProcessError, Processor};
 pub(super) use super::sqlite_time::{parse_ts, ts};
+use super::{Answers, Outbox, Queries};
 use super::{
     GroupCommit, JournalOutcome, NewCallback, PendingCallback, Processed, Role, Source, Store,
     StoreError, StoreOptions, Work,
 };
-use super::{Outbox, Queries};
 use crate::callback::Trigger;
 
 /// One connection for ingestion and dispatch: they take turns at the write gate anyway,
@@ -88,6 +89,7 @@ pub struct SqliteStore {
     /// The writer pool, for the statements written once over sqlx.
     writes: SqlPool,
     outbox: SqlOutbox,
+    answers: SqlAnswers,
     /// Processing's connection, used with the write gate held.
     processor: std::sync::Mutex<Processor>,
     /// `None` for a CLI command beside the server: it never touches the spool.
@@ -159,6 +161,10 @@ impl SqliteStore {
             outbox: SqlOutbox {
                 write: SqlPool::Sqlite(pool.clone()),
                 read: SqlPool::Sqlite(read_pool.clone()),
+                gate: Some(write_gate.clone()),
+            },
+            answers: SqlAnswers {
+                write: SqlPool::Sqlite(pool.clone()),
                 gate: Some(write_gate.clone()),
             },
             write_gate,
@@ -345,6 +351,10 @@ impl Store for SqliteStore {
 
     fn outbox(&self) -> &dyn Outbox {
         &self.outbox
+    }
+
+    fn answers(&self) -> &dyn Answers {
+        &self.answers
     }
 
     fn group_commit(&self) -> GroupCommit {

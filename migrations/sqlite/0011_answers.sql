@@ -1,0 +1,15 @@
+-- Issue 20: the answers given to callbacks Sinch waits on (ICE, ACE, PIE, verification
+-- requests), by the callback's dedupe key, so a retry gets the same answer from here without
+-- asking the application again. Keyed by dedupe key, not by callback id: on SQLite the
+-- callback may still be in the spool when its answer is written.
+CREATE TABLE answers (
+    dedupe_key  TEXT    PRIMARY KEY,
+    callback_id INTEGER,
+    trigger     TEXT    NOT NULL,
+    source      TEXT    NOT NULL,
+    body        TEXT    NOT NULL,
+    origin      TEXT    NOT NULL,
+    detail      TEXT    NOT NULL,
+    latency_ms  INTEGER NOT NULL,
+    answered_at TEXT    NOT NULL
+);

@@ -1,0 +1,91 @@
+//! The answers given to callbacks Sinch waits on, written once for both backends. The first
+//! answer stored for a callback is its answer for good: a retry, or a second request racing
+//! the first, is given the stored one.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::StoreError;
+use super::processing::tx::v;
+use super::sql::SqlPool;
+
+/// An answer, as stored with its callback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+pub struct AnswerRecord {
+    /// The callback's dedupe key: what a retry of it has in common with it.
+    pub dedupe_key: String,
+    /// The callback it answered (absent when it was a retry whose first answer was lost).
+    pub callback_id: Option<i64>,
+    pub trigger: String,
+    pub source: String,
+    /// The JSON given to Sinch.
+    pub body: String,
+    /// `application` (from `ANSWER_URL`), `policy` (a rule or the default), or `fallback`
+    /// (the policy's, because the application was late or wrong).
+    pub origin: String,
+    /// The policy rule that answered (`answer.voice[2]`, `default`), or why the
+    /// application's answer was not used.
+    pub detail: String,
+    /// How long deciding took, asking the application included.
+    pub latency_ms: i64,
+    pub answered_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Answers: Send + Sync {
+    /// Stores `answer` unless its callback has one already; returns the one stored.
+    async fn record_answer(&self, answer: &AnswerRecord) -> Result<AnswerRecord, StoreError>;
+
+    /// The answer stored for a callback, by its dedupe key.
+    async fn answer_for(&self, dedupe_key: &str) -> Result<Option<AnswerRecord>, StoreError>;
+}
+
+pub(crate) struct SqlAnswers {
+    pub(crate) write: SqlPool,
+    /// SQLite: the gate processing holds too, so this process never waits on its own lock.
+    pub(crate) gate: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+const COLUMNS: &str = "dedupe_key, callback_id, trigger, source, body, origin, detail, \
+                       latency_ms, answered_at";
+
+#[async_trait]
+impl Answers for SqlAnswers {
+    async fn record_answer(&self, answer: &AnswerRecord) -> Result<AnswerRecord, StoreError> {
+        let insert = format!(
+            "INSERT INTO answers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (dedupe_key) DO NOTHING"
+        );
+        let values = [
+            v(&answer.dedupe_key),
+            v(answer.callback_id),
+            v(&answer.trigger),
+            v(&answer.source),
+            v(&answer.body),
+            v(&answer.origin),
+            v(&answer.detail),
+            v(answer.latency_ms),
+            v(answer.answered_at),
+        ];
+        {
+            let _gate = match &self.gate {
+                Some(gate) => Some(gate.lock().await),
+                None => None,
+            };
+            self.write.execute(&insert, &values).await?;
+        }
+        // From the writer, which has seen its own insert or the one it lost to.
+        self.answer_for(&answer.dedupe_key)
+            .await?
+            .ok_or_else(|| StoreError::Internal("an answer stored is not found".into()))
+    }
+
+    async fn answer_for(&self, dedupe_key: &str) -> Result<Option<AnswerRecord>, StoreError> {
+        let select = format!("SELECT {COLUMNS} FROM answers WHERE dedupe_key = $1");
+        Ok(self.write.optional(&select, &[v(dedupe_key)]).await?)
+    }
+}
