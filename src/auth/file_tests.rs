@@ -234,3 +234,74 @@ fn a_numbers_source_takes_labelled_secrets() {
         "{reason}"
     );
 }
+
+const APPLICATION: &str = r#"
+[[source]]
+name = "calls"
+path = "/api/sinch/calls"
+auth = "application"
+signed_path = "/public/sinch/calls"
+keys = [
+  { label = "prod", key = "5f4e3d2c-0000-4000-8000-000000000001", secret = "JViE5vDor0Sw3WllZka15Q==" },
+  { label = "staging", key = "5f4e3d2c-0000-4000-8000-000000000002", secret_env = "SMS_PASSWORD" },
+]
+"#;
+
+#[test]
+fn an_application_source_takes_labelled_keys_and_the_path_sinch_signs() {
+    let with_env = |name: &str| match name {
+        "SMS_PASSWORD" => Some("AAAAAAAAAAAAAAAAAAAAAA==".into()),
+        _ => None,
+    };
+    let sources = parse(APPLICATION, &with_env, 300).unwrap();
+    let source = &sources[0];
+    assert_eq!(source.method.kind(), "application");
+    let labels: Vec<String> = source.labels().iter().map(|l| l.to_string()).collect();
+    assert_eq!(labels, ["prod", "staging"]);
+    let Method::Application { signed_path, .. } = &source.method else {
+        panic!("not an application source");
+    };
+    assert_eq!(signed_path.as_deref(), Some("/public/sinch/calls"));
+}
+
+#[test]
+fn application_sources_refuse_what_could_never_verify() {
+    let base =
+        "[[source]]\nname = \"calls\"\npath = \"/api/sinch/calls\"\nauth = \"application\"\n";
+    let cases = [
+        ("", "needs keys"),
+        (
+            "keys = [{ label = \"a\", key = \"k\", secret = \"not base64!\" }]",
+            "secret",
+        ),
+        (
+            "keys = [{ label = \"a\", key = \"k\", secret_env = \"UNSET\" }]",
+            "UNSET is not set",
+        ),
+        (
+            "keys = [{ label = \"a\", key = \"k\", secret = \"AAAAAAAAAAAAAAAAAAAAAA==\" }]\nsigned_path = \"calls?x=1\"",
+            "signed_path",
+        ),
+        ("secrets = []", "secrets is only for"),
+    ];
+    for (extra, expected) in cases {
+        let reason = refused(&format!("{base}{extra}"));
+        assert!(reason.contains(expected), "{extra}\n→ {reason}");
+        assert!(
+            !reason.contains("not base64!"),
+            "a secret is never repeated: {reason}"
+        );
+    }
+    let hmac_with_keys = "[[source]]\nname = \"x\"\npath = \"/api/sinch/x\"\nauth = \"hmac\"\n\
+        secrets = [{ label = \"a\", value = \"s\" }]\nkeys = []";
+    assert!(refused(hmac_with_keys).contains("keys is only for auth = \"application\""));
+}
+
+#[test]
+fn answer_rules_beside_the_sources_are_left_to_the_policy() {
+    let text = format!(
+        "{APPLICATION}\n[[answer.voice]]\nevent = \"ice\"\nsvaml = {{ action = {{ name = \"hangup\" }} }}\n"
+    );
+    let with_env = |_: &str| Some("AAAAAAAAAAAAAAAAAAAAAA==".to_owned());
+    assert_eq!(parse(&text, &with_env, 300).unwrap().len(), 1);
+}

@@ -151,3 +151,71 @@ fn weak_and_placeholder_secrets_are_warned_about() {
     .unwrap();
     assert!(s.warnings()[0].starts_with("SINCH_WEBHOOK_SECRET_PREVIOUS"));
 }
+
+#[test]
+fn the_application_key_configures_the_voice_and_verification_sources_and_needs_its_secret() {
+    let both = settings(&[
+        (
+            "SINCH_APPLICATION_KEY",
+            "5f4e3d2c-0000-4000-8000-000000000001",
+        ),
+        ("SINCH_APPLICATION_SECRET", "JViE5vDor0Sw3WllZka15Q=="),
+    ])
+    .unwrap();
+    let routes: Vec<(&str, &str)> = both
+        .sources
+        .iter()
+        .map(|s| (&*s.name, s.path.as_str()))
+        .collect();
+    assert!(
+        routes.contains(&("voice", "/api/sinch/voice")),
+        "{routes:?}"
+    );
+    assert!(
+        routes.contains(&("verification", "/api/sinch/verification")),
+        "{routes:?}"
+    );
+    let key_only = settings(&[("SINCH_APPLICATION_KEY", "k")]).unwrap_err();
+    assert!(
+        key_only.to_string().contains("SINCH_APPLICATION_SECRET"),
+        "{key_only}"
+    );
+    let bad = settings(&[
+        ("SINCH_APPLICATION_KEY", "k"),
+        ("SINCH_APPLICATION_SECRET", "not-base64!"),
+    ])
+    .unwrap_err();
+    assert!(!bad.to_string().contains("not-base64!"), "{bad}");
+}
+
+const WEBHOOK: (&str, &str) = ("SINCH_WEBHOOK_SECRET", "a-long-enough-webhook-secret");
+
+#[test]
+fn answer_url_needs_a_signing_secret_and_a_timeout_inside_sinchs_deadline() {
+    let missing = settings(&[WEBHOOK, ("ANSWER_URL", "http://127.0.0.1:9/answer")]).unwrap_err();
+    assert!(missing.to_string().contains("ANSWER_SECRET"), "{missing}");
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let from_forward = settings(&[
+        WEBHOOK,
+        ("ANSWER_URL", "http://127.0.0.1:9/answer"),
+        ("FORWARD_SECRET", secret),
+    ])
+    .unwrap();
+    assert!(from_forward.answers.signing_key.is_some());
+    assert_eq!(
+        from_forward.answers.timeout_ms,
+        super::DEFAULT_ANSWER_TIMEOUT_MS
+    );
+    let too_long = settings(&[WEBHOOK, ("ANSWER_TIMEOUT_MS", "10000")]).unwrap_err();
+    assert!(
+        too_long.to_string().contains("ANSWER_TIMEOUT_MS"),
+        "{too_long}"
+    );
+    let two = settings(&[
+        WEBHOOK,
+        ("ANSWER_URL", "http://a.example/x,http://b.example/y"),
+        ("ANSWER_SECRET", secret),
+    ])
+    .unwrap_err();
+    assert!(two.to_string().contains("exactly one URL"), "{two}");
+}

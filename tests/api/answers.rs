@@ -367,3 +367,67 @@ async fn a_wrong_application_signature_is_refused_with_its_reason_and_nothing_is
     assert_eq!(body["error"], "stale_x_timestamp");
     assert_eq!(scalar(&app.db, "SELECT COUNT(*) FROM journal").await, 0);
 }
+
+#[tokio::test]
+async fn a_source_behind_a_rewriting_proxy_verifies_the_path_sinch_called() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sources.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+            [[source]]
+            name = "calls"
+            path = "/api/sinch/calls"
+            auth = "application"
+            signed_path = "/public/calls"
+            keys = [{{ label = "prod", key = "{APPLICATION_KEY}", secret = "{APPLICATION_SECRET}" }}]
+            "#
+        ),
+    )
+    .unwrap();
+    let config = path.display().to_string();
+    let app = spawn_app_with(&[("CONFIG_FILE", &config)]).await;
+    let ice = fixture("voice/ice.json");
+    let x_timestamp = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let key = ApplicationKey::new("t", APPLICATION_KEY, SecretString::from(APPLICATION_SECRET));
+    let signed_for = |path: &str| {
+        sign(
+            &key,
+            &Signable {
+                method: "POST",
+                path,
+                content_type: CONTENT_TYPE,
+                x_timestamp: &x_timestamp,
+                body: ice.as_bytes(),
+            },
+        )
+        .unwrap()
+    };
+    let post = |authorization: String| {
+        app.client
+            .post(format!("{}/api/sinch/calls", app.address))
+            .header("content-type", CONTENT_TYPE)
+            .header("x-timestamp", &x_timestamp)
+            .header("authorization", authorization)
+            .body(ice.clone())
+            .send()
+    };
+    let public = post(signed_for("/public/calls")).await.unwrap();
+    assert_eq!(public.status().as_u16(), 200);
+    assert_eq!(public.headers()["sinch-webhooks-answer-origin"], "policy");
+    let internal = post(signed_for("/api/sinch/calls")).await.unwrap();
+    assert_eq!(
+        internal.status().as_u16(),
+        401,
+        "the path this service sees is not the one signed"
+    );
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT COUNT(*) FROM journal WHERE trigger = 'VOICE_ICE'"
+        )
+        .await,
+        1
+    );
+}

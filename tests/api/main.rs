@@ -6,6 +6,7 @@ mod answers;
 mod browser;
 #[macro_use]
 mod contract;
+mod answer_store;
 mod crash;
 mod deploy;
 mod domain;
