@@ -9,11 +9,13 @@ use utoipa::ToSchema;
 
 use super::params::{CURSOR_DOC, LIMIT_DOC, Params, encode_cursor, path_id};
 use super::{ApiError, AppState, ErrorBody};
+use crate::callback::Trigger;
 use crate::store::{
-    AnalysisRecord, BatchStatusRecord, CallbackQuery, CallbackRecord, CapabilityRecord,
-    ChannelStateRecord, ConsentHistoryRecord, ConsentRecord, ContactCapabilityRecord,
-    ContactConsentRecord, ContactRecord, ConversationRecord, IdentityRecord, MessageQuery,
-    MessageRecord, RecordNotificationRecord, SmsDeliveryRecord, StatusHistoryRecord,
+    AnalysisRecord, AnswerRecord, BatchStatusRecord, CallbackQuery, CallbackRecord,
+    CapabilityRecord, ChannelStateRecord, ConsentHistoryRecord, ConsentRecord,
+    ContactCapabilityRecord, ContactConsentRecord, ContactRecord, ConversationRecord,
+    IdentityRecord, MessageQuery, MessageRecord, RecordNotificationRecord, SmsDeliveryRecord,
+    StatusHistoryRecord,
 };
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -230,6 +232,10 @@ pub struct CallbackDetail {
     /// authenticated it (`nonce` is empty and `signature_timestamp` the time of receipt for
     /// sources that do not sign).
     callback: CallbackRecord,
+    /// For a callback Sinch waited on (ICE, ACE, PIE, a verification request): the answer
+    /// it was given, where it came from, and how long deciding took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answer: Option<AnswerRecord>,
 }
 
 /// One journaled callback with its processing state.
@@ -251,7 +257,19 @@ pub async fn callback(
 ) -> ApiResult<CallbackDetail> {
     let number = path_id("id", &id, "a callback id")?;
     match state.store.queries().callback(number).await? {
-        Some(callback) => Ok(Json(CallbackDetail { callback })),
+        Some(callback) => {
+            let answer = match Trigger::parse(&callback.trigger).awaits_answer() {
+                true => {
+                    state
+                        .store
+                        .answers()
+                        .answer_for(&callback.dedupe_key)
+                        .await?
+                }
+                false => None,
+            };
+            Ok(Json(CallbackDetail { callback, answer }))
+        }
         None => Err(ApiError::NoSuch {
             what: "callback",
             id,
