@@ -78,6 +78,15 @@ pub(crate) struct SigningKeys {
 }
 
 impl SigningKeys {
+    /// Whether `scheme`'s keys are all there (and an application secret is base64).
+    pub(crate) fn check(&self, scheme: Scheme) -> anyhow::Result<()> {
+        match scheme {
+            Scheme::Hmac => self.hmac().map(drop),
+            Scheme::Application => self.application().map(drop),
+            Scheme::Numbers => self.numbers().map(drop),
+        }
+    }
+
     pub(crate) fn hmac(&self) -> anyhow::Result<&str> {
         self.secret.as_deref().context(
             "--scheme hmac needs the webhook secret: pass --secret or set SINCH_WEBHOOK_SECRET",

@@ -62,11 +62,14 @@ pub(crate) struct SendArgs {
 fn after_send_help() -> String {
     let mut help = String::from("Samples:\n");
     for (name, what) in samples::SAMPLES {
-        help.push_str(&format!("  {name:<26} {what}\n"));
+        help.push_str(&format!("  {name:<27} {what}\n"));
     }
-    help.push_str("\nSigned with the application key (SINCH_APPLICATION_KEY, _SECRET) or the Numbers secret:\n");
+    help.push_str(
+        "\nVoice and Verification (signed with SINCH_APPLICATION_KEY and _SECRET) and Numbers \
+         (SINCH_NUMBERS_SECRET), each sent to its own route:\n",
+    );
     for (name, what, _) in samples::OTHER_API_SAMPLES {
-        help.push_str(&format!("  {name:<26} {what}\n"));
+        help.push_str(&format!("  {name:<27} {what}\n"));
     }
     help.push_str(
         "\nExamples:\n  sinch-webhooks send message_delivery --status READ --message-id 01HMSG...\n  \

@@ -54,6 +54,8 @@ pub(crate) struct SignArgs {
 /// Prints one `name: value` line per header, the form `verify --headers-file` reads.
 pub(crate) fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     check_flags(&args)?;
+    // Before the body: a missing key is reported at once, not after standard input ends.
+    args.keys.check(args.scheme)?;
     let body = body(args.body_file.as_ref())?;
     for (name, value) in headers(&args, &body)? {
         println!("{name}: {value}");

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod browser;
+mod cli_schemes;
 #[macro_use]
 mod contract;
 mod crash;
