@@ -4,14 +4,18 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use ulid::Ulid;
 
+use crate::auth::application::{self, ApplicationKey, Signable};
 use crate::signature::{
     ALGORITHM, ALGORITHM_HEADER, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign,
 };
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Content-Type Voice and Verification callbacks come with (it is signed, verbatim).
+pub const APPLICATION_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 /// The four headers Sinch sends with a signed callback, in a stable order.
 pub fn signature_headers(
@@ -30,6 +34,31 @@ pub fn signature_headers(
         (TIMESTAMP_HEADER, timestamp),
         (ALGORITHM_HEADER, ALGORITHM.to_owned()),
     ]
+}
+
+/// The headers Voice and Verification send with a callback: `Authorization: Application
+/// <key>:<signature>`, `x-timestamp` and the signed `content-type`. No `Content-MD5` header:
+/// the MD5 is signed, but computed from the body on both sides.
+pub fn application_headers(
+    key: &ApplicationKey,
+    request: &Signable<'_>,
+) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let authorization = application::sign(key, request)?;
+    Ok(vec![
+        ("authorization", authorization),
+        (
+            application::TIMESTAMP_HEADER,
+            request.x_timestamp.to_owned(),
+        ),
+        ("content-type", request.content_type.to_owned()),
+    ])
+}
+
+/// `x-timestamp` as Sinch writes it: .NET's round-trip format, seven fractional digits.
+pub fn sinch_x_timestamp(now: DateTime<Utc>) -> String {
+    // A leap second's nanoseconds go past 10^9; the clamp keeps seven digits.
+    let ticks = (now.timestamp_subsec_nanos() / 100).min(9_999_999);
+    format!("{}.{ticks:07}Z", now.format("%Y-%m-%dT%H:%M:%S"))
 }
 
 /// The receiver's answer to a sent callback.
@@ -57,15 +86,21 @@ pub enum Credentials {
     Bearer(String),
     /// Sign as Numbers does (`X-Sinch-Signature`) with this project secret.
     Numbers(String),
+    /// Sign as Voice and Verification do, for a request to `path`, at the time of sending.
+    Application {
+        key: ApplicationKey,
+        path: String,
+    },
     /// Nothing: the receiver checks the address.
     None,
 }
 
 impl Credentials {
-    /// The headers that carry these credentials for `body`.
-    pub fn headers(&self, body: &[u8]) -> Vec<(String, String)> {
+    /// The headers that carry these credentials for `body`; fails only for an application
+    /// secret that is not base64.
+    pub fn headers(&self, body: &[u8]) -> anyhow::Result<Vec<(String, String)>> {
         use base64::Engine;
-        match self {
+        let headers = match self {
             Credentials::Hmac(secret) => signature_headers(secret, body, None, None)
                 .into_iter()
                 .map(|(name, value)| (name.to_owned(), value))
@@ -84,8 +119,23 @@ impl Credentials {
                 crate::auth::numbers::SIGNATURE_HEADER.into(),
                 crate::auth::numbers::sign(secret, body),
             )],
+            Credentials::Application { key, path } => {
+                let x_timestamp = sinch_x_timestamp(Utc::now());
+                let request = Signable {
+                    method: "POST",
+                    path,
+                    content_type: APPLICATION_CONTENT_TYPE,
+                    x_timestamp: &x_timestamp,
+                    body,
+                };
+                application_headers(key, &request)?
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect()
+            }
             Credentials::None => Vec::new(),
-        }
+        };
+        Ok(headers)
     }
 }
 
@@ -124,10 +174,13 @@ pub async fn fetch_token(
 
 /// POSTs `body` to `url` with `credentials`, as Sinch would.
 pub async fn send(url: &str, credentials: &Credentials, body: Vec<u8>) -> anyhow::Result<Answer> {
-    let mut request = http_client()?
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json");
-    for (name, value) in credentials.headers(&body) {
+    let headers = credentials.headers(&body)?;
+    let mut request = http_client()?.post(url);
+    // Application credentials sign the Content-Type, so theirs is the one sent.
+    if !headers.iter().any(|(name, _)| name == "content-type") {
+        request = request.header(reqwest::header::CONTENT_TYPE, "application/json");
+    }
+    for (name, value) in headers {
         request = request.header(name, value);
     }
     let response = request
@@ -138,4 +191,19 @@ pub async fn send(url: &str, credentials: &Credentials, body: Vec<u8>) -> anyhow
     let status = response.status().as_u16();
     let body = response.text().await.context("reading the answer")?;
     Ok(Answer { status, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn x_timestamps_are_written_as_sinch_writes_them_with_seven_fractional_digits() {
+        let at = Utc.timestamp_opt(1_401_889_318, 123_456_789).unwrap();
+        assert_eq!(sinch_x_timestamp(at), "2014-06-04T13:41:58.1234567Z");
+        let whole = Utc.timestamp_opt(1_401_889_318, 0).unwrap();
+        assert_eq!(sinch_x_timestamp(whole), "2014-06-04T13:41:58.0000000Z");
+    }
 }

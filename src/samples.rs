@@ -1,6 +1,10 @@
 //! Realistic callbacks for `sinch-webhooks send`, shaped like the ones Sinch sends, with
 //! fresh ids and current times so each one is a new callback (not a duplicate).
 
+mod numbers;
+mod verification;
+mod voice;
+
 use chrono::{SecondsFormat, Utc};
 use serde_json::{Value, json};
 use ulid::Ulid;
@@ -49,22 +53,142 @@ pub const SAMPLES: &[(&str, &str)] = &[
     ("sms_inbound", "SMS mo_text inbound message"),
 ];
 
+/// Which API a sample belongs to, so `send` knows where it goes and how it is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Conversation API and SMS API: the HMAC-signed webhook.
+    Conversation,
+    /// Voice and Verification are signed with the application key.
+    Voice,
+    Verification,
+    Numbers,
+}
+
+/// Where the environment's sources take Voice and Verification callbacks
+/// (`SINCH_APPLICATION_KEY`).
+pub const VOICE_PATH: &str = "/api/sinch/voice";
+pub const VERIFICATION_PATH: &str = "/api/sinch/verification";
+
+impl Family {
+    /// The route the environment's source for this family listens on.
+    pub fn path(self) -> &'static str {
+        match self {
+            Family::Conversation => crate::auth::DEFAULT_PATH,
+            Family::Voice => VOICE_PATH,
+            Family::Verification => VERIFICATION_PATH,
+            Family::Numbers => crate::auth::NUMBERS_PATH,
+        }
+    }
+}
+
+/// The Voice, Verification and Numbers samples, with their family. They are kept apart from
+/// [`SAMPLES`] because the inspector offers those to every source, and these only make sense
+/// on their own family's route.
+pub const OTHER_API_SAMPLES: &[(&str, &str, Family)] = &[
+    (
+        "voice_ice",
+        "Voice ICE: an incoming call (answered with SVAML)",
+        Family::Voice,
+    ),
+    (
+        "voice_ace",
+        "Voice ACE: the callee answered (answered with SVAML)",
+        Family::Voice,
+    ),
+    (
+        "voice_pie",
+        "Voice PIE: a menu input (answered with SVAML)",
+        Family::Voice,
+    ),
+    (
+        "voice_dice",
+        "Voice DiCE: the call ended (--status: its result, default ANSWERED)",
+        Family::Voice,
+    ),
+    (
+        "voice_notify",
+        "Voice notification: a recording finished",
+        Family::Voice,
+    ),
+    (
+        "verification_request",
+        "VerificationRequestEvent (answered with allow or deny)",
+        Family::Verification,
+    ),
+    (
+        "verification_result",
+        "VerificationResultEvent (--status, default SUCCESSFUL)",
+        Family::Verification,
+    ),
+    (
+        "verification_sms_delivered",
+        "VerificationSmsDeliveredEvent (--status: the SMS result, default Successful)",
+        Family::Verification,
+    ),
+    (
+        "numbers_event",
+        "Numbers event: a number provisioned to Voice (--status, default SUCCEEDED; \
+         --message-id: the number)",
+        Family::Numbers,
+    ),
+];
+
 const APP_ID: &str = "01HAPPAAAAAAAAAAAAAAAAAAA1";
 const PROJECT_ID: &str = "9d1f6a52-0000-4000-8000-00000000c0de";
 const PHONE: &str = "46701234567";
 
-/// Builds the named sample as compact JSON, or `None` for an unknown name.
+/// Builds one of [`SAMPLES`] (Conversation API and SMS) as compact JSON, or `None` for
+/// another name.
 pub fn build(name: &str, options: &SampleOptions) -> Option<String> {
-    let sample = Sample {
-        options,
-        now: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-    };
+    let sample = Sample::new(options);
     let body = sample
         .message(name)
         .or_else(|| sample.event(name))
         .or_else(|| sample.notification(name))
         .or_else(|| sample.sms(name))?;
     Some(body.to_string())
+}
+
+/// Builds any sample, of [`SAMPLES`] or [`OTHER_API_SAMPLES`], with its family.
+pub fn build_any(name: &str, options: &SampleOptions) -> Option<(Family, String)> {
+    if let Some(body) = build(name, options) {
+        return Some((Family::Conversation, body));
+    }
+    let sample = Sample::new(options);
+    let body = voice::build(&sample, name)
+        .or_else(|| verification::build(&sample, name))
+        .or_else(|| numbers::build(&sample, name))?;
+    let family = OTHER_API_SAMPLES
+        .iter()
+        .find(|(known, _, _)| *known == name)
+        .map_or(Family::Conversation, |(_, _, family)| *family);
+    Some((family, body.to_string()))
+}
+
+/// Every sample's name, for messages that list them.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    let conversation = SAMPLES.iter().map(|(name, _)| *name);
+    conversation.chain(OTHER_API_SAMPLES.iter().map(|(name, _, _)| *name))
+}
+
+/// A fresh id shaped like a UUID, as Voice call ids and Verification ids are.
+fn uuid_like() -> String {
+    let hex = format!("{:032x}", u128::from(Ulid::new()));
+    let parts = [
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..],
+    ];
+    parts.join("-")
+}
+
+/// Adds the members of `extra` (an object) to `body`.
+fn merge(body: &mut Value, extra: Value) {
+    if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        body.extend(extra);
+    }
 }
 
 fn identity(channel: &str) -> Value {
@@ -77,12 +201,21 @@ struct Sample<'a> {
     now: String,
 }
 
-impl Sample<'_> {
+impl<'a> Sample<'a> {
+    fn new(options: &'a SampleOptions) -> Self {
+        Sample {
+            options,
+            now: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        }
+    }
+
     fn id(&self) -> String {
-        self.options
-            .message_id
-            .clone()
-            .unwrap_or_else(|| Ulid::new().to_string())
+        self.given_id_or(|| Ulid::new().to_string())
+    }
+
+    /// `--message-id` if given, else a fresh id of the family's own shape.
+    fn given_id_or(&self, fresh: impl FnOnce() -> String) -> String {
+        self.options.message_id.clone().unwrap_or_else(fresh)
     }
 
     fn status(&self, default: &str) -> String {
@@ -265,3 +398,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "samples/other_api_tests.rs"]
+mod other_api_tests;

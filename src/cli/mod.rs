@@ -2,12 +2,14 @@
 //! library. One module per command family; `main.rs` only calls `cli::main`.
 
 mod database;
+mod keys;
 mod openapi;
 mod outbox;
 mod replay;
 mod send;
 mod serve;
 mod shell;
+mod sign;
 mod verify;
 
 use std::process::ExitCode;
@@ -19,9 +21,10 @@ use crate::config::DEFAULT_DATABASE_URL;
 use self::database::{BackupArgs, MigrateArgs};
 use self::outbox::OutboxCommand;
 use self::replay::ReplayArgs;
-use self::send::{SendArgs, SignArgs};
+use self::send::SendArgs;
 use self::serve::ServeArgs;
 use self::shell::{CompletionsArgs, ManArgs};
+use self::sign::SignArgs;
 use self::verify::VerifyArgs;
 
 #[derive(Parser)]
@@ -43,7 +46,8 @@ struct Cli {
 enum Command {
     /// Run the receiver (the default). Needs SINCH_WEBHOOK_SECRET.
     Serve(ServeArgs),
-    /// Print the x-sinch-webhook-signature* headers Sinch would send with a body.
+    /// Print the signature headers Sinch would send with a body (Conversation/SMS HMAC,
+    /// Voice/Verification application signature, or Numbers).
     Sign(SignArgs),
     /// Check a captured callback's signature as the webhook would, and say why not.
     Verify(VerifyArgs),
@@ -83,7 +87,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
             Command::Serve(args) => serve::serve(args).await,
-            Command::Sign(args) => send::sign(args),
+            Command::Sign(args) => sign::sign(args),
             Command::Verify(args) => verify::verify(args),
             Command::Send(args) => send::send(args).await,
             Command::Migrate(args) => database::migrate(args).await,

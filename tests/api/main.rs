@@ -4,6 +4,7 @@
 
 mod answers;
 mod browser;
+mod cli_schemes;
 #[macro_use]
 mod contract;
 mod answer_store;

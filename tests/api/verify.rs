@@ -49,6 +49,11 @@ fn verify_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String
         .envs(env.iter().copied())
         .output()
         .unwrap();
+    outcome(&output)
+}
+
+/// Whether the command exited 0, and what it printed (standard output, then error).
+pub fn outcome(output: &Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
