@@ -64,18 +64,13 @@ pub enum Family {
     Numbers,
 }
 
-/// Where the environment's sources take Voice and Verification callbacks
-/// (`SINCH_APPLICATION_KEY`).
-pub const VOICE_PATH: &str = "/api/sinch/voice";
-pub const VERIFICATION_PATH: &str = "/api/sinch/verification";
-
 impl Family {
     /// The route the environment's source for this family listens on.
     pub fn path(self) -> &'static str {
         match self {
             Family::Conversation => crate::auth::DEFAULT_PATH,
-            Family::Voice => VOICE_PATH,
-            Family::Verification => VERIFICATION_PATH,
+            Family::Voice => crate::auth::VOICE_PATH,
+            Family::Verification => crate::auth::VERIFICATION_PATH,
             Family::Numbers => crate::auth::NUMBERS_PATH,
         }
     }
