@@ -5,6 +5,9 @@
 mod browser;
 #[macro_use]
 mod contract;
+// After `contract`, whose macro they use.
+mod aggregates;
+mod aggregates_http;
 mod crash;
 mod deploy;
 mod domain;
