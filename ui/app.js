@@ -12,6 +12,7 @@ import { openHash } from './js/router.js';
 import { ActivityStream } from './js/stream.js';
 import { initTheme } from './js/theme.js';
 import { actions } from './js/views/actions.js';
+import { calls, numbers, verifications } from './js/views/aggregates.js';
 import { feed } from './js/views/feed.js';
 import { initLogin, showLogin } from './js/views/login.js';
 import { lookup } from './js/views/lookup.js';
@@ -25,6 +26,9 @@ const ROUTES = new Map([
   ['callback', { view: 'message', title: 'Callback', open: (id) => messages.openCallback(id) }],
   ['lookup', { view: 'lookup', title: 'Lookup' }],
   ['batch', { view: 'lookup', title: 'SMS batch', open: (id) => id && lookup.openBatch(id) }],
+  ['calls', { view: 'calls', title: 'Calls', open: (id) => calls.open(id) }],
+  ['verifications', { view: 'verifications', title: 'Verifications', open: (id) => verifications.open(id) }],
+  ['numbers', { view: 'numbers', title: 'Numbers', open: (id) => numbers.open(id) }],
   ['actions', { view: 'actions', title: 'Send & replay', open: () => actions.load() }],
 ]);
 const FEED = { view: 'feed', title: 'Live feed' };
@@ -83,6 +87,7 @@ function init() {
   rejections.init();
   messages.init({ onContact: (id) => lookup.prefillContact(id) });
   lookup.init();
+  for (const view of [calls, verifications, numbers]) view.init();
   actions.init();
   window.addEventListener('hashchange', route);
   // A tab coming back to the foreground reconnects at once instead of waiting out a backoff.

@@ -38,14 +38,17 @@ pub enum Direction {
 }
 
 /// One event in a call's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CallEntry {
+    /// `ice`, `ace`, `pie`, `dice`, `notify`, or an event Sinch has not documented.
+    #[schema(value_type = String)]
     pub event: VoiceEvent,
     /// When it happened: Sinch's time, else when it was received.
     pub at: DateTime<Utc>,
     /// Sinch's time, if the event had one.
     pub sent_at: Option<DateTime<Utc>>,
     /// What the event said: the menu result of a PIE, the type of a Notify, ...
+    #[schema(value_type = Option<Object>)]
     pub detail: Option<Value>,
 }
 

@@ -8,10 +8,13 @@ use crate::callback::payload::{
     InboundMessage, RecordNotification, SmsBatchReport, SmsDeliveryReport, SmsInbound,
     SubmittedMessage,
 };
+use crate::domain::call::CallEvent;
+use crate::domain::number::NumberUpdate;
+use crate::domain::verification::VerificationStep;
 
 /// A change to the domain tables, decided by a handler and applied by the store. Each is
 /// idempotent: applying it again changes nothing.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// A MESSAGE_DELIVERY report; it becomes the message's status only if the status rules
     /// say so (see `callback::status`), and is kept in history either way.
@@ -46,6 +49,12 @@ pub enum Effect {
     SmsDelivery(SmsDeliveryReport),
     SmsBatch(SmsBatchReport),
     SmsInbound(SmsInbound),
+    /// A Voice callback: its call's progress and timeline (`domain::call`).
+    Call(CallEvent),
+    /// A Verification callback (`domain::verification`).
+    Verification(VerificationStep),
+    /// A Numbers event: its resource's latest state and history (`domain::number`).
+    Number(NumberUpdate),
 }
 
 impl Effect {
@@ -107,6 +116,9 @@ impl Effect {
             Effect::SmsDelivery(r) => format!("sms/{}/{}", r.batch_id, r.recipient),
             Effect::SmsBatch(b) => format!("sms_batch/{}", b.batch_id),
             Effect::SmsInbound(m) => format!("sms_inbound/{}", m.id),
+            Effect::Call(e) => format!("call/{}", e.call_id),
+            Effect::Verification(s) => format!("verification/{}", s.id),
+            Effect::Number(u) => format!("number/{}", u.resource_id),
         }
     }
 }
@@ -120,7 +132,7 @@ pub struct NewEvent {
 }
 
 /// What a handler decided for one callback.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Plan {
     /// Apply these effects (possibly none) and mark the callback processed.
     Apply(Vec<Effect>),

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::NewEvent;
 use super::status::StatusReport;
+use super::{NewEvent, call, number, verification};
 use crate::callback::payload::{
     Analysis, BatchStatus, CapabilityReport, ChannelEvent, ConsentReport, ContactChange,
     ContactEvent, ContactState, ConversationChange, ConversationState, DeliveryReport,
@@ -266,6 +266,70 @@ pub fn sms_inbound(message: &SmsInbound) -> NewEvent {
             "to": message.to,
             "text": message.text,
             "received_at": message.received_at,
+        }),
+    }
+}
+
+/// A call's timeline or progress changed: what the event was, and the call's summary.
+pub fn call(decision: &call::Decision, entry: &call::CallEntry) -> NewEvent {
+    let c = &decision.call;
+    NewEvent {
+        kind: "call",
+        payload: serde_json::json!({
+            "call_id": c.call_id,
+            "event": entry.event,
+            "event_at": entry.at,
+            "progress": c.progress,
+            "previous_progress": decision.previous,
+            "advanced": decision.advanced,
+            "direction": c.direction,
+            "from": c.from,
+            "to": c.to,
+            "result": c.result,
+            "reason": c.reason,
+            "duration": c.duration,
+            "cost": c.cost,
+        }),
+    }
+}
+
+/// A verification's timeline or status changed.
+pub fn verification(
+    decision: &verification::Decision,
+    entry: &verification::VerificationEntry,
+) -> NewEvent {
+    let v = &decision.verification;
+    NewEvent {
+        kind: "verification",
+        payload: serde_json::json!({
+            "id": v.id,
+            "event": entry.event,
+            "event_at": entry.at,
+            "method": v.method,
+            "identity": v.identity,
+            "reference": v.reference,
+            "status": v.status,
+            "previous_status": decision.previous_status,
+            "decided": decision.decided,
+            "result": v.result,
+            "sms_result": v.sms_result,
+        }),
+    }
+}
+
+/// A Numbers event was recorded for its resource; `became_latest` says whether it is now
+/// the resource's latest state (an older event arriving late is history only).
+pub fn number(decision: &number::Decision, state: &number::NumberState) -> NewEvent {
+    let r = &decision.resource;
+    NewEvent {
+        kind: "number",
+        payload: serde_json::json!({
+            "resource_id": r.resource_id,
+            "resource_type": r.resource_type,
+            "project_id": r.project_id,
+            "event": state,
+            "became_latest": decision.latest,
+            "latest": r.latest,
         }),
     }
 }

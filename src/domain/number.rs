@@ -21,11 +21,13 @@ use serde::{Deserialize, Serialize};
 use crate::callback::numbers::{NumberEvent, NumberEventType};
 
 /// What one event says about its resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NumberState {
     pub event_id: Option<String>,
     /// Sinch's time, else when it was received.
     pub at: DateTime<Utc>,
+    /// `PROVISIONING_TO_SMS_PLATFORM`, `DEPROVISIONING_FROM_VOICE_PLATFORM`, ...
+    #[schema(value_type = Option<String>)]
     pub event_type: Option<NumberEventType>,
     pub status: Option<String>,
     pub failure_code: Option<String>,

@@ -20,9 +20,14 @@ use crate::callback::verification::{
 };
 
 /// One event in a verification's timeline.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VerificationEntry {
+    /// `VerificationRequestEvent`, `VerificationResultEvent`,
+    /// `VerificationSmsDeliveredEvent`, or an event Sinch has not documented.
+    #[schema(value_type = String)]
     pub event: VerificationEvent,
+    /// A result event's status: `PENDING`, `SUCCESSFUL`, `FAIL`, ...
+    #[schema(value_type = Option<String>)]
     pub status: Option<VerificationStatus>,
     pub reason: Option<String>,
     /// `intercepted` or `manual`.

@@ -3,6 +3,7 @@
 //! keeps them testable without a database, and replay safe (the store's writes are
 //! idempotent).
 
+mod aggregates;
 mod consents;
 mod contacts;
 mod events;
@@ -46,12 +47,13 @@ pub fn plan(callback: &PendingCallback) -> Plan {
         SmartConversation => messages::analysis(body),
         RecordNotification => messages::record(body),
         BatchStatusUpdate => messages::batch_status(body),
-        Unsupported | NumbersEvent => journal_only::known(callback),
+        Unsupported => journal_only::known(callback),
+        NumbersEvent => aggregates::number(body, callback.received_at),
         VoiceIce | VoiceAce | VoicePie | VoiceDice | VoiceNotify | VoiceEvent => {
-            journal_only::known(callback)
+            aggregates::voice(body, callback.received_at)
         }
         VerificationRequest | VerificationResult | VerificationSmsDelivered | VerificationEvent => {
-            journal_only::known(callback)
+            aggregates::verification(body, callback.received_at)
         }
         Unknown => journal_only::unknown(callback),
     }
@@ -147,6 +149,65 @@ mod tests {
                     "{name}: {effects:?}"
                 ),
                 Plan::Unprocessable(reason) => panic!("{name}: {reason}"),
+            }
+        }
+    }
+
+    #[test]
+    fn voice_verification_and_numbers_callbacks_plan_one_step_of_their_aggregate() {
+        let cases: [(&str, Trigger, &str); 4] = [
+            ("voice/dice.json", Trigger::VoiceDice, "call/"),
+            ("voice/notify.json", Trigger::VoiceNotify, "call/"),
+            (
+                "verification/request.json",
+                Trigger::VerificationRequest,
+                "verification/",
+            ),
+            ("numbers/n1.json", Trigger::NumbersEvent, "number/"),
+        ];
+        for (name, trigger, lock) in cases {
+            match plan_for(trigger, &fixture(name)) {
+                Plan::Apply(effects) => assert!(
+                    effects.len() == 1 && effects[0].lock_key().starts_with(lock),
+                    "{name}: {effects:?}"
+                ),
+                Plan::Unprocessable(reason) => panic!("{name}: {reason}"),
+            }
+        }
+        // An event Sinch has not documented is still a step of its call.
+        let other = r#"{"event":"transfer","callid":"c-1","timestamp":"2025-03-04T12:00:00Z"}"#;
+        assert!(matches!(
+            plan_for(Trigger::VoiceEvent, other),
+            Plan::Apply(effects) if matches!(&effects[..], [Effect::Call(_)])
+        ));
+    }
+
+    #[test]
+    fn an_aggregate_callback_with_wrong_types_or_no_id_is_unprocessable_with_the_reason() {
+        let cases = [
+            (Trigger::VoiceAce, r#"{"event":"ace","callid":7}"#, "ace"),
+            (Trigger::VoiceAce, r#"{"event":"ace"}"#, "no callid"),
+            (
+                Trigger::VerificationResult,
+                r#"{"event":"VerificationResultEvent","id":"v","status":5}"#,
+                "VerificationResultEvent",
+            ),
+            (
+                Trigger::VerificationRequest,
+                r#"{"event":"VerificationRequestEvent"}"#,
+                "no id",
+            ),
+            (
+                Trigger::NumbersEvent,
+                r#"{"eventId":1,"resourceId":"+46"}"#,
+                "numbers",
+            ),
+            (Trigger::NumbersEvent, r#"{"eventId":"e"}"#, "no resourceId"),
+        ];
+        for (trigger, body, says) in cases {
+            match plan_for(trigger, body) {
+                Plan::Unprocessable(reason) => assert!(reason.contains(says), "{body}: {reason}"),
+                Plan::Apply(effects) => panic!("{body}: {effects:?}"),
             }
         }
     }

@@ -1,5 +1,6 @@
 //! The HTTP edge: routes, extraction and the mapping of errors to responses.
 
+mod aggregates;
 mod answer;
 mod api;
 mod auth;
@@ -109,6 +110,12 @@ pub fn routes() -> Vec<Route> {
         get("/api/sms/batches/{batch_id}", api::sms_batch).token(),
         get("/api/batches/{batch_id}", api::batch).token(),
         get("/api/channels/{channel}", api::channel).token(),
+        get("/api/calls", aggregates::calls).token(),
+        get("/api/calls/{callid}", aggregates::call).token(),
+        get("/api/verifications", aggregates::verifications).token(),
+        get("/api/verifications/{id}", aggregates::verification).token(),
+        get("/api/numbers", aggregates::numbers).token(),
+        get("/api/numbers/{number}", aggregates::number).token(),
         get("/api/stream", stream::events).token(),
         get("/api/activity", inspector::activity).token(),
         get("/api/rejections", inspector::rejections).token(),

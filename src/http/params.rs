@@ -59,6 +59,17 @@ impl Params {
         self.values.get(name).cloned().filter(|v| !v.is_empty())
     }
 
+    /// A value that must be one of `allowed`.
+    pub fn one_of(&self, name: &'static str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
+        match self.text(name) {
+            Some(value) if !allowed.contains(&value.as_str()) => Err(ApiError::BadParameter {
+                name: name.into(),
+                reason: format!("expected one of: {}", allowed.join(", ")),
+            }),
+            value => Ok(value),
+        }
+    }
+
     pub fn time(&self, name: &'static str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.text(name)
             .map(|v| {

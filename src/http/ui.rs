@@ -44,7 +44,7 @@ static PAGE: Asset = asset("", HTML, include_str!("../../ui/index.html"));
 
 /// Everything the page loads; any other name under `/ui/` is a 404. One file a line.
 #[rustfmt::skip]
-static FILES: [Asset; 16] = [
+static FILES: [Asset; 17] = [
     asset("app.js", JAVASCRIPT, include_str!("../../ui/app.js")),
     asset("app.css", CSS, include_str!("../../ui/app.css")),
     asset("js/api.js", JAVASCRIPT, include_str!("../../ui/js/api.js")),
@@ -55,6 +55,7 @@ static FILES: [Asset; 16] = [
     asset("js/stream.js", JAVASCRIPT, include_str!("../../ui/js/stream.js")),
     asset("js/theme.js", JAVASCRIPT, include_str!("../../ui/js/theme.js")),
     asset("js/views/actions.js", JAVASCRIPT, include_str!("../../ui/js/views/actions.js")),
+    asset("js/views/aggregates.js", JAVASCRIPT, include_str!("../../ui/js/views/aggregates.js")),
     asset("js/views/feed.js", JAVASCRIPT, include_str!("../../ui/js/views/feed.js")),
     asset("js/views/login.js", JAVASCRIPT, include_str!("../../ui/js/views/login.js")),
     asset("js/views/lookup.js", JAVASCRIPT, include_str!("../../ui/js/views/lookup.js")),

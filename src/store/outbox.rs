@@ -180,6 +180,9 @@ pub fn ordering_key(kind: &str, payload: &Value) -> Option<String> {
         "sms.delivery" => key("sms", &[text("batch_id"), text("recipient")]),
         "sms.batch" => key("sms.batch", &[text("batch_id")]),
         "sms.inbound" => key("sms.inbound", &[text("id")]),
+        "call" => key("call", &[text("call_id")]),
+        "verification" => key("verification", &[text("id")]),
+        "number" => key("number", &[text("resource_id")]),
         _ => None,
     }
 }
@@ -577,6 +580,33 @@ mod tests {
             &json!({"batch_id": "a", "recipient": "b\",\"c"}),
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn calls_verifications_and_numbers_are_ordered_by_their_own_id() {
+        use crate::callback::family::fixture;
+        use crate::domain::{call, events, number, verification};
+        let at = chrono::DateTime::UNIX_EPOCH;
+        let ice = crate::callback::voice::parse_voice(&fixture("callbacks/voice/ice.json"));
+        let ice = call::CallEvent::from_callback(&ice.unwrap(), at).unwrap();
+        let call = events::call(&call::decide(None, &ice), &ice.entry);
+        let body = fixture("callbacks/verification/result.json");
+        let result = crate::callback::verification::parse_verification(&body).unwrap();
+        let step = verification::VerificationStep::from_callback(&result, at).unwrap();
+        let verification = events::verification(&verification::decide(None, &step), &step.entry);
+        let body = fixture("callbacks/numbers/n2.json");
+        let event = crate::callback::numbers::parse_number_event(&body).unwrap();
+        let update = number::NumberUpdate::from_event(&event, at).unwrap();
+        let number = events::number(&number::decide(None, &update), &update.state);
+        let keys = [call, verification, number].map(|e| ordering_key(e.kind, &e.payload));
+        assert_eq!(
+            keys.each_ref().map(Option::as_deref),
+            [
+                Some(r#"call:["a call id"]"#),
+                Some(r#"verification:["1234567890"]"#),
+                Some(r#"number:["+1234567890"]"#)
+            ]
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! The SQL is written once (`SqlReads`) and runs on either backend through `sql::SqlPool`.
 
+mod aggregates;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -12,9 +14,15 @@ use super::records::{
     ContactRecord, ConversationRecord, EventRecord, IdentityRecord, MessageRecord,
     RecordNotificationRecord, SmsBatchRecord, SmsDeliveryRecord, StatusHistoryRecord,
 };
+use super::records::{
+    CallQuery, CallRecord, NumberQuery, NumberRecord, VerificationQuery, VerificationRecord,
+};
 use super::sql::SqlPool;
 use super::{PendingCallback, Source, StoreError};
 use crate::callback::Trigger;
+use crate::domain::call::Call;
+use crate::domain::number::NumberResource;
+use crate::domain::verification::Verification;
 
 /// Filters and a page of `GET /api/messages`, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -121,6 +129,24 @@ pub trait Queries: Send + Sync {
     ) -> Result<Vec<ConversationRecord>, StoreError>;
     async fn sms_batch(&self, batch_id: &str) -> Result<Option<SmsBatchRecord>, StoreError>;
     async fn sms_deliveries(&self, batch_id: &str) -> Result<Vec<SmsDeliveryRecord>, StoreError>;
+    /// A Voice call's summary and the whole call, with its timeline.
+    async fn call(&self, call_id: &str) -> Result<Option<(CallRecord, Call)>, StoreError>;
+    async fn calls(&self, query: &CallQuery) -> Result<Vec<CallRecord>, StoreError>;
+    /// A verification's summary and the whole verification, with its timeline.
+    async fn verification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(VerificationRecord, Verification)>, StoreError>;
+    async fn verifications(
+        &self,
+        query: &VerificationQuery,
+    ) -> Result<Vec<VerificationRecord>, StoreError>;
+    /// A Numbers resource's latest state and the whole resource, with its history.
+    async fn number(
+        &self,
+        resource_id: &str,
+    ) -> Result<Option<(NumberRecord, NumberResource)>, StoreError>;
+    async fn numbers(&self, query: &NumberQuery) -> Result<Vec<NumberRecord>, StoreError>;
     /// State changes after event `after`, oldest first.
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError>;
     /// The id of the newest state change (0 when there is none).
@@ -399,6 +425,39 @@ impl Queries for SqlReads {
         let sql = "SELECT batch_id, recipient, status, code, status_at, client_reference, \
                    operator, updated_at FROM sms_deliveries WHERE batch_id = $1 ORDER BY recipient";
         Ok(self.pool.all(sql, &[v(batch_id)]).await?)
+    }
+
+    async fn call(&self, call_id: &str) -> Result<Option<(CallRecord, Call)>, StoreError> {
+        self.find_call(call_id).await
+    }
+
+    async fn calls(&self, query: &CallQuery) -> Result<Vec<CallRecord>, StoreError> {
+        self.list_calls(query).await
+    }
+
+    async fn verification(
+        &self,
+        id: &str,
+    ) -> Result<Option<(VerificationRecord, Verification)>, StoreError> {
+        self.find_verification(id).await
+    }
+
+    async fn verifications(
+        &self,
+        query: &VerificationQuery,
+    ) -> Result<Vec<VerificationRecord>, StoreError> {
+        self.list_verifications(query).await
+    }
+
+    async fn number(
+        &self,
+        resource_id: &str,
+    ) -> Result<Option<(NumberRecord, NumberResource)>, StoreError> {
+        self.find_number(resource_id).await
+    }
+
+    async fn numbers(&self, query: &NumberQuery) -> Result<Vec<NumberRecord>, StoreError> {
+        self.list_numbers(query).await
     }
 
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError> {

@@ -5,6 +5,9 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+mod aggregates;
+pub use aggregates::*;
+
 /// One journaled callback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
 pub struct CallbackRecord {

@@ -191,6 +191,10 @@ impl Tx for SqlxTx<'_> {
         sqlx::Error::RowNotFound
     }
 
+    fn unreadable(reason: String) -> sqlx::Error {
+        sqlx::Error::Decode(reason.into())
+    }
+
     async fn execute(&mut self, sql: &str, values: &[Value<'_>]) -> Result<u64, sqlx::Error> {
         let done = match self {
             SqlxTx::Sqlite(conn) => sqlx::query_with(sql, sqlite_arguments(values)?)

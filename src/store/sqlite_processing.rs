@@ -192,6 +192,10 @@ impl Tx for SqliteTx<'_> {
         rusqlite::Error::QueryReturnedNoRows
     }
 
+    fn unreadable(reason: String) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, reason.into())
+    }
+
     async fn execute(&mut self, sql: &str, values: &[Value<'_>]) -> rusqlite::Result<u64> {
         Ok(execute(self.conn, sql, values)? as u64)
     }
@@ -466,6 +470,7 @@ mod tests {
     #[tokio::test]
     async fn every_fixed_statement_numbers_its_placeholders_in_order() {
         let (_dir, processor) = migrated().await;
+        let aggregates = crate::store::processing::aggregates::statements(TEXTS.lock);
         let tables = [&MESSAGES, &APP_EVENTS].map(|table| table.upsert_returning_status);
         let consents = [&*sql::CONSENTS, &*sql::CONTACT_CONSENTS]
             .into_iter()
@@ -516,7 +521,12 @@ mod tests {
             sql::UPSERT_SMS_BATCH,
             sql::INSERT_SMS_INBOUND,
         ];
-        for text in fixed.into_iter().chain(tables).chain(consents) {
+        for text in fixed
+            .into_iter()
+            .chain(tables)
+            .chain(consents)
+            .chain(aggregates.iter().map(String::as_str))
+        {
             let statement = processor
                 .conn
                 .prepare(text)

@@ -246,6 +246,48 @@ impl Queries for SqliteStore {
         self.reads.sms_deliveries(batch_id).await
     }
 
+    async fn call(
+        &self,
+        call_id: &str,
+    ) -> Result<Option<(CallRecord, crate::domain::call::Call)>, StoreError> {
+        self.reads.call(call_id).await
+    }
+
+    async fn calls(&self, query: &CallQuery) -> Result<Vec<CallRecord>, StoreError> {
+        self.reads.calls(query).await
+    }
+
+    async fn verification(
+        &self,
+        id: &str,
+    ) -> Result<
+        Option<(
+            VerificationRecord,
+            crate::domain::verification::Verification,
+        )>,
+        StoreError,
+    > {
+        self.reads.verification(id).await
+    }
+
+    async fn verifications(
+        &self,
+        query: &VerificationQuery,
+    ) -> Result<Vec<VerificationRecord>, StoreError> {
+        self.reads.verifications(query).await
+    }
+
+    async fn number(
+        &self,
+        resource_id: &str,
+    ) -> Result<Option<(NumberRecord, crate::domain::number::NumberResource)>, StoreError> {
+        self.reads.number(resource_id).await
+    }
+
+    async fn numbers(&self, query: &NumberQuery) -> Result<Vec<NumberRecord>, StoreError> {
+        self.reads.numbers(query).await
+    }
+
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
         self.reads.events_after(after, limit).await
     }

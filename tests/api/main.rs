@@ -7,6 +7,9 @@ mod browser;
 mod cli_schemes;
 #[macro_use]
 mod contract;
+// After `contract`, whose macro they use.
+mod aggregates;
+mod aggregates_http;
 mod answer_store;
 mod crash;
 mod deploy;

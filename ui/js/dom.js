@@ -87,3 +87,17 @@ export function listKeys(event, container, selector) {
   rows[next].focus();
   rows[next].scrollIntoView({ block: 'nearest' });
 }
+
+/** A table of `rows` (cells: nodes or text), named `name` for tests and styles. */
+export function table(headers, rows, name) {
+  return el(
+    'div',
+    { class: 'table-scroll section-gap' },
+    el(
+      'table',
+      { class: 'grid', dataset: name ? { name } : null },
+      el('thead', null, el('tr', null, headers.map((h) => el('th', { scope: 'col', text: h })))),
+      el('tbody', null, rows.map((cells) => el('tr', null, cells.map((cell) => el('td', null, cell instanceof Node ? cell : orDash(cell)))))),
+    ),
+  );
+}

@@ -1,10 +1,11 @@
 // Views and routing: one view shown at a time, chosen by the URL's hash (#feed, #rejected,
-// #message/<id>, #callback/<id>, #lookup, #batch/<id>, #actions). The route table is the
+// #message/<id>, #callback/<id>, #lookup, #batch/<id>, #calls[/<id>], #verifications[/<id>],
+// #numbers[/<id>], #actions). The route table is the
 // entry module's; views register here only what they must do when shown or left.
 
 import { $ } from './dom.js';
 
-const VIEWS = ['login', 'feed', 'rejected', 'message', 'lookup', 'actions'];
+const VIEWS = ['login', 'feed', 'rejected', 'message', 'lookup', 'calls', 'verifications', 'numbers', 'actions'];
 const hooks = new Map();
 let current = null;
 

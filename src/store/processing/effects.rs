@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::Outputs;
+use super::aggregates;
 use super::notices;
 use super::sql;
 use super::status::{self, APP_EVENTS, MESSAGES};
@@ -58,6 +59,9 @@ pub(super) async fn apply<T: Tx>(
         Effect::SmsDelivery(report) => sms_delivery(tx, report, callback, now, out).await,
         Effect::SmsBatch(batch) => sms_batch(tx, batch, callback.id, now, out).await,
         Effect::SmsInbound(message) => sms_inbound(tx, message, callback.id, now, out).await,
+        Effect::Call(event) => aggregates::call(tx, event, callback, now, out).await,
+        Effect::Verification(step) => aggregates::verification(tx, step, callback, now, out).await,
+        Effect::Number(update) => aggregates::number(tx, update, callback, now, out).await,
     }
 }
 

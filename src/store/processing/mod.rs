@@ -10,6 +10,7 @@
 //! Every write is idempotent, so replaying a callback changes nothing, and every write that
 //! changes state reports it as an event for the live stream.
 
+pub(crate) mod aggregates;
 mod effects;
 mod notices;
 pub(crate) mod sql;

@@ -78,6 +78,11 @@ pub(crate) trait Tx {
     /// one must be: a broken statement or an edited database, never to be taken for "empty".
     fn no_row() -> Self::Error;
 
+    /// The error for a stored value that cannot be read back as the domain has it (an
+    /// edited database, a downgrade): the callback fails with `reason`, which names the row;
+    /// it is never taken for "nothing stored".
+    fn unreadable(reason: String) -> Self::Error;
+
     /// Runs a statement; returns the rows it changed.
     async fn execute(&mut self, sql: &str, values: &[Value<'_>]) -> Result<u64, Self::Error>;
 
@@ -117,6 +122,12 @@ impl<'a> From<&'a String> for Value<'a> {
 impl From<String> for Value<'_> {
     fn from(text: String) -> Self {
         Value::Text(Some(Cow::Owned(text)))
+    }
+}
+
+impl From<Option<String>> for Value<'_> {
+    fn from(text: Option<String>) -> Self {
+        Value::Text(text.map(Cow::Owned))
     }
 }
 

@@ -2,7 +2,7 @@
 // contact.
 
 import { api, showError } from '../api.js';
-import { $, badge, clear, el, kv, mono, statusEl, timeEl } from '../dom.js';
+import { $, badge, clear, el, kv, mono, statusEl, table, timeEl } from '../dom.js';
 import { dash, enc, orDash } from '../format.js';
 
 export const lookup = {
@@ -212,16 +212,3 @@ export const lookup = {
     );
   },
 };
-
-function table(headers, rows, name) {
-  return el(
-    'div',
-    { class: 'table-scroll section-gap' },
-    el(
-      'table',
-      { class: 'grid', dataset: name ? { name } : null },
-      el('thead', null, el('tr', null, headers.map((h) => el('th', { scope: 'col', text: h })))),
-      el('tbody', null, rows.map((cells) => el('tr', null, cells.map((cell) => el('td', null, cell instanceof Node ? cell : orDash(cell)))))),
-    ),
-  );
-}
