@@ -6,6 +6,7 @@
 //! Modules: `mix` generates the callbacks, `load` sends them, `stats` counts and reports,
 //! `db` reads the backlog and lag from the journal, `floor` and `spawn` start the servers.
 
+mod answers;
 mod db;
 mod floor;
 mod load;
@@ -146,6 +147,22 @@ pub struct BenchArgs {
     /// fast it drains them (on a temporary SQLite database, or --database-url)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..), conflicts_with_all = ["floor", "rate", "duration", "requests"])]
     pub restart_drain: Option<u64>,
+    /// Instead of the callback mix: the synchronous lane. Starts a receiver with an
+    /// application key and sends ICEs (Voice calls that wait for SVAML), reporting answer
+    /// latency by origin (policy, application, fallback, journal)
+    #[arg(long, conflicts_with_all = ["floor", "rate", "requests", "restart_drain", "url"])]
+    pub answers: bool,
+    /// With --answers: an application in this process answers at ANSWER_URL after this
+    /// many milliseconds [default: no application; the policy answers]
+    #[arg(long, value_name = "MS", requires = "answers")]
+    pub answer_delay_ms: Option<u64>,
+    /// With --answers: the receiver's ANSWER_TIMEOUT_MS [default: the receiver's]
+    #[arg(long, value_name = "MS", requires = "answers")]
+    pub answer_timeout_ms: Option<u64>,
+    /// With --answers: fraction of requests that resend the connection's last ICE (a
+    /// retry, answered from the journal)
+    #[arg(long, value_name = "RATIO", default_value_t = 0.0, value_parser = ratio, requires = "answers")]
+    pub answer_retries: f64,
 }
 
 fn positive_secs(text: &str) -> Result<f64, String> {
@@ -188,7 +205,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if args.duplicates + args.bad_signatures > 1.0 {
         anyhow::bail!("--duplicates and --bad-signatures add up to more than 1");
     }
-    let secret = match (&args.secret, args.spawn || args.restart_drain.is_some()) {
+    let spawns = args.spawn || args.restart_drain.is_some() || args.answers;
+    let secret = match (&args.secret, spawns) {
         (Some(secret), _) => secret.clone(),
         (None, true) => BENCH_SECRET.to_owned(),
         (None, false) => anyhow::bail!(
@@ -199,6 +217,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         executable: spawn::receiver_executable(args.receiver.as_deref())?,
         env: &args.child_env,
     };
+    if args.answers {
+        return answers::run(answers::Lane::new(&args, &receiver, &secret)).await;
+    }
     if let Some(count) = args.restart_drain {
         return restart::run(
             count,

@@ -175,3 +175,47 @@ fn restart_drain_journals_unprocessed_callbacks_and_times_a_receiver_draining_th
     );
     assert_eq!(processed, 400, "every journaled callback processed");
 }
+
+#[test]
+fn the_answer_lane_is_measured_by_origin_against_a_slow_application() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks-bench"))
+        .args([
+            "--answers",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--connections",
+            "4",
+            "--answer-delay-ms",
+            "400",
+            "--answer-timeout-ms",
+            "100",
+            "--answer-retries",
+            "0.3",
+            "--json",
+        ])
+        .current_dir(dir.path())
+        .env_remove("SINCH_WEBHOOK_SECRET")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(number(&report["answers"]) > 0.0);
+    assert_latency_ordered(&report["latency"]);
+    // The application answers after 400 ms, the deadline is 100 ms: every new ICE falls
+    // back to the policy, every retry is answered from the journal.
+    let origins = report["by_origin"].as_object().unwrap();
+    assert!(origins.contains_key("fallback"), "{origins:?}");
+    assert!(origins.contains_key("journal"), "{origins:?}");
+    assert!(
+        !origins.contains_key("application"),
+        "had the receiver waited past its deadline, the application would have answered: {origins:?}"
+    );
+}

@@ -208,37 +208,11 @@ impl Source {
                     .map_err(Failure::new)?;
                 Ok(unsigned(&client.id))
             }
-            Method::Numbers(verifier) => {
-                let signature = request
-                    .headers
-                    .get(numbers::SIGNATURE_HEADER)
-                    .map(|value| value.as_bytes());
-                let verified = verifier.verify(signature, request.body)?;
-                Ok(Authenticated {
-                    label: verified.label,
-                    nonce: String::new(),
-                    timestamp: request.now_unix,
-                })
-            }
+            Method::Numbers(verifier) => numbers_signature(verifier, request),
             Method::Application {
                 verifier,
                 signed_path,
-            } => {
-                let path = signed_path.as_deref().unwrap_or(request.path);
-                let signed = application::SignedRequest::from_headers(
-                    request.method,
-                    path,
-                    request.headers,
-                    request.body,
-                );
-                let now = chrono::DateTime::from_timestamp(request.now_unix, 0).unwrap_or_default();
-                let verified = verifier.verify(&signed, now)?;
-                Ok(Authenticated {
-                    label: verified.label,
-                    nonce: String::new(),
-                    timestamp: verified.timestamp.timestamp(),
-                })
-            }
+            } => application_signature(verifier, signed_path.as_deref(), request),
             Method::None => Ok(unsigned("allowlist")),
         }
     }
@@ -255,6 +229,43 @@ impl Source {
             Method::None => vec![Arc::from("allowlist")],
         }
     }
+}
+
+fn numbers_signature(
+    verifier: &numbers::Verifier,
+    request: &Presented<'_>,
+) -> Result<Authenticated, Failure> {
+    let signature = request
+        .headers
+        .get(numbers::SIGNATURE_HEADER)
+        .map(|value| value.as_bytes());
+    let verified = verifier.verify(signature, request.body)?;
+    Ok(Authenticated {
+        label: verified.label,
+        nonce: String::new(),
+        timestamp: request.now_unix,
+    })
+}
+
+/// The signature covers the path Sinch called: `signed_path` when a proxy rewrites it.
+fn application_signature(
+    verifier: &application::Verifier,
+    signed_path: Option<&str>,
+    request: &Presented<'_>,
+) -> Result<Authenticated, Failure> {
+    let signed = application::SignedRequest::from_headers(
+        request.method,
+        signed_path.unwrap_or(request.path),
+        request.headers,
+        request.body,
+    );
+    let now = chrono::DateTime::from_timestamp(request.now_unix, 0).unwrap_or_default();
+    let verified = verifier.verify(&signed, now)?;
+    Ok(Authenticated {
+        label: verified.label,
+        nonce: String::new(),
+        timestamp: verified.timestamp.timestamp(),
+    })
 }
 
 /// Compares digests rather than the values, in constant time, so neither the content nor

@@ -164,6 +164,19 @@ async fn receive_on(
     // Shared strings, not copies: this runs for every callback.
     ::metrics::counter!(metrics::VERIFIED, "source" => source.name.clone(), "secret" => authenticated.label.clone())
         .increment(1);
+    take(state, source, bytes, authenticated, now, started).await
+}
+
+/// Classifies and journals an authenticated callback, then answers: the acknowledgement,
+/// or for a callback Sinch waits on, its answer.
+async fn take(
+    state: &AppState,
+    source: &Source,
+    bytes: Bytes,
+    authenticated: Authenticated,
+    now: chrono::DateTime<Utc>,
+    started: Instant,
+) -> Result<Response, ApiError> {
     let mut classification = classify_for(source, &bytes).map_err(ApiError::InvalidBody)?;
     let status = classification.status.take();
     let secret = authenticated.label.clone();
@@ -188,8 +201,9 @@ async fn receive_on(
         JournalOutcome::Accepted { id } => Ack::Accepted { callback_id: id },
         JournalOutcome::Duplicate => Ack::Duplicate,
     };
-    let waiting = match (question, dedupe_key) {
-        (Some(question), Some(dedupe_key)) => Some(Waiting {
+    let waiting = question
+        .zip(dedupe_key)
+        .map(|(question, dedupe_key)| Waiting {
             question,
             trigger: journaled.trigger,
             dedupe_key,
@@ -200,9 +214,7 @@ async fn receive_on(
             },
             message_id: journaled.message_id.clone(),
             body: bytes,
-        }),
-        _ => None,
-    };
+        });
     record_ack(state, &ack, journaled, started.elapsed());
     Ok(match waiting {
         Some(waiting) => answer::respond(state, waiting).await,
