@@ -177,6 +177,11 @@ impl Modify for SecuritySchemes {
                 )),
             ),
             ("oauth2_client", http(HttpAuthScheme::Basic, OAUTH2_CLIENT)),
+            (
+                "sinch_numbers",
+                header(crate::auth::numbers::SIGNATURE_HEADER, NUMBERS),
+            ),
+            ("sinch_application", header("Authorization", APPLICATION)),
         ];
         for (name, scheme) in schemes {
             components.add_security_scheme(name, scheme);
@@ -200,6 +205,16 @@ const OAUTH2: &str = "Sources with `auth = \"oauth2\"`: `Authorization: Bearer <
 const OAUTH2_CLIENT: &str = "The token endpoint's client authentication: HTTP Basic with the \
     source's `client_id` and `client_secret` (Sinch's `token_request_type` BASIC), or, \
     without it, both as form fields (FORM).";
+
+const NUMBERS: &str = "Sources with `auth = \"numbers\"` (and the environment's, \
+    `SINCH_NUMBERS_SECRET` at `/api/sinch/numbers`): the lower-case hex HMAC-SHA1 of the body \
+    under one of the source's secrets (the Numbers API's `hmacSecret`).";
+const APPLICATION: &str = "Sources with `auth = \"application\"` (and the environment's, \
+    `SINCH_APPLICATION_KEY` and `SINCH_APPLICATION_SECRET` at `/api/sinch/voice` and \
+    `/api/sinch/verification`): `Authorization: Application <key>:<signature>`, the base64 \
+    HMAC-SHA256 under the base64-decoded application secret of `POST`, the body's \
+    Content-MD5, `Content-Type`, `x-timestamp:<value>` and the path Sinch called, one per \
+    line; `x-timestamp` (ISO 8601) within `SIGNATURE_TOLERANCE_SECS`.";
 
 /// What `routes()` says of each route: who may call it. The security requirement and the
 /// answers that go with it come from here, so they are the router's, not a second copy.

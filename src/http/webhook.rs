@@ -49,6 +49,12 @@ pub enum Ack {
 /// an OAuth2 bearer token from `POST /oauth2/token`, or none but an address allow list
 /// (`GET /api/sources` lists them).
 ///
+/// Voice and Verification callbacks (`auth = "application"` sources, and the environment's
+/// at `/api/sinch/voice` and `/api/sinch/verification`) and Numbers callbacks answer the same
+/// way, except that an ICE, ACE, PIE or verification request, once journaled, is answered
+/// with what Sinch waits for: SVAML, or `{"action":"allow"|"deny",...}`, decided by the
+/// application at `ANSWER_URL` or the policy, and stored so a retry gets it again.
+///
 /// Sinch retries 5xx and 429 and drops everything else, so a 4xx is only answered when a
 /// retry could never succeed. The raw body is read (capped) and authenticated before
 /// anything is parsed, and nothing is acknowledged before it is durably journaled.
@@ -72,19 +78,28 @@ pub enum Ack {
         ("x-forwarded-for" = Option<String>, Header, description = "Believed only from a \
             source's `trusted_proxies`, for its `allow` list"),
     ),
-    security((), ("sinch_hmac" = []), ("basic" = []), ("custom_header" = []), ("oauth2" = [])),
+    security((), ("sinch_hmac" = []), ("basic" = []), ("custom_header" = []), ("oauth2" = []),
+        ("sinch_numbers" = []), ("sinch_application" = [])),
     responses(
         (status = 200, description = "Taken (accepted or duplicate): Sinch is done. A stale \
-            signature on a callback already journaled is answered `duplicate` too", body = Ack),
+            signature on a callback already journaled is answered `duplicate` too. An ICE, \
+            ACE, PIE or verification request is answered instead with its answer (SVAML, or \
+            allow/deny), and the header says where it came from", body = Ack,
+            headers(("sinch-webhooks-answer-origin" = String, description = "Only on an \
+                answer: `application`, `policy`, `fallback` or `journal` (a retry)"))),
         (status = 400, description = "`body_not_json`, `body_not_object`, `body_not_utf8`: \
             authenticated but not a JSON object; `body_read_failed`: the connection failed \
             while the body was read. Sinch drops it", body = ErrorBody),
         (status = 401, description = "Authentication missing or wrong for the source; Sinch \
             drops it. Reasons: `missing_authorization`, `malformed_authorization`, \
             `wrong_credentials`, `missing_header`, `invalid_token`, `expired_token`, \
-            `address_not_allowed`, `malformed_forwarded_for`, and for HMAC `missing_header`, \
+            `address_not_allowed`, `malformed_forwarded_for`, for HMAC `missing_header`, \
             `invalid_header`, `unsupported_algorithm`, `bad_timestamp`, `malformed_signature`, \
-            `signature_mismatch`, `stale_timestamp`", body = ErrorBody,
+            `signature_mismatch`, `stale_timestamp`, for Numbers `missing_numbers_signature`, \
+            `malformed_numbers_signature`, `numbers_signature_mismatch`, and for application \
+            keys `missing_application_authorization`, `malformed_application_authorization`, \
+            `missing_x_timestamp`, `bad_x_timestamp`, `unknown_application_key`, \
+            `application_signature_mismatch`, `stale_x_timestamp`", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "Where the method has a \
                 scheme: `Basic realm=\"sinch-webhooks\"`, `Bearer` or \
                 `Bearer error=\"invalid_token\"`"))),
