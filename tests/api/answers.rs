@@ -431,3 +431,74 @@ async fn a_source_behind_a_rewriting_proxy_verifies_the_path_sinch_called() {
         1
     );
 }
+
+#[tokio::test]
+async fn every_voice_and_verification_event_posts_is_journaled_processed_and_visible() {
+    let mut env = application_env();
+    env.push(("API_TOKEN", crate::query_api::TOKEN));
+    let app = spawn_app_with(&env).await;
+    // Out of order on purpose: the timeline is by each event's own time.
+    for name in ["dice", "ice", "ace", "pie", "notify"] {
+        let body = fixture(&format!("voice/{name}.json"));
+        let response = post_application(&app, "/api/sinch/voice", &body).await;
+        assert_eq!(response.status().as_u16(), 200, "{name}");
+    }
+    for name in ["request", "result", "sms_delivered"] {
+        let body = fixture(&format!("verification/{name}.json"));
+        let response = post_application(&app, "/api/sinch/verification", &body).await;
+        assert_eq!(response.status().as_u16(), 200, "{name}");
+    }
+    app.drain().await;
+    assert_eq!(
+        scalar(
+            &app.db,
+            "SELECT COUNT(*) FROM journal WHERE processed_at IS NOT NULL"
+        )
+        .await,
+        8
+    );
+    let (status, call) = app.api_get("/api/calls/a%20call%20id").await;
+    assert_eq!(status, 200, "{call}");
+    assert_eq!(
+        call["call"]["progress"], "ended",
+        "the late DiCE still ended it: {call}"
+    );
+    let events: Vec<&str> = call["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    assert_eq!(events.len(), 5, "{events:?}");
+    for event in ["ice", "ace", "pie", "dice", "notify"] {
+        assert!(events.contains(&event), "{event} missing: {events:?}");
+    }
+    let (status, verification) = app.api_get("/api/verifications/1234567890").await;
+    assert_eq!(status, 200, "{verification}");
+    assert_eq!(
+        verification["timeline"].as_array().unwrap().len(),
+        3,
+        "{verification}"
+    );
+    assert!(
+        verification["verification"]["result_status"].is_string(),
+        "{verification}"
+    );
+    // The answers Sinch waited for are with their callbacks.
+    let id: i64 = sqlx::query_scalar("SELECT id FROM journal WHERE trigger = 'VOICE_ICE'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let (_, detail) = app.api_get(&format!("/api/callbacks/{id}")).await;
+    assert_eq!(detail["answer"]["origin"], "policy", "{detail}");
+    assert_eq!(detail["answer"]["body"], r#"{"action":{"name":"hangup"}}"#);
+    let kinds: Vec<String> = sqlx::query_scalar("SELECT DISTINCT type FROM events ORDER BY type")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds,
+        ["call", "verification"],
+        "on the stream and in forwarding"
+    );
+}
