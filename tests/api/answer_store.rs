@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use chrono::{SubsecRound, Utc};
 use serde_json::json;
+use sinch_webhooks::callback::application::classify_application;
 use sinch_webhooks::store::{AnswerRecord, Store};
 
-use crate::answers::{application_env, post_application};
-use crate::helpers::{fixture, scalar, spawn_app_with};
+use crate::answers::{application_env, post_application, post_application_to};
+use crate::helpers::{fixture, inspection_pool, scalar, spawn_app_with};
+use crate::process::Service;
 
 fn answer(dedupe_key: &str, body: &str, origin: &str) -> AnswerRecord {
     AnswerRecord {
@@ -115,4 +117,84 @@ async fn a_retry_whose_answer_was_lost_or_is_unreadable_is_answered_anew_and_kep
         1,
         "every retry was recognised as one"
     );
+}
+
+/// SIGKILLs while calls come in: every ICE that was answered is journaled with the answer it
+/// was given, and a retry after the restart gets that answer from the journal.
+#[tokio::test]
+async fn every_answered_call_survives_sigkills_with_the_answer_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("journal.db").display());
+    let answered = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let ice = fixture("voice/ice.json");
+    for round in 0..4u64 {
+        let mut service = Service::start(&url, &application_env()).await;
+        let senders: Vec<_> = (0..8)
+            .map(|sender| {
+                let (client, base, answered, ice) = (
+                    client.clone(),
+                    service.address.clone(),
+                    answered.clone(),
+                    ice.clone(),
+                );
+                tokio::spawn(async move {
+                    for i in 0.. {
+                        let body = ice.replace("a call id", &format!("r{round}-s{sender}-c{i}"));
+                        let now = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                        let posted =
+                            post_application_to(&client, &base, "/api/sinch/voice", &body, &now);
+                        match posted.await {
+                            Ok(response) if response.status().is_success() => {
+                                let answer = response.text().await.unwrap_or_default();
+                                answered.lock().unwrap().push((body, answer));
+                            }
+                            Ok(_) => {}
+                            Err(_) => return, // the service is gone
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(150 + round * 137)).await;
+        service.kill().await;
+        for sender in senders {
+            let _ = sender.await;
+        }
+    }
+    let service = Service::start(&url, &application_env()).await;
+    let db = inspection_pool(&url).await;
+    let answered = answered.lock().unwrap().clone();
+    assert!(answered.len() > 20, "the load was too light to mean much");
+    for (body, answer) in &answered {
+        if answer.is_empty() {
+            continue; // the answer was cut off by the kill: not known to be given
+        }
+        let key = classify_application(body.as_bytes()).unwrap().dedupe_key;
+        let journaled: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM journal WHERE dedupe_key = ?")
+                .bind(&key)
+                .fetch_one(&db)
+                .await
+                .unwrap();
+        assert_eq!(journaled, 1, "an answered call was lost: {key}");
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT body FROM answers WHERE dedupe_key = ?")
+                .bind(&key)
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        assert_eq!(stored.as_deref(), Some(answer.as_str()), "{key}");
+    }
+    let (body, answer) = &answered[answered.len() / 2];
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let retry = post_application_to(&client, &service.address, "/api/sinch/voice", body, &now)
+        .await
+        .unwrap();
+    assert_eq!(retry.headers()["sinch-webhooks-answer-origin"], "journal");
+    assert_eq!(&retry.text().await.unwrap(), answer);
+    service.stop().await;
 }

@@ -46,6 +46,19 @@ async fn post_application_signed(
     body: &str,
     x_timestamp: &str,
 ) -> reqwest::Response {
+    post_application_to(&app.client, &app.address, path, body, x_timestamp)
+        .await
+        .unwrap()
+}
+
+/// Posts `body` to `base` + `path`, signed with the test application key.
+pub async fn post_application_to(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: &str,
+    x_timestamp: &str,
+) -> reqwest::Result<reqwest::Response> {
     let key = ApplicationKey::new(
         "test",
         APPLICATION_KEY,
@@ -62,15 +75,14 @@ async fn post_application_signed(
         },
     )
     .unwrap();
-    app.client
-        .post(format!("{}{path}", app.address))
+    client
+        .post(format!("{base}{path}"))
         .header("content-type", CONTENT_TYPE)
         .header("x-timestamp", x_timestamp)
         .header("authorization", authorization)
         .body(body.to_owned())
         .send()
         .await
-        .unwrap()
 }
 
 /// What the fake application does with each request.
