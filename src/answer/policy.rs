@@ -124,9 +124,10 @@ impl Policy {
                 menu,
                 value,
             } => {
+                let to = to.as_deref().map(phone_number);
                 let found = self.voice.iter().find(|rule| {
                     rule.event == *event
-                        && matches_if_set(&rule.to, to)
+                        && matches_if_set(&rule.to, &to)
                         && matches_if_set(&rule.menu, menu)
                         && matches_if_set(&rule.value, value)
                 });
@@ -151,6 +152,14 @@ impl Policy {
             }
         }
     }
+}
+
+/// A number as compared: Sinch's captures show the called number with and without `+`, and
+/// people write numbers with spaces and dashes.
+fn phone_number(text: &str) -> String {
+    text.chars()
+        .filter(|c| !matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
+        .collect()
 }
 
 fn matches_if_set(rule: &Option<String>, given: &Option<String>) -> bool {
@@ -187,7 +196,7 @@ fn voice_rule(name: String, entry: VoiceEntry) -> Result<VoiceRule, String> {
     Ok(VoiceRule {
         name,
         event,
-        to: entry.to,
+        to: entry.to.as_deref().map(phone_number),
         menu: entry.menu,
         value: entry.value,
         svaml,
@@ -271,6 +280,11 @@ mod tests {
         let to_sales = policy.answer(&ice("+15550100"));
         assert_eq!(to_sales.rule, "answer.voice[1]");
         assert_eq!(to_sales.body["action"]["name"], "connectPstn");
+        let written_otherwise = policy.answer(&ice("1 555-0100"));
+        assert_eq!(
+            written_otherwise.rule, "answer.voice[1]",
+            "with or without +"
+        );
         let elsewhere = policy.answer(&ice("+15550111"));
         assert_eq!(elsewhere.rule, "answer.voice[2]");
         assert_eq!(elsewhere.body["instructions"][0]["text"], "Closed");
