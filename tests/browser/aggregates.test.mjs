@@ -71,6 +71,7 @@ async function listRow(view, list, id) {
   await page.locator(`#view-${view}`).waitFor();
   const row = page.locator(`table[data-name="${list}"] tbody tr`, { hasText: id });
   await row.waitFor();
+  await page.screenshot({ path: screenshotPath(`inspector-${list}`) });
   return row;
 }
 
