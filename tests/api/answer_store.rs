@@ -9,7 +9,7 @@ use serde_json::json;
 use sinch_webhooks::store::{AnswerRecord, Store};
 
 use crate::answers::{application_env, post_application};
-use crate::helpers::{fixture, scalar, spawn_app_with};
+use crate::helpers::{TestApp, fixture, scalar, spawn_app_with};
 
 fn answer(dedupe_key: &str, body: &str, origin: &str) -> AnswerRecord {
     AnswerRecord {
@@ -62,14 +62,20 @@ async fn the_first_answer_stored_for_a_callback_is_its_answer(store: Arc<dyn Sto
 }
 
 #[tokio::test]
-async fn an_answer_the_database_cannot_keep_is_still_given() {
+async fn an_answer_the_database_cannot_keep_is_still_given_and_counted() {
     let app = spawn_app_with(&application_env()).await;
+    // Exported before the first failure: the alert's increase() cannot see a counter's
+    // first appearance.
+    let before = not_stored(&app)
+        .await
+        .expect("sinch_webhooks_answers_not_stored_total is exported from the start");
     sqlx::query("DROP TABLE answers")
         .execute(&app.db)
         .await
         .unwrap();
     let response = post_application(&app, "/api/sinch/voice", &fixture("voice/ice.json")).await;
     assert_eq!(response.status().as_u16(), 200);
+    assert!(not_stored(&app).await.unwrap() > before);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body, json!({"action": {"name": "hangup"}}));
     assert_eq!(
@@ -115,4 +121,13 @@ async fn a_retry_whose_answer_was_lost_or_is_unreadable_is_answered_anew_and_kep
         1,
         "every retry was recognised as one"
     );
+}
+
+/// `sinch_webhooks_answers_not_stored_total` as /metrics shows it, if it does.
+async fn not_stored(app: &TestApp) -> Option<f64> {
+    app.metrics()
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix("sinch_webhooks_answers_not_stored_total "))
+        .map(|value| value.trim().parse().unwrap())
 }
