@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Unit, describe_counter, describe_gauge, describe_histogram, gauge};
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 pub const CALLBACKS: &str = "sinch_webhooks_callbacks_total";
@@ -98,6 +98,9 @@ pub fn install() -> Option<PrometheusHandle> {
             metrics::set_global_recorder(recorder).ok()?;
             describe();
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+            // A counter that first appears at 1 has no increase() in Prometheus: exported at
+            // 0 from the start, the first answer not stored fires its alert.
+            counter!(ANSWERS_NOT_STORED).absolute(0);
             Some(handle)
         })
         .clone()

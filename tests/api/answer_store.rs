@@ -10,7 +10,7 @@ use sinch_webhooks::callback::application::classify_application;
 use sinch_webhooks::store::{AnswerRecord, Store};
 
 use crate::answers::{application_env, post_application, post_application_to};
-use crate::helpers::{fixture, inspection_pool, scalar, spawn_app_with};
+use crate::helpers::{TestApp, fixture, inspection_pool, scalar, spawn_app_with};
 use crate::process::Service;
 
 fn answer(dedupe_key: &str, body: &str, origin: &str) -> AnswerRecord {
@@ -64,14 +64,20 @@ async fn the_first_answer_stored_for_a_callback_is_its_answer(store: Arc<dyn Sto
 }
 
 #[tokio::test]
-async fn an_answer_the_database_cannot_keep_is_still_given() {
+async fn an_answer_the_database_cannot_keep_is_still_given_and_counted() {
     let app = spawn_app_with(&application_env()).await;
+    // Exported before the first failure: the alert's increase() cannot see a counter's
+    // first appearance.
+    let before = not_stored(&app)
+        .await
+        .expect("sinch_webhooks_answers_not_stored_total is exported from the start");
     sqlx::query("DROP TABLE answers")
         .execute(&app.db)
         .await
         .unwrap();
     let response = post_application(&app, "/api/sinch/voice", &fixture("voice/ice.json")).await;
     assert_eq!(response.status().as_u16(), 200);
+    assert!(not_stored(&app).await.unwrap() > before);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body, json!({"action": {"name": "hangup"}}));
     assert_eq!(
@@ -197,4 +203,13 @@ async fn every_answered_call_survives_sigkills_with_the_answer_it_was_given() {
     assert_eq!(retry.headers()["sinch-webhooks-answer-origin"], "journal");
     assert_eq!(&retry.text().await.unwrap(), answer);
     service.stop().await;
+}
+
+/// `sinch_webhooks_answers_not_stored_total` as /metrics shows it, if it does.
+async fn not_stored(app: &TestApp) -> Option<f64> {
+    app.metrics()
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix("sinch_webhooks_answers_not_stored_total "))
+        .map(|value| value.trim().parse().unwrap())
 }

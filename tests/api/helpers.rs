@@ -192,6 +192,13 @@ impl TestApp {
         response.expect("GET failed").status().as_u16()
     }
 
+    /// What `/metrics` shows. The recorder is the process's: under `cargo test` other tests
+    /// count in it too, so compare values rather than expect exact ones.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(format!("{}/metrics", self.address)).send();
+        response.await.unwrap().text().await.unwrap()
+    }
+
     /// Posts `body` signed like Sinch with the current secret, a fresh nonce and now.
     pub async fn post_signed(&self, body: &str) -> Response {
         self.post_signed_as(

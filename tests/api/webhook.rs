@@ -501,12 +501,7 @@ async fn readiness_reports_each_dependency() {
 /// `sinch_webhooks_verified_total` of the default source for the secret labelled `label`
 /// (counters are shared by the tests of this process: compare, do not expect exact values).
 async fn verified_with(app: &TestApp, label: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", app.address))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     let wanted = format!("secret=\"{label}\"");
     text.lines()
         .filter(|line| line.starts_with("sinch_webhooks_verified_total{"))

@@ -1,7 +1,7 @@
 // What the browser tests share: the real receiver binary in its own process and folder,
 // signed callbacks posted to it over HTTP, and Debian's Chromium driven by playwright-core.
 
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, mkdirSync, existsSync } from 'node:fs';
 import net from 'node:net';
@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import { chromium } from 'playwright-core';
@@ -30,6 +31,16 @@ export const TOKEN = `browser-tests-token-${randomBytes(12).toString('hex')}`;
 export const APP_ID = '01HAPPAAAAAAAAAAAAAAAAAAA1';
 export const PROJECT_ID = '9d1f6a52-0000-4000-8000-00000000c0de';
 export const PHONE = '46701234567';
+
+/**
+ * What makes the Voice, Verification and Numbers routes exist on a receiver. The key and
+ * secret are made up, shaped as the Sinch dashboard shows them.
+ */
+export const OTHER_API_ENV = {
+  SINCH_APPLICATION_KEY: '5f4e3d2c-0000-4000-8000-000000000001',
+  SINCH_APPLICATION_SECRET: 'JViE5vDor0Sw3WllZka15Q==',
+  SINCH_NUMBERS_SECRET: `browser-tests-numbers-${randomBytes(12).toString('hex')}`,
+};
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
@@ -160,6 +171,18 @@ export function deliveryReport(messageId, status, eventTime = new Date()) {
       processing_mode: 'DISPATCH',
     },
   });
+}
+
+/**
+ * `sinch-webhooks send <what> ...args` to `route` on the receiver: the CLI signs as Sinch
+ * does for the route's family, with the secrets of `OTHER_API_ENV` (from the environment,
+ * so they never show in a process list). Returns what it printed; a refused callback throws.
+ */
+export async function sendWithCli(receiver, route, what, args = []) {
+  const env = { PATH: process.env.PATH || '/usr/bin:/bin', HOME: receiver.dir, ...OTHER_API_ENV };
+  const { stdout } = await promisify(execFile)(BINARY, ['send', what, '--url', `${receiver.url}${route}`, ...args], { env, cwd: receiver.dir });
+  if (!/^200 /m.test(stdout)) throw new Error(`send ${what} was not answered 200: ${stdout}`);
+  return stdout;
 }
 
 /** A documented API call with the token. */

@@ -34,6 +34,12 @@ export function fmtMs(ms) {
   return `${ms.toFixed(2)} ms`;
 }
 
+/** What Sinch charged (`{currencyId, amount}`) as "0.0176 EUR"; another shape as its JSON. */
+export function fmtMoney(money) {
+  if (typeof money?.amount !== 'number') return JSON.stringify(money);
+  return `${money.amount} ${money.currencyId ?? ''}`.trim();
+}
+
 export function fmtBytes(n) {
   if (typeof n !== 'number') return dash;
   if (n < 1024) return `${n} B`;

@@ -21,8 +21,11 @@ export function showView(name) {
   if (entering) hooks.get(current)?.leave?.();
   for (const view of VIEWS) $(`view-${view}`).hidden = view !== name;
   for (const tab of document.querySelectorAll('.tab')) {
-    if (tab.dataset.view === name) tab.setAttribute('aria-current', 'page');
-    else tab.removeAttribute('aria-current');
+    if (tab.dataset.view === name) {
+      tab.setAttribute('aria-current', 'page');
+      // On a phone the tabs scroll sideways: the current one must not be out of sight.
+      tab.scrollIntoView({ block: 'nearest', inline: 'nearest' });
+    } else tab.removeAttribute('aria-current');
   }
   current = name;
   if (entering) hooks.get(name)?.enter?.();

@@ -4,7 +4,7 @@
 
 import { api, showError } from '../api.js';
 import { $, clear, el, kv, mono, statusEl, table, timeEl } from '../dom.js';
-import { enc, orDash } from '../format.js';
+import { enc, fmtMoney, orDash } from '../format.js';
 
 const json = (value) => (value === null || value === undefined ? '' : JSON.stringify(value));
 const link = (route, id) => el('a', { href: `#${route}/${enc(id)}`, text: id });
@@ -34,7 +34,7 @@ const FAMILIES = {
         ['Result', c.result ? statusEl(c.result) : undefined],
         ['Reason', c.reason ?? undefined],
         ['Duration', c.duration === null ? undefined : `${c.duration} s`],
-        ['Cost', data.cost ? mono(json(data.cost)) : undefined],
+        ['Cost', data.cost ? fmtMoney(data.cost) : undefined],
         ['Updated', timeEl(c.updated_at)],
       ]);
     },
