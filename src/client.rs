@@ -66,6 +66,9 @@ pub fn sinch_x_timestamp(now: DateTime<Utc>) -> String {
 pub struct Answer {
     pub status: u16,
     pub body: String,
+    /// For a callback Sinch waits on: where the receiver's answer came from
+    /// (`sinch-webhooks-answer-origin`).
+    pub origin: Option<String>,
 }
 
 /// How a sent callback proves it is Sinch's, one per kind of source.
@@ -189,8 +192,17 @@ pub async fn send(url: &str, credentials: &Credentials, body: Vec<u8>) -> anyhow
         .await
         .with_context(|| format!("POST {url} failed"))?;
     let status = response.status().as_u16();
+    let origin = response
+        .headers()
+        .get(crate::answer::ORIGIN_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
     let body = response.text().await.context("reading the answer")?;
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body,
+        origin,
+    })
 }
 
 #[cfg(test)]

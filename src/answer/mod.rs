@@ -14,6 +14,10 @@ pub use application::{AnswerUrl, Asking};
 pub use policy::Policy;
 pub use question::Question;
 
+/// The response header an answer's origin is named in (`application`, `policy`,
+/// `fallback`, or `journal` for a retry given the stored answer).
+pub const ORIGIN_HEADER: &str = "sinch-webhooks-answer-origin";
+
 /// Where an answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {

@@ -151,6 +151,9 @@ pub(crate) async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     let credentials = credentials(&args, scheme, &url).await?;
     let answer = client::send(&url, &credentials, body).await?;
     println!("POST {url}\n{} {}", answer.status, answer.body);
+    if let Some(origin) = &answer.origin {
+        println!("answered by: {origin}");
+    }
     Ok(if (200..300).contains(&answer.status) {
         ExitCode::SUCCESS
     } else {

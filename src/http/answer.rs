@@ -18,7 +18,7 @@ use crate::store::AnswerRecord;
 use crate::telemetry::Untrusted;
 
 /// Says where the answer came from, for `send` and for people reading captures.
-pub const ORIGIN_HEADER: HeaderName = HeaderName::from_static("sinch-webhooks-answer-origin");
+const ORIGIN_HEADER: HeaderName = HeaderName::from_static(crate::answer::ORIGIN_HEADER);
 /// Stored answers are given again with this origin.
 const FROM_JOURNAL: &str = "journal";
 

@@ -267,3 +267,23 @@ async fn an_application_signature_checked_at_another_path_or_too_late_says_why()
     .await;
     assert!(ok, "{printed}");
 }
+
+#[tokio::test]
+async fn send_voice_ice_to_the_real_service_prints_its_answer_and_where_it_came_from() {
+    let app = spawn_app_with(&crate::answers::application_env()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = port_of(&app.address);
+    let mut env = crate::answers::application_env();
+    env.push(("PORT", port.as_str()));
+    let args = ["send", "voice_ice", "--message-id", "cli-call-1"];
+    let (ok, first) = run(dir.path(), &args, &env).await;
+    assert!(ok, "{first}");
+    assert!(
+        first.contains(
+            "/api/sinch/voice\n200 {\"action\":{\"name\":\"hangup\"}}\nanswered by: policy"
+        ),
+        "{first}"
+    );
+    let (_, again) = run(dir.path(), &args, &env).await;
+    assert!(again.contains("answered by: journal"), "{again}");
+}
