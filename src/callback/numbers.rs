@@ -10,9 +10,10 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::classify::ClassifyError;
+use super::classify::{Classification, ClassifyError};
 use super::family::{Classified, body_hash_key, natural_key, parse_sinch_time, read_object, text};
 use super::payload::PayloadError;
+use super::trigger::{Api, Trigger};
 
 /// The event types the sources document: the Numbers API (Java SDK), imported numbers
 /// (reference) and, secondary, Sinch's agent notes (`HOSTING_PROCESS`, `OSR_UPDATE`,
@@ -130,6 +131,24 @@ pub fn classify_numbers(body: &[u8]) -> Result<Classified<NumberEventType>, Clas
     })
 }
 
+/// A body on a Numbers source is a Numbers event whatever members it has (the general
+/// classifier needs `resourceType` or `eventType` to tell one from a Conversation callback):
+/// journaled as `NUMBERS_EVENT`, with the key [`classify_numbers`] gives it.
+pub fn classify_numbers_source(body: &[u8]) -> Result<Classification, ClassifyError> {
+    let classified = classify_numbers(body)?;
+    let top = read_object(body)?;
+    let member = |name: &str| top.as_ref().and_then(|top| text(top, name));
+    Ok(Classification {
+        api: Api::Numbers,
+        trigger: Trigger::NumbersEvent,
+        dedupe_key: classified.dedupe_key,
+        app_id: None,
+        project_id: member("projectId"),
+        message_id: None,
+        status: member("status"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +156,30 @@ mod tests {
 
     fn numbers(name: &str) -> Vec<u8> {
         fixture(&format!("callbacks/numbers/{name}"))
+    }
+
+    #[test]
+    fn a_numbers_source_classifies_its_bodies_as_the_general_classifier_does() {
+        for name in ["n1.json", "n2.json", "n3.json", "n4.json"] {
+            let body = numbers(name);
+            let general = crate::callback::classify(&body).unwrap();
+            let source = classify_numbers_source(&body).unwrap();
+            assert_eq!(source, general, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_numbers_body_without_a_resource_type_is_still_a_numbers_event() {
+        let body = br#"{"eventId":"e-7","status":"SUCCEEDED","projectId":"p"}"#;
+        assert_eq!(
+            crate::callback::classify(body).unwrap().trigger,
+            Trigger::Unknown
+        );
+        let source = classify_numbers_source(body).unwrap();
+        assert_eq!(source.trigger, Trigger::NumbersEvent);
+        assert_eq!(source.api, Api::Numbers);
+        assert_eq!(source.dedupe_key, r#"NUMBERS_EVENT:["e-7"]"#);
+        assert_eq!(source.status.as_deref(), Some("SUCCEEDED"));
     }
 
     #[test]
