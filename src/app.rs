@@ -230,6 +230,7 @@ fn app_state(
         health: health.clone(),
         inflight: InflightBytes::new(settings.max_inflight_bytes),
         answerer,
+        flights: Default::default(),
     }
 }
 

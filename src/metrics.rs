@@ -132,11 +132,11 @@ fn describe_answers() {
     describe_histogram!(
         ANSWER_SECONDS,
         Unit::Seconds,
-        "Time deciding an answer took (asking ANSWER_URL included), by question and origin."
+        "Time from a question's arrival to its answer (journal, ANSWER_URL and storing included), by question and origin."
     );
     describe_counter!(
         ANSWERS_NOT_STORED,
-        "Answers given but not stored (the database failed): a retry may be answered anew."
+        "Answers given but not stored (the database failed, or was not done by ANSWER_DEADLINE_MS): a retry may be answered anew."
     );
 }
 

@@ -64,14 +64,20 @@ impl AnswerUrl {
         self.timeout
     }
 
-    /// The application's answer body, or why there is none. The deadline covers
-    /// connecting, sending and reading the answer.
-    pub async fn ask(&self, asking: &Asking<'_>) -> Result<Vec<u8>, String> {
-        match tokio::time::timeout(self.timeout, self.exchange(asking)).await {
+    /// The application's answer body, or why there is none. The deadline, `ANSWER_TIMEOUT_MS`
+    /// or what is left of the answer's deadline if that is less, covers connecting, sending
+    /// and reading the answer.
+    pub async fn ask(&self, asking: &Asking<'_>, budget: Duration) -> Result<Vec<u8>, String> {
+        let (timeout, what) = if budget < self.timeout {
+            (budget, "what was left of ANSWER_DEADLINE_MS")
+        } else {
+            (self.timeout, "ANSWER_TIMEOUT_MS")
+        };
+        match tokio::time::timeout(timeout, self.exchange(asking)).await {
             Ok(answer) => answer,
             Err(_) => Err(format!(
-                "no answer within ANSWER_TIMEOUT_MS ({} ms)",
-                self.timeout.as_millis()
+                "no answer within {what} ({} ms)",
+                timeout.as_millis()
             )),
         }
     }

@@ -5,8 +5,9 @@ use crate::callback::Trigger;
 use crate::callback::answer::InvalidAnswer;
 use crate::callback::answer::verification::validate_verification_answer;
 use crate::callback::answer::voice::validate_svaml;
-use crate::callback::verification::{VerificationCallback, VerificationMethod, parse_verification};
-use crate::callback::voice::{VoiceCallback, VoiceEvent, parse_voice};
+use crate::callback::family::OpenName;
+use crate::callback::verification::VerificationMethod;
+use crate::callback::voice::VoiceEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Question {
@@ -24,33 +25,33 @@ pub enum Question {
 }
 
 impl Question {
-    /// The question a journaled callback asks; `None` when its trigger takes no answer. A
-    /// body whose details do not read still asks its trigger's question, with no details:
-    /// Sinch waits all the same.
+    /// The question a journaled callback asks; `None` when its trigger takes no answer.
+    /// Only the members a rule matches on are read, each on its own: a member of another
+    /// shape elsewhere in the body (Sinch adds fields) must not make a rule for the number
+    /// called stop matching. A detail that does not read is absent: Sinch waits all the same.
     pub fn of(trigger: Trigger, body: &[u8]) -> Option<Question> {
         let event = match trigger {
             Trigger::VoiceIce => VoiceEvent::Ice,
             Trigger::VoiceAce => VoiceEvent::Ace,
             Trigger::VoicePie => VoiceEvent::Pie,
             Trigger::VerificationRequest => {
-                let method = match parse_verification(body) {
-                    Ok(VerificationCallback::Request(request)) => request.common.method,
-                    _ => None,
-                };
+                let method = Details::read(body)
+                    .text(&["method"])
+                    .map(|method| VerificationMethod::parse(&method));
                 return Some(Question::Verification { method });
             }
             _ => return None,
         };
-        let (mut to, mut menu, mut value) = (None, None, None);
-        match parse_voice(body) {
-            Ok(VoiceCallback::Ice(ice)) => to = ice.to.and_then(|to| to.endpoint),
-            Ok(VoiceCallback::Pie(pie)) => {
-                if let Some(result) = pie.menu_result {
-                    (menu, value) = (result.menu_id, result.value);
-                }
-            }
-            _ => {}
-        }
+        let details = Details::read(body);
+        let (to, menu, value) = match event {
+            VoiceEvent::Ice => (details.text(&["to", "endpoint"]), None, None),
+            VoiceEvent::Pie => (
+                None,
+                details.text(&["menuResult", "menuId"]),
+                details.text(&["menuResult", "value"]),
+            ),
+            _ => (None, None, None),
+        };
         Some(Question::Voice {
             event,
             to,
@@ -83,6 +84,26 @@ impl Question {
             },
             Question::Verification { .. } => "verification_request",
         }
+    }
+}
+
+/// A body read as loosely as JSON allows, for the few members a rule matches on.
+struct Details(Option<serde_json::Value>);
+
+impl Details {
+    fn read(body: &[u8]) -> Details {
+        Details(serde_json::from_slice(body).ok())
+    }
+
+    /// A string member at `path`, or `None` when absent, empty or not a string.
+    fn text(&self, path: &[&str]) -> Option<String> {
+        let mut at = self.0.as_ref()?;
+        for name in path {
+            at = at.get(name)?;
+        }
+        at.as_str()
+            .filter(|text| !text.is_empty())
+            .map(str::to_owned)
     }
 }
 
@@ -139,6 +160,33 @@ mod tests {
                 menu: None,
                 value: None
             }
+        );
+    }
+
+    #[test]
+    fn a_member_of_an_unexpected_shape_elsewhere_leaves_the_details_readable() {
+        let ice = br#"{"event":"ice","callid":"c","version":"1","custom":{"a":1},
+            "userRate":{"amount":"0.1"},"to":{"type":"number","endpoint":"+46201000188"}}"#;
+        let Some(Question::Voice { to, .. }) = Question::of(Trigger::VoiceIce, ice) else {
+            panic!("not a voice question")
+        };
+        assert_eq!(to.as_deref(), Some("+46201000188"));
+        let pie = br#"{"event":"pie","callid":"c","version":[],
+            "menuResult":{"type":"sequence","menuId":"main","value":"1","inputMethod":7}}"#;
+        let Some(Question::Voice { menu, value, .. }) = Question::of(Trigger::VoicePie, pie) else {
+            panic!("not a voice question")
+        };
+        assert_eq!(
+            (menu.as_deref(), value.as_deref()),
+            (Some("main"), Some("1"))
+        );
+        let request = br#"{"event":"VerificationRequestEvent","id":"v","method":"SMS",
+            "price":"free","identity":{"type":"number","endpoint":"+4670"}}"#;
+        assert_eq!(
+            Question::of(Trigger::VerificationRequest, request),
+            Some(Question::Verification {
+                method: Some(VerificationMethod::Sms)
+            })
         );
     }
 

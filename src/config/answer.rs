@@ -8,10 +8,12 @@ use crate::answer::{AnswerUrl, Answerer, Policy};
 use crate::forward::signing::SigningKey;
 
 /// Sinch publishes no deadline for Voice v1 callbacks; Voice v2 enforces 5 s. Two seconds
-/// leaves room for the policy's answer and the network on the way back.
+/// leaves room for the journal, the policy's answer and the network on the way back.
 pub const DEFAULT_ANSWER_TIMEOUT_MS: u64 = 2_000;
 /// Longer than Sinch waits is never useful.
 const MAX_ANSWER_TIMEOUT_MS: u64 = 4_500;
+/// Sinch has no published deadline above Voice v2's 5 s; ten leaves room for one found later.
+const MAX_ANSWER_DEADLINE_MS: u64 = 10_000;
 
 #[derive(Debug, Clone, Default)]
 pub struct AnswerSettings {
@@ -24,6 +26,9 @@ pub struct AnswerSettings {
     pub signing_key: Option<SigningKey>,
     /// `ANSWER_TIMEOUT_MS`: how long the application has to answer.
     pub timeout_ms: u64,
+    /// `ANSWER_DEADLINE_MS`: from a request's arrival to its answer, journal, application
+    /// and store included.
+    pub deadline_ms: u64,
 }
 
 impl AnswerSettings {
@@ -40,7 +45,8 @@ impl AnswerSettings {
             ),
             _ => None,
         };
-        Ok(Answerer::new(self.policy.clone(), url))
+        let deadline = std::time::Duration::from_millis(self.deadline_ms);
+        Ok(Answerer::new(self.policy.clone(), url, deadline))
     }
 }
 
@@ -80,11 +86,29 @@ pub(super) fn answer_settings(
         DEFAULT_ANSWER_TIMEOUT_MS,
         |v| number_in(v, 50, MAX_ANSWER_TIMEOUT_MS, "milliseconds"),
     )?;
+    let deadline_ms = parse(
+        lookup,
+        "ANSWER_DEADLINE_MS",
+        crate::answer::DEFAULT_DEADLINE.as_millis() as u64,
+        |v| number_in(v, 100, MAX_ANSWER_DEADLINE_MS, "milliseconds"),
+    )?;
+    // Only the application is asked within ANSWER_TIMEOUT_MS.
+    if url.is_some() && timeout_ms >= deadline_ms {
+        return Err(ConfigError::Invalid {
+            var: "ANSWER_TIMEOUT_MS",
+            value: timeout_ms.to_string(),
+            reason: format!(
+                "it leaves nothing of ANSWER_DEADLINE_MS ({deadline_ms} ms) for the \
+                 journal and the policy: make it shorter, or the deadline longer"
+            ),
+        });
+    }
     Ok(AnswerSettings {
         policy,
         url,
         signing_key,
         timeout_ms,
+        deadline_ms,
     })
 }
 

@@ -191,7 +191,7 @@ fn the_application_key_configures_the_voice_and_verification_sources_and_needs_i
 const WEBHOOK: (&str, &str) = ("SINCH_WEBHOOK_SECRET", "a-long-enough-webhook-secret");
 
 #[test]
-fn answer_url_needs_a_signing_secret_and_a_timeout_inside_sinchs_deadline() {
+fn answer_url_needs_a_signing_secret_and_a_timeout_inside_the_answers_deadline() {
     let missing = settings(&[WEBHOOK, ("ANSWER_URL", "http://127.0.0.1:9/answer")]).unwrap_err();
     assert!(missing.to_string().contains("ANSWER_SECRET"), "{missing}");
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -210,6 +210,35 @@ fn answer_url_needs_a_signing_secret_and_a_timeout_inside_sinchs_deadline() {
     assert!(
         too_long.to_string().contains("ANSWER_TIMEOUT_MS"),
         "{too_long}"
+    );
+    assert_eq!(from_forward.answers.deadline_ms, 4_000);
+    let asking = [
+        WEBHOOK,
+        ("ANSWER_URL", "http://127.0.0.1:9/answer"),
+        ("ANSWER_SECRET", secret),
+    ];
+    let past_deadline = settings(&[&asking[..], &[("ANSWER_TIMEOUT_MS", "4000")]].concat())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        past_deadline.contains("ANSWER_TIMEOUT_MS") && past_deadline.contains("ANSWER_DEADLINE_MS"),
+        "{past_deadline}"
+    );
+    let longer = [
+        ("ANSWER_TIMEOUT_MS", "4000"),
+        ("ANSWER_DEADLINE_MS", "4500"),
+    ];
+    let inside = settings(&[&asking[..], &longer[..]].concat()).unwrap();
+    assert_eq!(
+        (inside.answers.timeout_ms, inside.answers.deadline_ms),
+        (4_000, 4_500)
+    );
+    // Without an application to ask, its timeout cannot be past the deadline.
+    assert!(settings(&[WEBHOOK, ("ANSWER_DEADLINE_MS", "400")]).is_ok());
+    let too_late = settings(&[WEBHOOK, ("ANSWER_DEADLINE_MS", "60000")]).unwrap_err();
+    assert!(
+        too_late.to_string().contains("ANSWER_DEADLINE_MS"),
+        "{too_late}"
     );
     let two = settings(&[
         WEBHOOK,

@@ -3,15 +3,18 @@
 //! `answer` lane and stored before it is given, so every retry gets the same answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 use super::AppState;
-use crate::answer::{Asking, Question};
+use crate::answer::flight::{self, Turn};
+use crate::answer::{Asking, Decided, Question};
 use crate::callback::Trigger;
 use crate::metrics;
 use crate::store::AnswerRecord;
@@ -32,36 +35,138 @@ pub(super) struct Waiting {
     pub callback_id: Option<i64>,
     pub message_id: Option<String>,
     pub body: Bytes,
+    /// When the request arrived: `ANSWER_DEADLINE_MS` counts from here.
+    pub started: std::time::Instant,
 }
 
-/// The answer to give, stored with the callback first. Never fails: if the journal cannot
-/// keep the answer, Sinch still gets it (the callback itself is journaled already), and
-/// the failure is logged and counted.
+/// An answer ready to give.
+struct Given {
+    body: String,
+    origin: String,
+    detail: String,
+    stored: bool,
+}
+
+/// Kept of the deadline for storing the answer when the application is asked: an answer
+/// that is given but not kept is answered anew on a retry.
+const STORE_RESERVE: Duration = Duration::from_millis(250);
+/// How often a callback another replica is answering is looked for in the journal.
+const POLL: Duration = Duration::from_millis(25);
+
+/// The answer to give, stored with the callback first, within `ANSWER_DEADLINE_MS` of the
+/// request's arrival. Never fails: if the journal cannot keep the answer (or not in time),
+/// Sinch still gets it (the callback itself is journaled already), and it is logged and
+/// counted. Deliveries of one callback answered at the same time here ask once.
 pub(super) async fn respond(state: &AppState, waiting: Waiting) -> Response {
-    if waiting.callback_id.is_none() {
-        match state.store.answers().answer_for(&waiting.dedupe_key).await {
-            Ok(Some(stored)) => {
-                record(&waiting, FROM_JOURNAL, &stored.detail, 0.0);
-                return json(stored.body, FROM_JOURNAL);
+    let deadline = Instant::from_std(waiting.started + state.answerer.deadline());
+    let lead = loop {
+        match state.flights.join(&waiting.dedupe_key) {
+            Turn::Lead(lead) => break lead,
+            Turn::Follow(slot) => {
+                if let Some(shared) = flight::follow(slot, deadline).await {
+                    let detail = "the answer given to a delivery of it at the same time";
+                    record(&waiting, FROM_JOURNAL, detail);
+                    return json(shared.body, FROM_JOURNAL);
+                }
+                if Instant::now() >= deadline {
+                    let reason = "another delivery of this callback was still being answered \
+                                  at ANSWER_DEADLINE_MS";
+                    // Not stored: the delivery deciding it stores its own answer.
+                    let decided = fall_back(state, &waiting, reason);
+                    let given = Given {
+                        body: decided.body.to_string(),
+                        origin: decided.origin.as_str().to_owned(),
+                        detail: decided.detail,
+                        stored: false,
+                    };
+                    return give(&waiting, given);
+                }
+                // The delivery deciding it gave up: decide it here.
             }
-            Ok(None) => {}
-            Err(error) => tracing::warn!(
-                %error,
-                trigger = waiting.trigger.as_str(),
-                "cannot read a retried callback's stored answer; deciding it again"
-            ),
+        }
+    };
+    let given = decide_and_store(state, &waiting, deadline).await;
+    lead.publish(flight::Shared {
+        body: given.body.clone(),
+        stored: given.stored,
+    });
+    give(&waiting, given)
+}
+
+fn give(waiting: &Waiting, given: Given) -> Response {
+    record(waiting, &given.origin, &given.detail);
+    json(given.body, &given.origin)
+}
+
+/// The answer a retry already got, or a new one, stored.
+async fn decide_and_store(state: &AppState, waiting: &Waiting, deadline: Instant) -> Given {
+    if waiting.callback_id.is_none() {
+        if let Some(stored) = stored_answer(state, &waiting.dedupe_key).await {
+            return from_journal(stored);
+        }
+        if state.store.answers().shared() {
+            // Journaled by another delivery with no answer yet: another replica may be
+            // asking the application now. Wait for its answer rather than ask twice.
+            let until = deadline.checked_sub(STORE_RESERVE).unwrap_or(deadline);
+            if let Some(stored) = answer_from_another_replica(state, waiting, until).await {
+                return from_journal(stored);
+            }
+            let reason = "journaled by another delivery, whose answer was not stored by the \
+                          deadline: the application is not asked twice";
+            let decided = fall_back(state, waiting, reason);
+            return store(state, waiting, decided, deadline).await;
         }
     }
-    let webhook_id = webhook_id(&waiting.dedupe_key);
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(STORE_RESERVE);
     let asking = Asking {
-        webhook_id: &webhook_id,
+        webhook_id: &webhook_id(&waiting.dedupe_key),
         trigger: waiting.trigger.as_str(),
         source: &waiting.source,
         callback_id: waiting.callback_id,
         body: &waiting.body,
     };
-    let decided = state.answerer.decide(&waiting.question, &asking).await;
-    let latency = decided.latency;
+    let decided = state
+        .answerer
+        .decide(&waiting.question, &asking, budget)
+        .await;
+    store(state, waiting, decided, deadline).await
+}
+
+fn fall_back(state: &AppState, waiting: &Waiting, reason: &str) -> Decided {
+    state
+        .answerer
+        .fall_back(&waiting.question, reason, std::time::Instant::now())
+}
+
+fn from_journal(stored: AnswerRecord) -> Given {
+    Given {
+        body: stored.body,
+        origin: FROM_JOURNAL.to_owned(),
+        detail: stored.detail,
+        stored: true,
+    }
+}
+
+async fn answer_from_another_replica(
+    state: &AppState,
+    waiting: &Waiting,
+    until: Instant,
+) -> Option<AnswerRecord> {
+    while Instant::now() + POLL < until {
+        tokio::time::sleep(POLL).await;
+        if let Some(stored) = stored_answer(state, &waiting.dedupe_key).await {
+            return Some(stored);
+        }
+    }
+    None
+}
+
+/// Stores a decided answer; the first stored for a callback is the one given. Storing
+/// goes on after the deadline if it must, so a later retry finds the answer, but the
+/// answer does not wait for it.
+async fn store(state: &AppState, waiting: &Waiting, decided: Decided, deadline: Instant) -> Given {
     let answer = AnswerRecord {
         dedupe_key: waiting.dedupe_key.clone(),
         callback_id: waiting.callback_id,
@@ -70,38 +175,46 @@ pub(super) async fn respond(state: &AppState, waiting: Waiting) -> Response {
         body: decided.body.to_string(),
         origin: decided.origin.as_str().to_owned(),
         detail: decided.detail,
-        latency_ms: i64::try_from(latency.as_millis()).unwrap_or(i64::MAX),
+        latency_ms: i64::try_from(decided.latency.as_millis()).unwrap_or(i64::MAX),
         answered_at: Utc::now(),
     };
-    let given = match state.store.answers().record_answer(&answer).await {
-        Ok(stored) => stored,
-        Err(error) => {
-            ::metrics::counter!(metrics::ANSWERS_NOT_STORED).increment(1);
-            tracing::error!(
-                %error,
-                callback_id = waiting.callback_id,
-                trigger = waiting.trigger.as_str(),
-                "cannot store an answer: it is given, but a retry may be answered anew"
-            );
-            answer
+    let store = state.store.clone();
+    let record = answer.clone();
+    let storing = tokio::spawn(async move { store.answers().record_answer(&record).await });
+    let failure = match tokio::time::timeout_at(deadline, storing).await {
+        Ok(Ok(Ok(stored))) => {
+            return Given {
+                body: stored.body,
+                origin: stored.origin,
+                detail: stored.detail,
+                stored: true,
+            };
         }
+        Ok(Ok(Err(error))) => error.to_string(),
+        Ok(Err(panicked)) => format!("the store task failed: {panicked}"),
+        Err(_) => "not stored by ANSWER_DEADLINE_MS (it is still being stored)".to_owned(),
     };
-    record(
-        &waiting,
-        &given.origin,
-        &given.detail,
-        latency.as_secs_f64(),
+    ::metrics::counter!(metrics::ANSWERS_NOT_STORED).increment(1);
+    tracing::error!(
+        error = %failure,
+        callback_id = waiting.callback_id,
+        trigger = waiting.trigger.as_str(),
+        "cannot store an answer: it is given, but a retry may be answered anew"
     );
-    json(given.body, &given.origin)
+    Given {
+        body: answer.body,
+        origin: answer.origin,
+        detail: answer.detail,
+        stored: false,
+    }
 }
 
-/// The answer stored for a callback, given again; `None` when there is none (or it cannot
-/// be read).
-pub(super) async fn stored(state: &AppState, dedupe_key: &str) -> Option<Response> {
+/// The answer stored for a callback, if it can be read.
+async fn stored_answer(state: &AppState, dedupe_key: &str) -> Option<AnswerRecord> {
     match state.store.answers().answer_for(dedupe_key).await {
-        Ok(stored) => stored.map(|stored| json(stored.body, FROM_JOURNAL)),
+        Ok(stored) => stored,
         Err(error) => {
-            tracing::warn!(%error, "cannot read a stored answer");
+            tracing::warn!(%error, "cannot read a stored answer; deciding it again");
             None
         }
     }
@@ -122,7 +235,10 @@ fn json(body: String, origin: &str) -> Response {
         .into_response()
 }
 
-fn record(waiting: &Waiting, origin: &str, detail: &str, seconds: f64) {
+/// Logs and counts an answer given. Its time is the request's, from arrival to the answer:
+/// what Sinch waits, the journal and the store included.
+fn record(waiting: &Waiting, origin: &str, detail: &str) {
+    let seconds = waiting.started.elapsed().as_secs_f64();
     let kind = waiting.question.kind();
     let origin_label = origin.to_owned();
     ::metrics::counter!(metrics::ANSWERS, "source" => waiting.source.clone(), "question" => kind, "origin" => origin_label.clone())

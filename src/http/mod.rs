@@ -85,6 +85,8 @@ pub struct AppState {
     pub inflight: Arc<inflight::InflightBytes>,
     /// Decides the answers Sinch waits for (ICE, ACE, PIE, verification requests).
     pub answerer: Arc<crate::answer::Answerer>,
+    /// The answers being decided in this process, so two deliveries of one callback ask once.
+    pub flights: crate::answer::flight::Flights,
 }
 
 /// Every route but the sources' (their paths are configuration). `router` serves exactly

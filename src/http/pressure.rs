@@ -47,15 +47,18 @@ impl Pressure {
         }
     }
 
-    /// Whether one more callback may be taken now.
-    pub fn admit(&self, journal: &Journal) -> Result<(), Overload> {
+    /// Whether one more callback may be taken now. A callback Sinch waits on for an answer
+    /// (`answering`) is not shed for the processing backlog: the journal can still take it,
+    /// Sinch does not retry it, and the call or verification would fail for work that has
+    /// nothing to do with its answer.
+    pub fn admit(&self, journal: &Journal, answering: bool) -> Result<(), Overload> {
         if journal.queued() >= self.limits.max_queued {
             return Err(Overload {
                 reason: "journal_queue_full",
                 retry_after_secs: QUEUE_RETRY_AFTER_SECS,
             });
         }
-        if self.backlog.load(Ordering::Relaxed) >= self.limits.max_backlog {
+        if !answering && self.backlog.load(Ordering::Relaxed) >= self.limits.max_backlog {
             return Err(Overload {
                 reason: "backlog_full",
                 retry_after_secs: BACKLOG_RETRY_AFTER_SECS,

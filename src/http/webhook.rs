@@ -22,6 +22,7 @@ use crate::activity::{ActivityItem, Outcome, RejectedAttempt};
 use crate::answer::Question;
 use crate::auth::{Authenticated, Failure, Method, Presented, Rejection, Source};
 use crate::callback::application::classify_application;
+use crate::callback::numbers::classify_numbers_source;
 use crate::callback::{Classification, ClassifyError, Trigger, classify};
 use crate::metrics;
 use crate::signature;
@@ -143,12 +144,14 @@ async fn receive_on(
     if state.health.failure().is_some() {
         return Err(ApiError::Failed);
     }
+    // Voice and Verification sources take the callbacks Sinch waits on for an answer.
+    let answering = matches!(source.method, Method::Application { .. });
     state
         .pressure
-        .admit(&state.journal)
+        .admit(&state.journal, answering)
         .map_err(ApiError::Overloaded)?;
     // Held until the answer: the body's bytes are in memory until their commit is flushed.
-    let _reserved = reserve_body_bytes(state, &headers).await?;
+    let _reserved = reserve_body_bytes(state, &headers, answering).await?;
     let bytes = read_body(body, &headers, state.max_body_bytes, state.body_timeout).await?;
     let now = Utc::now();
     let presented = Presented {
@@ -229,6 +232,7 @@ async fn take(
             },
             message_id: journaled.message_id.clone(),
             body: bytes,
+            started,
         });
     record_ack(state, &ack, journaled, started.elapsed());
     Ok(match waiting {
@@ -237,11 +241,13 @@ async fn take(
     })
 }
 
-/// Application-signed sources take Voice and Verification callbacks, whose bodies have
-/// shapes of their own; every other source takes messaging (and Numbers) callbacks.
+/// Application-signed sources take Voice and Verification callbacks and Numbers sources
+/// Numbers events, whose bodies have shapes of their own; every other source takes
+/// messaging callbacks.
 fn classify_for(source: &Source, bytes: &[u8]) -> Result<Classification, ClassifyError> {
     match source.method {
         Method::Application { .. } => classify_application(bytes),
+        Method::Numbers(_) => classify_numbers_source(bytes),
         _ => classify(bytes),
     }
 }
@@ -357,9 +363,21 @@ async fn acknowledge_stale_redelivery(
 ) -> Option<Response> {
     let classification = classify_for(source, bytes).ok()?;
     match state.store.is_journaled(&classification.dedupe_key).await {
-        // A callback that waits for an answer is only acknowledged with the answer it got.
+        // A callback that waits for an answer is answered as any retry of it is: with the
+        // answer it got, or a new one if that was lost; never a 401, which would fail it.
         Ok(true) if classification.trigger.awaits_answer() => {
-            answer::stored(state, &classification.dedupe_key).await
+            let question = Question::of(classification.trigger, bytes)?;
+            let waiting = Waiting {
+                question,
+                trigger: classification.trigger,
+                dedupe_key: classification.dedupe_key,
+                source: source.name.clone(),
+                callback_id: None,
+                message_id: classification.message_id,
+                body: bytes.clone(),
+                started,
+            };
+            Some(answer::respond(state, waiting).await)
         }
         Ok(true) => {
             ::metrics::counter!(metrics::CALLBACKS, "source" => source.name.clone(), "trigger" => classification.trigger.as_str(), "outcome" => "duplicate")
@@ -462,7 +480,14 @@ fn new_callback(
 async fn reserve_body_bytes(
     state: &AppState,
     headers: &HeaderMap,
+    answering: bool,
 ) -> Result<super::inflight::Reservation, ApiError> {
+    // An answer waited for past its deadline is worth nothing to Sinch.
+    let wait = if answering {
+        state.body_timeout.min(state.answerer.deadline())
+    } else {
+        state.body_timeout
+    };
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -470,7 +495,7 @@ async fn reserve_body_bytes(
     let bytes = declared.map_or(state.max_body_bytes, |len| len.min(state.max_body_bytes));
     state
         .inflight
-        .reserve(bytes, state.body_timeout)
+        .reserve(bytes, wait)
         .await
         .ok_or(ApiError::InflightFull {
             limit: state.inflight.limit(),

@@ -42,12 +42,18 @@ pub trait Answers: Send + Sync {
 
     /// The answer stored for a callback, by its dedupe key.
     async fn answer_for(&self, dedupe_key: &str) -> Result<Option<AnswerRecord>, StoreError>;
+
+    /// Whether other processes (replicas) answer callbacks from this store too: then a
+    /// callback journaled without an answer may be being answered by one of them right now.
+    fn shared(&self) -> bool;
 }
 
 pub(crate) struct SqlAnswers {
     pub(crate) write: SqlPool,
     /// SQLite: the gate processing holds too, so this process never waits on its own lock.
     pub(crate) gate: Option<Arc<tokio::sync::Mutex<()>>>,
+    /// PostgreSQL: replicas share it. SQLite: one process owns the files.
+    pub(crate) shared: bool,
 }
 
 const COLUMNS: &str = "dedupe_key, callback_id, trigger, source, body, origin, detail, \
@@ -87,5 +93,9 @@ impl Answers for SqlAnswers {
     async fn answer_for(&self, dedupe_key: &str) -> Result<Option<AnswerRecord>, StoreError> {
         let select = format!("SELECT {COLUMNS} FROM answers WHERE dedupe_key = $1");
         Ok(self.write.optional(&select, &[v(dedupe_key)]).await?)
+    }
+
+    fn shared(&self) -> bool {
+        self.shared
     }
 }

@@ -83,6 +83,7 @@ impl PostgresStore {
             answers: SqlAnswers {
                 write: SqlPool::Postgres(pool.clone()),
                 gate: None,
+                shared: true,
             },
             pool,
             read_pool,

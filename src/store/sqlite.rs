@@ -166,6 +166,7 @@ impl SqliteStore {
             answers: SqlAnswers {
                 write: SqlPool::Sqlite(pool.clone()),
                 gate: Some(write_gate.clone()),
+                shared: false,
             },
             write_gate,
             pool,

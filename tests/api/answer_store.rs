@@ -93,15 +93,7 @@ async fn an_answer_the_database_cannot_keep_is_still_given_and_counted() {
 
 #[tokio::test]
 async fn a_retry_whose_answer_was_lost_or_is_unreadable_is_answered_anew_and_kept() {
-    let app = spawn_app_with(&application_env()).await;
-    let ice = fixture("voice/ice.json");
-    let first = post_application(&app, "/api/sinch/voice", &ice).await;
-    assert_eq!(first.status().as_u16(), 200);
-    // As after a crash between journaling the callback and storing its answer.
-    sqlx::query("DELETE FROM answers")
-        .execute(&app.db)
-        .await
-        .unwrap();
+    let (app, ice) = an_ice_answered_then_its_answer_lost().await;
     let retry = post_application(&app, "/api/sinch/voice", &ice).await;
     assert_eq!(retry.headers()["sinch-webhooks-answer-origin"], "policy");
     assert_eq!(scalar(&app.db, "SELECT COUNT(*) FROM answers").await, 1);
@@ -212,4 +204,18 @@ async fn not_stored(app: &TestApp) -> Option<f64> {
         .lines()
         .find_map(|line| line.strip_prefix("sinch_webhooks_answers_not_stored_total "))
         .map(|value| value.trim().parse().unwrap())
+}
+
+/// An app with one ICE journaled and answered, whose stored answer is then gone, as after a
+/// crash between journaling a callback and storing its answer.
+pub async fn an_ice_answered_then_its_answer_lost() -> (TestApp, String) {
+    let app = spawn_app_with(&application_env()).await;
+    let ice = fixture("voice/ice.json");
+    let first = post_application(&app, "/api/sinch/voice", &ice).await;
+    assert_eq!(first.status().as_u16(), 200);
+    sqlx::query("DELETE FROM answers")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    (app, ice)
 }

@@ -19,7 +19,7 @@ use crate::helpers::{TestApp, fixture, scalar, spawn_app_with};
 pub const APPLICATION_KEY: &str = "5f4e3d2c-0000-4000-8000-000000000001";
 /// base64 of 16 bytes, as the dashboard shows an application secret.
 pub const APPLICATION_SECRET: &str = "JViE5vDor0Sw3WllZka15Q==";
-const ANSWER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const ANSWER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 pub fn application_env() -> Vec<(&'static str, &'static str)> {
@@ -40,7 +40,7 @@ pub async fn post_application(app: &TestApp, path: &str, body: &str) -> reqwest:
     .await
 }
 
-async fn post_application_signed(
+pub async fn post_application_signed(
     app: &TestApp,
     path: &str,
     body: &str,
@@ -101,13 +101,13 @@ struct Fake {
 }
 
 /// An application at `ANSWER_URL`, on port 0.
-struct FakeApplication {
-    url: String,
+pub struct FakeApplication {
+    pub url: String,
     fake: Fake,
 }
 
 impl FakeApplication {
-    async fn start(answer: &'static str, delay: Duration) -> FakeApplication {
+    pub async fn start(answer: &'static str, delay: Duration) -> FakeApplication {
         let fake = Fake {
             behaviour: Behaviour { answer, delay },
             asked: Arc::default(),
@@ -123,7 +123,7 @@ impl FakeApplication {
         FakeApplication { url, fake }
     }
 
-    fn asked(&self) -> usize {
+    pub fn asked(&self) -> usize {
         self.fake.asked.load(Ordering::SeqCst)
     }
 }
@@ -152,7 +152,7 @@ async fn answer_request(
     )
 }
 
-async fn answered(response: reqwest::Response) -> (u16, String, Value) {
+pub async fn answered(response: reqwest::Response) -> (u16, String, Value) {
     let status = response.status().as_u16();
     let origin = response
         .headers()

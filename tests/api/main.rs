@@ -10,6 +10,7 @@ mod contract;
 // After `contract`, whose macro they use.
 mod aggregates;
 mod aggregates_http;
+mod answer_deadlines;
 mod answer_store;
 mod crash;
 mod deploy;
