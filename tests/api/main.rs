@@ -19,6 +19,7 @@ mod forward;
 mod helpers;
 mod hostile;
 mod inspector;
+mod inspector_send;
 mod layout;
 mod nats;
 mod openapi;
