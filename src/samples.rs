@@ -74,11 +74,21 @@ impl Family {
             Family::Numbers => crate::auth::NUMBERS_PATH,
         }
     }
+
+    /// As `GET /api/samples` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Conversation => "conversation",
+            Family::Voice => "voice",
+            Family::Verification => "verification",
+            Family::Numbers => "numbers",
+        }
+    }
 }
 
 /// The Voice, Verification and Numbers samples, with their family. They are kept apart from
-/// [`SAMPLES`] because the inspector offers those to every source, and these only make sense
-/// on their own family's route.
+/// [`SAMPLES`] because each only makes sense on a source of its own family's kind (an
+/// application or a Numbers source), where Sinch signs it its own way.
 pub const OTHER_API_SAMPLES: &[(&str, &str, Family)] = &[
     (
         "voice_ice",
@@ -160,10 +170,17 @@ pub fn build_any(name: &str, options: &SampleOptions) -> Option<(Family, String)
     Some((family, body.to_string()))
 }
 
+/// Every sample with what it is and its family, the Conversation and SMS ones first.
+pub fn all() -> impl Iterator<Item = (&'static str, &'static str, Family)> {
+    let conversation = SAMPLES
+        .iter()
+        .map(|&(name, description)| (name, description, Family::Conversation));
+    conversation.chain(OTHER_API_SAMPLES.iter().copied())
+}
+
 /// Every sample's name, for messages that list them.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    let conversation = SAMPLES.iter().map(|(name, _)| *name);
-    conversation.chain(OTHER_API_SAMPLES.iter().map(|(name, _, _)| *name))
+    all().map(|(name, _, _)| name)
 }
 
 /// A fresh id shaped like a UUID, as Voice call ids and Verification ids are.

@@ -207,6 +207,19 @@ impl Verifier {
         self.pairs.iter().map(|p| p.label.clone()).collect()
     }
 
+    /// The first key and its secret, the one Sinch signs with now: the inspector signs its
+    /// test callbacks with it. The secret is given back in standard base64, which `sign`
+    /// decodes to the same bytes whatever form the configuration used.
+    pub fn current_key(&self) -> Option<ApplicationKey> {
+        let pair = self.pairs.first()?;
+        let secret = STANDARD.encode(pair.secret.expose_secret());
+        Some(ApplicationKey::new(
+            &pair.label,
+            &pair.key,
+            SecretString::from(secret),
+        ))
+    }
+
     /// Verifies `request` at time `now`. Checks run in an order that gives the most useful
     /// reason: the shape of the headers, the key, the MAC, then the clock, so a stale
     /// rejection always means "right secret, wrong time".

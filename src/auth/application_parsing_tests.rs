@@ -219,6 +219,30 @@ fn several_keys_and_a_rotated_secret_name_the_pair_that_matched() {
 }
 
 #[test]
+fn the_current_key_signs_what_the_verifier_accepts_whatever_form_its_secret_was_given_in() {
+    let v = a1();
+    // Unpadded, URL-safe and Node-style secrets come back as standard base64 of the same bytes.
+    for secret in ["BeIukql3pTKJ8RGL5zo0DA", "-_-_", "app-secret"] {
+        let verifier = Verifier::new(
+            vec![
+                ApplicationKey::new("next", v.key(), secret.into()),
+                ApplicationKey::new("now", v.key(), OTHER_SECRET.into()),
+            ],
+            TOLERANCE,
+        )
+        .unwrap();
+        let key = verifier.current_key().unwrap();
+        assert_eq!((&*key.label, key.key.as_str()), ("next", v.key()));
+        let request = v.request();
+        let authorization = sign(&key, &request.signable()).unwrap();
+        let (_, signature) = authorization.rsplit_once(':').unwrap();
+        let signed = request.authorized(v.key(), signature);
+        let verified = verifier.verify(&signed.signed(), v.now()).unwrap();
+        assert_eq!(&*verified.label, "next", "{secret}");
+    }
+}
+
+#[test]
 fn the_application_key_is_matched_in_any_case() {
     let v = a1();
     let lower = v

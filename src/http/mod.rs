@@ -14,6 +14,7 @@ pub mod openapi;
 mod outbox;
 mod params;
 pub mod pressure;
+mod send;
 pub mod server;
 mod stream;
 mod ui;
@@ -122,12 +123,12 @@ pub fn routes() -> Vec<Route> {
         get("/api/activity", inspector::activity).token(),
         get("/api/rejections", inspector::rejections).token(),
         get("/api/sources", inspector::sources).token(),
-        get("/api/samples", inspector::samples).token(),
+        get("/api/samples", send::samples).token(),
         get("/api/outbox", outbox::list).token(),
         // What changes things: also refused with `API_ACTIONS=false`.
         post("/api/callbacks/{id}/replay", inspector::replay).action(),
         post("/api/outbox/{event_id}/retry", outbox::retry).action(),
-        post("/api/send", inspector::send).action(),
+        post("/api/send", send::send).action(),
     ]
 }
 

@@ -29,6 +29,21 @@ pub fn application_env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// A sources file with one application source, `calls`, behind a proxy that rewrites the
+/// `/public/calls` Sinch calls to `/api/sinch/calls`; its key is labelled `prod`.
+pub fn proxied_calls_source() -> String {
+    format!(
+        r#"
+        [[source]]
+        name = "calls"
+        path = "/api/sinch/calls"
+        auth = "application"
+        signed_path = "/public/calls"
+        keys = [{{ label = "prod", key = "{APPLICATION_KEY}", secret = "{APPLICATION_SECRET}" }}]
+        "#
+    )
+}
+
 /// Posts `body` to `path` signed as Sinch signs Voice and Verification callbacks.
 pub async fn post_application(app: &TestApp, path: &str, body: &str) -> reqwest::Response {
     post_application_signed(
@@ -384,20 +399,7 @@ async fn a_wrong_application_signature_is_refused_with_its_reason_and_nothing_is
 async fn a_source_behind_a_rewriting_proxy_verifies_the_path_sinch_called() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sources.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-            [[source]]
-            name = "calls"
-            path = "/api/sinch/calls"
-            auth = "application"
-            signed_path = "/public/calls"
-            keys = [{{ label = "prod", key = "{APPLICATION_KEY}", secret = "{APPLICATION_SECRET}" }}]
-            "#
-        ),
-    )
-    .unwrap();
+    std::fs::write(&path, proxied_calls_source()).unwrap();
     let config = path.display().to_string();
     let app = spawn_app_with(&[("CONFIG_FILE", &config)]).await;
     let ice = fixture("voice/ice.json");

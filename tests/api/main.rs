@@ -20,6 +20,7 @@ mod forward;
 mod helpers;
 mod hostile;
 mod inspector;
+mod inspector_send;
 mod layout;
 mod nats;
 mod openapi;

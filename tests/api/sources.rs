@@ -730,7 +730,7 @@ async fn numbers_callbacks_are_verified_by_their_hmac_sha1_journaled_once_and_la
         .client
         .post(format!("{}/api/send", app.address))
         .bearer_auth(API_TOKEN)
-        .json(&serde_json::json!({ "sample": "message_delivery", "source": "numbers" }))
+        .json(&serde_json::json!({ "sample": "numbers_event", "source": "numbers" }))
         .send()
         .await
         .unwrap();

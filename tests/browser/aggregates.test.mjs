@@ -1,6 +1,6 @@
 // The Calls, Verifications and Numbers views end to end: a receiver with the Voice,
 // Verification and Numbers routes, callbacks signed and posted by `sinch-webhooks send` as
-// Sinch would, and each view read in Chromium. A receiver of its own, so the sources the
+// Sinch would, and each view read in Chromium; and the same callbacks sent from the inspector. A receiver of its own, so the sources the
 // other suites count stay theirs.
 
 import { after, before, describe, test } from 'node:test';
@@ -196,6 +196,40 @@ describe('calls, verifications and Numbers views', () => {
       }
     }
     await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  test('the actions view sends a Voice ICE to an application source and shows its SVAML answer and where it came from', async () => {
+    await page.goto(`${receiver.url}/ui#actions`);
+    await page.locator('#view-actions').waitFor();
+    const sample = page.locator('#send-sample');
+    // Grouped by product.
+    await sample.locator('optgroup[label="Voice"] option[value="voice_ice"]').waitFor({ state: 'attached' });
+    assert.equal(await sample.locator('optgroup[label="Conversation API"] option[value="message_delivery"]').count(), 1);
+    assert.equal(await sample.locator('optgroup[label="Verification"] option[value="verification_request"]').count(), 1);
+    assert.equal(await sample.locator('optgroup[label="Numbers"] option[value="numbers_event"]').count(), 1);
+    // Only the sources that take the chosen sample, the one whose route fits first.
+    const offered = async (name) => {
+      await sample.selectOption(name);
+      return page.locator('#send-source option').evaluateAll((options) => options.map((o) => o.value));
+    };
+    assert.deepEqual(await offered('message_delivery'), ['default']);
+    assert.deepEqual(await offered('numbers_event'), ['numbers']);
+    assert.deepEqual(await offered('verification_request'), ['verification', 'voice']);
+    assert.deepEqual(await offered('voice_ice'), ['voice', 'verification']);
+    assert.match(await page.locator('#send-id-label').innerText(), /^Call id/);
+
+    const call = `call-${newId().toLowerCase()}`;
+    await page.locator('#send-message-id').fill(call);
+    await page.locator('#send-submit').click();
+    await page.locator('#send-result[data-status="200"]').waitFor();
+    assert.deepEqual(JSON.parse(await page.locator('#send-answer').innerText()), { action: { name: 'hangup' } });
+    assert.equal(await page.locator('#send-result [data-role="answer-origin"]').innerText(), 'policy');
+    assert.match(await page.locator('#send-result').innerText(), /answered/);
+
+    await until('the sent call processed', async () => (await api(receiver, `/api/calls/${call}`)).json?.timeline?.length === 1);
+    await page.locator(`#send-result a[href="#calls/${call}"]`).click();
+    await page.locator('table[data-name="call-timeline"]').waitFor();
+    assert.deepEqual(await column('call-timeline', 1), ['ice']);
   });
 
   test('nothing on the page reported an error', () => {
