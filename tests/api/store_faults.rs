@@ -334,8 +334,9 @@ async fn undecodable_spool_and_journal_rows_are_set_aside_and_the_rest_is_proces
         .send()
         .await
         .unwrap();
-    assert_eq!(listed.status(), 200, "the query API lists them");
+    let status = listed.status();
     let listed = json(listed).await;
+    assert_eq!(status, 200, "the query API lists them: {listed}");
     let with_errors = listed["callbacks"]
         .as_array()
         .unwrap()
