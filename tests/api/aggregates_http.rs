@@ -205,3 +205,19 @@ async fn call_pages_follow_their_cursor_without_repeating() {
         .collect();
     assert_eq!(ids, ["c-2", "c-1", "c-0"]);
 }
+
+#[tokio::test]
+async fn a_numbers_body_without_a_resource_type_is_journaled_as_a_numbers_event() {
+    let app = spawn_app_with(&[("SINCH_NUMBERS_SECRET", NUMBERS_SECRET)]).await;
+    let bare = r#"{"eventId":"01jr00000000000000000000zz","status":"SUCCEEDED","resourceId":"+46700000009"}"#;
+    assert_eq!(post_numbers(&app, bare).await["status"], "accepted");
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM journal WHERE trigger = 'NUMBERS_EVENT' AND api = 'numbers' \
+             AND dedupe_key = 'NUMBERS_EVENT:[\"01jr00000000000000000000zz\"]'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(post_numbers(&app, bare).await["status"], "duplicate");
+}

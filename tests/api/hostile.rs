@@ -110,8 +110,10 @@ async fn deeply_nested_signed_json_is_stored_without_overflowing_the_stack() {
 }
 
 #[tokio::test]
-async fn past_the_backlog_bound_callbacks_get_429_and_service_resumes() {
-    let app = spawn_app_with(&[("MAX_BACKLOG", "5")]).await;
+async fn past_the_backlog_bound_callbacks_get_429_but_calls_are_answered_and_service_resumes() {
+    let mut env = crate::answers::application_env();
+    env.push(("MAX_BACKLOG", "5"));
+    let app = spawn_app_with(&env).await;
     // Processing stalls: every message write fails, so the backlog grows.
     sqlx::query(
         "CREATE TRIGGER stall BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'stalled'); END",
@@ -154,6 +156,19 @@ async fn past_the_backlog_bound_callbacks_get_429_and_service_resumes() {
         before,
         "nothing half-stored"
     );
+    // A call is not failed for the messaging backlog: its answer does not wait for it.
+    let ice = fixture("voice/ice.json");
+    let call = crate::answers::post_application(&app, "/api/sinch/voice", &ice).await;
+    assert_eq!(
+        call.status(),
+        200,
+        "an ICE is answered past the backlog bound"
+    );
+    assert_eq!(
+        json(call).await,
+        serde_json::json!({"action": {"name": "hangup"}})
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM journal").await, before + 1);
 
     sqlx::query("DROP TRIGGER stall")
         .execute(&app.db)
