@@ -14,7 +14,8 @@ use crate::domain::call::CallEntry;
 use crate::domain::number::NumberState;
 use crate::domain::verification::VerificationEntry;
 use crate::store::{
-    CallQuery, CallRecord, NumberQuery, NumberRecord, VerificationQuery, VerificationRecord,
+    AnswerRecord, CallQuery, CallRecord, NumberQuery, NumberRecord, VerificationQuery,
+    VerificationRecord,
 };
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
@@ -29,7 +30,13 @@ pub struct CallView {
     /// Every event by its own time (its arrival when it has none), whether or not it moved
     /// the call's progress.
     timeline: Vec<CallEntry>,
+    /// The answers given to its ICE, ACE and PIEs, oldest first: the SVAML, where it came
+    /// from and why.
+    answers: Vec<AnswerRecord>,
 }
+
+/// The most answers a view lists: a call's menus are rarely more than a few dozen.
+const MAX_ANSWERS: u32 = 200;
 
 /// A Voice call and its timeline.
 #[utoipa::path(
@@ -47,10 +54,16 @@ pub async fn call(State(state): State<AppState>, Path(id): Path<String>) -> ApiR
     let Some((call, whole)) = state.store.queries().call(&id).await? else {
         return Err(ApiError::NoSuch { what: "call", id });
     };
+    let answers = state
+        .store
+        .answers()
+        .answers_given(&id, MAX_ANSWERS)
+        .await?;
     Ok(Json(CallView {
         call,
         cost: whole.cost,
         timeline: whole.timeline,
+        answers,
     }))
 }
 
@@ -123,6 +136,8 @@ pub struct VerificationView {
     verification: VerificationRecord,
     /// Every event in arrival order (verification callbacks carry no time).
     timeline: Vec<VerificationEntry>,
+    /// The answer given to its request (allow or deny), where it came from and why.
+    answers: Vec<AnswerRecord>,
 }
 
 /// A verification and its timeline.
@@ -147,9 +162,15 @@ pub async fn verification(
             id,
         });
     };
+    let answers = state
+        .store
+        .answers()
+        .answers_given(&id, MAX_ANSWERS)
+        .await?;
     Ok(Json(VerificationView {
         verification,
         timeline: whole.timeline,
+        answers,
     }))
 }
 

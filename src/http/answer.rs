@@ -170,6 +170,7 @@ async fn store(state: &AppState, waiting: &Waiting, decided: Decided, deadline: 
     let answer = AnswerRecord {
         dedupe_key: waiting.dedupe_key.clone(),
         callback_id: waiting.callback_id,
+        message_id: waiting.message_id.clone(),
         trigger: waiting.trigger.as_str().to_owned(),
         source: waiting.source.to_string(),
         body: decided.body.to_string(),

@@ -20,6 +20,8 @@ pub struct AnswerRecord {
     pub dedupe_key: String,
     /// The callback it answered (absent when it was a retry whose first answer was lost).
     pub callback_id: Option<i64>,
+    /// The call id or verification id (the journal's `message_id`).
+    pub message_id: Option<String>,
     pub trigger: String,
     pub source: String,
     /// The JSON given to Sinch.
@@ -43,6 +45,14 @@ pub trait Answers: Send + Sync {
     /// The answer stored for a callback, by its dedupe key.
     async fn answer_for(&self, dedupe_key: &str) -> Result<Option<AnswerRecord>, StoreError>;
 
+    /// The answers given to the callbacks of one call or verification (by the journal's
+    /// `message_id`), oldest first; at most `limit`.
+    async fn answers_given(
+        &self,
+        message_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AnswerRecord>, StoreError>;
+
     /// Whether other processes (replicas) answer callbacks from this store too: then a
     /// callback journaled without an answer may be being answered by one of them right now.
     fn shared(&self) -> bool;
@@ -56,19 +66,20 @@ pub(crate) struct SqlAnswers {
     pub(crate) shared: bool,
 }
 
-const COLUMNS: &str = "dedupe_key, callback_id, trigger, source, body, origin, detail, \
-                       latency_ms, answered_at";
+const COLUMNS: &str = "dedupe_key, callback_id, message_id, trigger, source, body, origin, \
+                       detail, latency_ms, answered_at";
 
 #[async_trait]
 impl Answers for SqlAnswers {
     async fn record_answer(&self, answer: &AnswerRecord) -> Result<AnswerRecord, StoreError> {
         let insert = format!(
-            "INSERT INTO answers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+            "INSERT INTO answers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (dedupe_key) DO NOTHING"
         );
         let values = [
             v(&answer.dedupe_key),
             v(answer.callback_id),
+            v(&answer.message_id),
             v(&answer.trigger),
             v(&answer.source),
             v(&answer.body),
@@ -93,6 +104,21 @@ impl Answers for SqlAnswers {
     async fn answer_for(&self, dedupe_key: &str) -> Result<Option<AnswerRecord>, StoreError> {
         let select = format!("SELECT {COLUMNS} FROM answers WHERE dedupe_key = $1");
         Ok(self.write.optional(&select, &[v(dedupe_key)]).await?)
+    }
+
+    async fn answers_given(
+        &self,
+        message_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AnswerRecord>, StoreError> {
+        let select = format!(
+            "SELECT {COLUMNS} FROM answers WHERE message_id = $1 \
+             ORDER BY answered_at, dedupe_key LIMIT $2"
+        );
+        Ok(self
+            .write
+            .all(&select, &[v(message_id), v(i64::from(limit))])
+            .await?)
     }
 
     fn shared(&self) -> bool {

@@ -17,6 +17,7 @@ fn answer(dedupe_key: &str, body: &str, origin: &str) -> AnswerRecord {
     AnswerRecord {
         dedupe_key: dedupe_key.into(),
         callback_id: Some(7),
+        message_id: Some("c-1".into()),
         trigger: "VOICE_ICE".into(),
         source: "voice".into(),
         body: body.into(),
@@ -53,14 +54,21 @@ async fn the_first_answer_stored_for_a_callback_is_its_answer(store: Arc<dyn Sto
     );
     assert_eq!(
         answers.answer_for("voice.ice:[\"c-1\"]").await.unwrap(),
-        Some(first)
+        Some(first.clone())
     );
     let other = answer(
         "voice.ice:[\"c-2\"]",
         r#"{"action":{"name":"hangup"}}"#,
         "policy",
     );
-    assert_eq!(answers.record_answer(&other).await.unwrap(), other);
+    assert_eq!(answers.record_answer(&other).await.unwrap(), other.clone());
+    // Both were given for callbacks of the call "c-1" (an ICE and, say, its ACE).
+    assert_eq!(
+        answers.answers_given("c-1", 10).await.unwrap(),
+        [first.clone(), other]
+    );
+    assert_eq!(answers.answers_given("c-1", 1).await.unwrap(), [first]);
+    assert!(answers.answers_given("c-9", 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -506,6 +506,25 @@ async fn every_voice_and_verification_event_posts_is_journaled_processed_and_vis
     let (_, detail) = app.api_get(&format!("/api/callbacks/{id}")).await;
     assert_eq!(detail["answer"]["origin"], "policy", "{detail}");
     assert_eq!(detail["answer"]["body"], r#"{"action":{"name":"hangup"}}"#);
+    // ...and with the call and the verification, in the order they were given.
+    let given = |view: &Value| -> Vec<(String, String)> {
+        let answers = view["answers"].as_array().cloned().unwrap_or_default();
+        let field = |a: &Value, name: &str| a[name].as_str().unwrap_or_default().to_owned();
+        answers
+            .iter()
+            .map(|a| (field(a, "trigger"), field(a, "origin")))
+            .collect()
+    };
+    let policy = |trigger: &str| (trigger.to_owned(), "policy".to_owned());
+    assert_eq!(
+        given(&call),
+        [
+            policy("VOICE_ICE"),
+            policy("VOICE_ACE"),
+            policy("VOICE_PIE")
+        ]
+    );
+    assert_eq!(given(&verification), [policy("VERIFICATION_REQUEST")]);
     let kinds: Vec<String> = sqlx::query_scalar("SELECT DISTINCT type FROM events ORDER BY type")
         .fetch_all(&app.db)
         .await

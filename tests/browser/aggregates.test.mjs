@@ -137,6 +137,13 @@ describe('calls, verifications and Numbers views', () => {
     assert.match(summary, /CALLERHANGUP/);
     assert.match(summary, /12 s/);
     assert.match(summary, /0\.0176 EUR/);
+    // What Sinch was told to do, by whom: the ICE and the ACE waited for an answer.
+    const answered = (await column('call-answers', 1)).map((cell) => cell.split(' ')[0]);
+    assert.deepEqual(answered, ['VOICE_ICE', 'VOICE_ACE']);
+    assert.deepEqual(await column('call-answers', 2), ['policy', 'policy']);
+    const bodies = await column('call-answers', 4);
+    assert.match(bodies[0], /"name": "hangup"/);
+    assert.match(bodies[1], /"name": "continue"/);
     await shots('call', 'table[data-name="call-timeline"]');
   });
 
@@ -153,6 +160,8 @@ describe('calls, verifications and Numbers views', () => {
     await page.locator('table[data-name="verification-timeline"]').waitFor();
     assert.deepEqual(await column('verification-timeline', 1), ['VerificationRequestEvent', 'VerificationResultEvent']);
     assert.deepEqual(await column('verification-timeline', 2), ['—', 'SUCCESSFUL']);
+    assert.deepEqual(await column('verification-answers', 2), ['policy']);
+    assert.match((await column('verification-answers', 4))[0], /"action": "deny"/);
     await shots('verification', 'table[data-name="verification-timeline"]');
   });
 

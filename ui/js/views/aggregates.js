@@ -9,6 +9,31 @@ import { enc, fmtMoney, orDash } from '../format.js';
 const json = (value) => (value === null || value === undefined ? '' : JSON.stringify(value));
 const link = (route, id) => el('a', { href: `#${route}/${enc(id)}`, text: id });
 
+/** The answers Sinch was given for a call's or verification's callbacks: what, by whom, why. */
+const answersTable = (answers, name) =>
+  answers.length
+    ? table(
+        ['Answered', 'Callback', 'Origin', 'Why', 'Answer', 'Took'],
+        answers.map((a) => [
+          timeEl(a.answered_at),
+          a.callback_id === null ? a.trigger : el('span', null, `${a.trigger} `, el('a', { href: `#callback/${a.callback_id}`, text: `#${a.callback_id}` })),
+          statusEl(a.origin),
+          a.detail,
+          el('pre', { class: 'mono answer-body', text: prettyJson(a.body) }),
+          `${a.latency_ms} ms`,
+        ]),
+        name,
+      )
+    : el('p', { class: 'muted', text: 'No answer stored.' });
+
+function prettyJson(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text;
+  }
+}
+
 const FAMILIES = {
   calls: {
     title: 'Calls',
@@ -44,6 +69,7 @@ const FAMILIES = {
         data.timeline.map((e) => [timeEl(e.at), e.event, timeEl(e.sent_at), mono(json(e.detail))]),
         'call-timeline',
       ),
+    answers: (data) => answersTable(data.answers, 'call-answers'),
   },
   verifications: {
     title: 'Verifications',
@@ -76,6 +102,7 @@ const FAMILIES = {
         data.timeline.map((e) => [timeEl(e.at), e.event, statusEl(e.status), orDash(e.reason), orDash(e.source), orDash(e.sms_result)]),
         'verification-timeline',
       ),
+    answers: (data) => answersTable(data.answers, 'verification-answers'),
   },
   numbers: {
     title: 'Numbers',
@@ -158,6 +185,7 @@ function aggregateView(name) {
         family.summary(data),
         el('h3', { text: name === 'numbers' ? 'History' : 'Timeline' }),
         family.timeline(data),
+        family.answers ? [el('h3', { text: 'Answers given' }), family.answers(data)] : null,
       );
     },
   };
