@@ -116,7 +116,8 @@ fn log_answers(answerer: &crate::answer::Answerer) {
         answer_timeout_ms = answerer
             .answer_url()
             .map(|url| url.timeout().as_millis() as u64),
-        "answers: the application at answer_url first, if any; the policy's rules, then its defaults"
+        answer_deadline_ms = answerer.deadline().as_millis() as u64,
+        "answers: the application at answer_url first, if any; the policy's rules, then its defaults; each given by answer_deadline_ms"
     );
 }
 
