@@ -14,11 +14,14 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shared {
     pub body: String,
+    /// Where it came from (`application`, `policy`, `fallback`, `journal`).
+    pub origin: String,
     /// Whether it is in the journal; if not, a later retry may be answered anew.
     pub stored: bool,
 }
 
-type Slot = watch::Receiver<Option<Shared>>;
+/// Where a delivery waits for the answer another one is deciding.
+pub type Slot = watch::Receiver<Option<Shared>>;
 
 /// The callbacks being answered in this process, by dedupe key.
 #[derive(Debug, Default, Clone)]
@@ -108,6 +111,7 @@ mod tests {
     fn shared(body: &str) -> Shared {
         Shared {
             body: body.into(),
+            origin: "policy".into(),
             stored: true,
         }
     }

@@ -59,38 +59,61 @@ const POLL: Duration = Duration::from_millis(25);
 /// counted. Deliveries of one callback answered at the same time here ask once.
 pub(super) async fn respond(state: &AppState, waiting: Waiting) -> Response {
     let deadline = Instant::from_std(waiting.started + state.answerer.deadline());
-    let lead = loop {
+    loop {
         match state.flights.join(&waiting.dedupe_key) {
-            Turn::Lead(lead) => break lead,
+            Turn::Lead(lead) => {
+                let given = decide_and_store(state, &waiting, deadline).await;
+                lead.publish(flight::Shared {
+                    body: given.body.clone(),
+                    origin: given.origin.clone(),
+                    stored: given.stored,
+                });
+                return give(&waiting, given);
+            }
             Turn::Follow(slot) => {
-                if let Some(shared) = flight::follow(slot, deadline).await {
-                    let detail = "the answer given to a delivery of it at the same time";
-                    record(&waiting, FROM_JOURNAL, detail);
-                    return json(shared.body, FROM_JOURNAL);
-                }
-                if Instant::now() >= deadline {
-                    let reason = "another delivery of this callback was still being answered \
-                                  at ANSWER_DEADLINE_MS";
-                    // Not stored: the delivery deciding it stores its own answer.
-                    let decided = fall_back(state, &waiting, reason);
-                    let given = Given {
-                        body: decided.body.to_string(),
-                        origin: decided.origin.as_str().to_owned(),
-                        detail: decided.detail,
-                        stored: false,
-                    };
+                if let Some(given) = follow(state, &waiting, slot, deadline).await {
                     return give(&waiting, given);
                 }
                 // The delivery deciding it gave up: decide it here.
             }
         }
-    };
-    let given = decide_and_store(state, &waiting, deadline).await;
-    lead.publish(flight::Shared {
-        body: given.body.clone(),
-        stored: given.stored,
-    });
-    give(&waiting, given)
+    }
+}
+
+/// The answer the delivery deciding this callback gives; the policy's (not stored: that
+/// delivery stores its own) if it is still deciding at the deadline; `None` if it gave up.
+async fn follow(
+    state: &AppState,
+    waiting: &Waiting,
+    slot: flight::Slot,
+    deadline: Instant,
+) -> Option<Given> {
+    if let Some(shared) = flight::follow(slot, deadline).await {
+        // Stored, it is the journal's answer, as a retry gets it.
+        let origin = if shared.stored {
+            FROM_JOURNAL.to_owned()
+        } else {
+            shared.origin
+        };
+        return Some(Given {
+            body: shared.body,
+            origin,
+            detail: "the answer given to a delivery of it at the same time".into(),
+            stored: shared.stored,
+        });
+    }
+    if Instant::now() < deadline {
+        return None;
+    }
+    let reason = "another delivery of this callback was still being answered at \
+                  ANSWER_DEADLINE_MS";
+    let decided = fall_back(state, waiting, reason);
+    Some(Given {
+        body: decided.body.to_string(),
+        origin: decided.origin.as_str().to_owned(),
+        detail: decided.detail,
+        stored: false,
+    })
 }
 
 fn give(waiting: &Waiting, given: Given) -> Response {
