@@ -67,6 +67,10 @@ pub struct Answerer {
 /// from the request's arrival to the answer leaves one for the network.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(4);
 
+/// Kept of the deadline for storing the answer once decided: an answer that is given but
+/// not kept is answered anew on a retry.
+pub const STORE_RESERVE: Duration = Duration::from_millis(250);
+
 impl Answerer {
     pub fn new(policy: Policy, url: Option<AnswerUrl>, deadline: Duration) -> Self {
         Answerer {

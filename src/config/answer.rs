@@ -92,14 +92,15 @@ pub(super) fn answer_settings(
         crate::answer::DEFAULT_DEADLINE.as_millis() as u64,
         |v| number_in(v, 100, MAX_ANSWER_DEADLINE_MS, "milliseconds"),
     )?;
-    // Only the application is asked within ANSWER_TIMEOUT_MS.
-    if url.is_some() && timeout_ms >= deadline_ms {
+    // Only the application is asked within ANSWER_TIMEOUT_MS, and storing keeps its part.
+    let reserve = crate::answer::STORE_RESERVE.as_millis() as u64;
+    if url.is_some() && timeout_ms + reserve > deadline_ms {
         return Err(ConfigError::Invalid {
             var: "ANSWER_TIMEOUT_MS",
             value: timeout_ms.to_string(),
             reason: format!(
-                "it leaves nothing of ANSWER_DEADLINE_MS ({deadline_ms} ms) for the \
-                 journal and the policy: make it shorter, or the deadline longer"
+                "with {reserve} ms kept for storing the answer, it does not fit in \
+                 ANSWER_DEADLINE_MS ({deadline_ms} ms): make it shorter, or the deadline longer"
             ),
         });
     }

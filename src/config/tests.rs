@@ -217,7 +217,7 @@ fn answer_url_needs_a_signing_secret_and_a_timeout_inside_the_answers_deadline()
         ("ANSWER_URL", "http://127.0.0.1:9/answer"),
         ("ANSWER_SECRET", secret),
     ];
-    let past_deadline = settings(&[&asking[..], &[("ANSWER_TIMEOUT_MS", "4000")]].concat())
+    let past_deadline = settings(&[&asking[..], &[("ANSWER_TIMEOUT_MS", "3800")]].concat())
         .unwrap_err()
         .to_string();
     assert!(
@@ -226,12 +226,12 @@ fn answer_url_needs_a_signing_secret_and_a_timeout_inside_the_answers_deadline()
     );
     let longer = [
         ("ANSWER_TIMEOUT_MS", "4000"),
-        ("ANSWER_DEADLINE_MS", "4500"),
+        ("ANSWER_DEADLINE_MS", "4250"),
     ];
     let inside = settings(&[&asking[..], &longer[..]].concat()).unwrap();
     assert_eq!(
         (inside.answers.timeout_ms, inside.answers.deadline_ms),
-        (4_000, 4_500)
+        (4_000, 4_250)
     );
     // Without an application to ask, its timeout cannot be past the deadline.
     assert!(settings(&[WEBHOOK, ("ANSWER_DEADLINE_MS", "400")]).is_ok());

@@ -3,6 +3,7 @@
 //! `answer` lane and stored before it is given, so every retry gets the same answer.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use super::AppState;
 use crate::answer::flight::{self, Turn};
-use crate::answer::{Asking, Decided, Question};
+use crate::answer::{Asking, Decided, Question, STORE_RESERVE};
 use crate::callback::Trigger;
 use crate::metrics;
 use crate::store::AnswerRecord;
@@ -47,11 +48,11 @@ struct Given {
     stored: bool,
 }
 
-/// Kept of the deadline for storing the answer when the application is asked: an answer
-/// that is given but not kept is answered anew on a retry.
-const STORE_RESERVE: Duration = Duration::from_millis(250);
 /// How often a callback another replica is answering is looked for in the journal.
 const POLL: Duration = Duration::from_millis(25);
+/// A store begun at or past the deadline still gets this long before the answer is given
+/// without it: the answer is late anyway, and an answer not stored is answered anew.
+const LATE_STORE_WAIT: Duration = Duration::from_millis(50);
 
 /// The answer to give, stored with the callback first, within `ANSWER_DEADLINE_MS` of the
 /// request's arrival. Never fails: if the journal cannot keep the answer (or not in time),
@@ -59,6 +60,11 @@ const POLL: Duration = Duration::from_millis(25);
 /// counted. Deliveries of one callback answered at the same time here ask once.
 pub(super) async fn respond(state: &AppState, waiting: Waiting) -> Response {
     let deadline = Instant::from_std(waiting.started + state.answerer.deadline());
+    if waiting.callback_id.is_none()
+        && let Some(given) = answer_of_another_process(state, &waiting, deadline).await
+    {
+        return give(&waiting, given);
+    }
     loop {
         match state.flights.join(&waiting.dedupe_key) {
             Turn::Lead(lead) => {
@@ -121,24 +127,58 @@ fn give(waiting: &Waiting, given: Given) -> Response {
     json(given.body, &given.origin)
 }
 
-/// The answer a retry already got, or a new one, stored.
+/// For a delivery that did not journal its callback (a retry, or a duplicate): the answer
+/// stored for it, or, when another process journaled it moments ago and may be asking the
+/// application now (replicas on PostgreSQL), that process's answer once stored, else the
+/// policy's. `None`: nobody else is answering it; decide it here. A delivery waiting on
+/// another process never takes the lead here, or the delivery that journaled the callback,
+/// in this process, would wait on it and nobody would ask.
+async fn answer_of_another_process(
+    state: &AppState,
+    waiting: &Waiting,
+    deadline: Instant,
+) -> Option<Given> {
+    let until = deadline.checked_sub(STORE_RESERVE).unwrap_or(deadline);
+    if let Some(stored) = stored_answer(state, &waiting.dedupe_key, until).await {
+        return Some(from_journal(stored));
+    }
+    if !answered_elsewhere(state, waiting, until).await {
+        return None;
+    }
+    if let Some(stored) = answer_from_another_replica(state, waiting, until).await {
+        return Some(from_journal(stored));
+    }
+    let reason = "journaled by another delivery, whose answer was not stored by the \
+                  deadline: the application is not asked twice";
+    let decided = fall_back(state, waiting, reason);
+    Some(store(state, waiting, decided, deadline).await)
+}
+
+/// Whether another process journaled this callback recently enough to be answering it.
+async fn answered_elsewhere(state: &AppState, waiting: &Waiting, until: Instant) -> bool {
+    let window = chrono::Duration::from_std(state.answerer.deadline()).unwrap_or_default();
+    let since = Utc::now() - window;
+    let asked = state
+        .store
+        .answers()
+        .answered_elsewhere(&waiting.dedupe_key, since);
+    match tokio::time::timeout_at(until, asked).await {
+        Ok(Ok(elsewhere)) => elsewhere,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot tell whether another replica answers a callback");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// A new answer, stored; for a retry whose lead here gave up, the one stored meanwhile.
 async fn decide_and_store(state: &AppState, waiting: &Waiting, deadline: Instant) -> Given {
-    if waiting.callback_id.is_none() {
-        if let Some(stored) = stored_answer(state, &waiting.dedupe_key).await {
-            return from_journal(stored);
-        }
-        if state.store.answers().shared() {
-            // Journaled by another delivery with no answer yet: another replica may be
-            // asking the application now. Wait for its answer rather than ask twice.
-            let until = deadline.checked_sub(STORE_RESERVE).unwrap_or(deadline);
-            if let Some(stored) = answer_from_another_replica(state, waiting, until).await {
-                return from_journal(stored);
-            }
-            let reason = "journaled by another delivery, whose answer was not stored by the \
-                          deadline: the application is not asked twice";
-            let decided = fall_back(state, waiting, reason);
-            return store(state, waiting, decided, deadline).await;
-        }
+    let until = deadline.checked_sub(STORE_RESERVE).unwrap_or(deadline);
+    if waiting.callback_id.is_none()
+        && let Some(stored) = stored_answer(state, &waiting.dedupe_key, until).await
+    {
+        return from_journal(stored);
     }
     let budget = deadline
         .saturating_duration_since(Instant::now())
@@ -179,7 +219,7 @@ async fn answer_from_another_replica(
 ) -> Option<AnswerRecord> {
     while Instant::now() + POLL < until {
         tokio::time::sleep(POLL).await;
-        if let Some(stored) = stored_answer(state, &waiting.dedupe_key).await {
+        if let Some(stored) = stored_answer(state, &waiting.dedupe_key, until).await {
             return Some(stored);
         }
     }
@@ -202,10 +242,14 @@ async fn store(state: &AppState, waiting: &Waiting, decided: Decided, deadline: 
         latency_ms: i64::try_from(decided.latency.as_millis()).unwrap_or(i64::MAX),
         answered_at: Utc::now(),
     };
-    let store = state.store.clone();
-    let record = answer.clone();
-    let storing = tokio::spawn(async move { store.answers().record_answer(&record).await });
-    let failure = match tokio::time::timeout_at(deadline, storing).await {
+    let given_without = Arc::new(AtomicBool::new(false));
+    let storing = tokio::spawn(store_in_the_background(
+        state.store.clone(),
+        answer.clone(),
+        given_without.clone(),
+    ));
+    let until = deadline.max(Instant::now() + LATE_STORE_WAIT);
+    let failure = match tokio::time::timeout_at(until, storing).await {
         Ok(Ok(Ok(stored))) => {
             return Given {
                 body: stored.body,
@@ -216,7 +260,10 @@ async fn store(state: &AppState, waiting: &Waiting, decided: Decided, deadline: 
         }
         Ok(Ok(Err(error))) => error.to_string(),
         Ok(Err(panicked)) => format!("the store task failed: {panicked}"),
-        Err(_) => "not stored by ANSWER_DEADLINE_MS (it is still being stored)".to_owned(),
+        Err(_) => {
+            given_without.store(true, Ordering::Release);
+            "not stored by ANSWER_DEADLINE_MS (it is still being stored)".to_owned()
+        }
     };
     ::metrics::counter!(metrics::ANSWERS_NOT_STORED).increment(1);
     tracing::error!(
@@ -233,12 +280,43 @@ async fn store(state: &AppState, waiting: &Waiting, decided: Decided, deadline: 
     }
 }
 
-/// The answer stored for a callback, if it can be read.
-async fn stored_answer(state: &AppState, dedupe_key: &str) -> Option<AnswerRecord> {
-    match state.store.answers().answer_for(dedupe_key).await {
-        Ok(stored) => stored,
-        Err(error) => {
+/// Stores an answer; if it was given before this finished (`given_without`), says how
+/// storing ended, since nobody waits for it any more.
+async fn store_in_the_background(
+    store: Arc<dyn crate::store::Store>,
+    answer: AnswerRecord,
+    given_without: Arc<AtomicBool>,
+) -> Result<AnswerRecord, crate::store::StoreError> {
+    let stored = store.answers().record_answer(&answer).await;
+    if given_without.load(Ordering::Acquire) {
+        match &stored {
+            Ok(_) => tracing::info!(
+                callback_id = answer.callback_id,
+                trigger = answer.trigger,
+                "an answer given before it was stored is stored now"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                callback_id = answer.callback_id,
+                trigger = answer.trigger,
+                "an answer given before it was stored could not be stored: a retry will be answered anew"
+            ),
+        }
+    }
+    stored
+}
+
+/// The answer stored for a callback, if it can be read by `until`.
+async fn stored_answer(state: &AppState, dedupe_key: &str, until: Instant) -> Option<AnswerRecord> {
+    let read = state.store.answers().answer_for(dedupe_key);
+    match tokio::time::timeout_at(until, read).await {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(error)) => {
             tracing::warn!(%error, "cannot read a stored answer; deciding it again");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("a stored answer could not be read in time; deciding it again");
             None
         }
     }

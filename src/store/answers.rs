@@ -53,13 +53,21 @@ pub trait Answers: Send + Sync {
         limit: u32,
     ) -> Result<Vec<AnswerRecord>, StoreError>;
 
-    /// Whether other processes (replicas) answer callbacks from this store too: then a
-    /// callback journaled without an answer may be being answered by one of them right now.
-    fn shared(&self) -> bool;
+    /// Whether another process may be answering this callback right now: on a store that
+    /// replicas share, it was journaled at or after `since`. Never on SQLite: one process
+    /// owns its files, and that process is this one.
+    async fn answered_elsewhere(
+        &self,
+        dedupe_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 pub(crate) struct SqlAnswers {
     pub(crate) write: SqlPool,
+    /// Reads that need not see this process's latest write: SQLite's readers do not queue
+    /// behind its one writer.
+    pub(crate) read: SqlPool,
     /// SQLite: the gate processing holds too, so this process never waits on its own lock.
     pub(crate) gate: Option<Arc<tokio::sync::Mutex<()>>>,
     /// PostgreSQL: replicas share it. SQLite: one process owns the files.
@@ -96,14 +104,18 @@ impl Answers for SqlAnswers {
             self.write.execute(&insert, &values).await?;
         }
         // From the writer, which has seen its own insert or the one it lost to.
-        self.answer_for(&answer.dedupe_key)
-            .await?
-            .ok_or_else(|| StoreError::Internal("an answer stored is not found".into()))
+        let stored: Option<AnswerRecord> = self
+            .write
+            .optional(&select_by_key(), &[v(&answer.dedupe_key)])
+            .await?;
+        stored.ok_or_else(|| StoreError::Internal("an answer stored is not found".into()))
     }
 
     async fn answer_for(&self, dedupe_key: &str) -> Result<Option<AnswerRecord>, StoreError> {
-        let select = format!("SELECT {COLUMNS} FROM answers WHERE dedupe_key = $1");
-        Ok(self.write.optional(&select, &[v(dedupe_key)]).await?)
+        Ok(self
+            .read
+            .optional(&select_by_key(), &[v(dedupe_key)])
+            .await?)
     }
 
     async fn answers_given(
@@ -116,12 +128,30 @@ impl Answers for SqlAnswers {
              ORDER BY answered_at, dedupe_key LIMIT $2"
         );
         Ok(self
-            .write
+            .read
             .all(&select, &[v(message_id), v(i64::from(limit))])
             .await?)
     }
 
-    fn shared(&self) -> bool {
-        self.shared
+    async fn answered_elsewhere(
+        &self,
+        dedupe_key: &str,
+        since: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        if !self.shared {
+            return Ok(false);
+        }
+        let recent: Option<(bool,)> = self
+            .read
+            .optional(
+                "SELECT received_at >= $2 FROM callbacks WHERE dedupe_key = $1",
+                &[v(dedupe_key), v(since)],
+            )
+            .await?;
+        Ok(recent.is_some_and(|(recent,)| recent))
     }
+}
+
+fn select_by_key() -> String {
+    format!("SELECT {COLUMNS} FROM answers WHERE dedupe_key = $1")
 }

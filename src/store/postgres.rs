@@ -82,6 +82,7 @@ impl PostgresStore {
             },
             answers: SqlAnswers {
                 write: SqlPool::Postgres(pool.clone()),
+                read: SqlPool::Postgres(pool.clone()),
                 gate: None,
                 shared: true,
             },

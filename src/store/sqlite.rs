@@ -165,6 +165,7 @@ impl SqliteStore {
             },
             answers: SqlAnswers {
                 write: SqlPool::Sqlite(pool.clone()),
+                read: SqlPool::Sqlite(read_pool.clone()),
                 gate: Some(write_gate.clone()),
                 shared: false,
             },

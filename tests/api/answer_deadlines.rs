@@ -101,6 +101,12 @@ async fn an_answer_is_given_by_its_deadline_while_the_database_holds_its_write()
     assert_eq!((status, origin.as_str()), (200, "policy"));
     assert_eq!(body, json!({"action": {"name": "hangup"}}));
     assert!(not_stored(&app).await > before, "counted as not stored");
+    // A retry meanwhile, its answer not stored yet: answered by its deadline too.
+    let now = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let retry = post_application_to(&client, &app.address, "/api/sinch/voice", &ice, &now)
+        .await
+        .expect("a retry answered while the database still held the write");
+    assert_eq!(answered(retry).await.0, 200);
     sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
     holder.close().await.unwrap();
     // Storing went on behind the answer: a retry now gets it from the journal.
@@ -152,6 +158,45 @@ async fn two_replicas_given_one_ice_at_the_same_time_ask_the_application_once() 
     assert_eq!(application.asked(), 1, "the application was asked once");
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test]
+async fn on_postgres_a_retry_of_a_callback_journaled_long_ago_is_answered_at_once_not_waited_for() {
+    let Some(schema) = Schema::create().await else {
+        return;
+    };
+    let mut env: HashMap<String, String> = application_env()
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    env.insert("DATABASE_URL".into(), schema.url());
+    env.insert("ANSWER_DEADLINE_MS".into(), "1500".into());
+    let server = start_server(env).await;
+    let client = reqwest::Client::new();
+    wait_until_ready(&client, &server.address).await;
+    let ice = fixture("voice/ice.json");
+    let now = || Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let sent = now();
+    let first = post_application_to(&client, &server.address, "/api/sinch/voice", &ice, &sent);
+    assert_eq!(answered(first.await.unwrap()).await.1, "policy");
+    let mut db = sqlx::PgConnection::connect(&schema.url()).await.unwrap();
+    sqlx::query("DELETE FROM answers")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    // Older than the deadline: no replica can still be answering it.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    let sent = now();
+    let retry = post_application_to(&client, &server.address, "/api/sinch/voice", &ice, &sent);
+    let (status, origin, body) = answered(retry.await.unwrap()).await;
+    assert_eq!(
+        (status, origin.as_str()),
+        (200, "policy"),
+        "decided anew, not a fallback after waiting for another replica"
+    );
+    assert_eq!(body, json!({"action": {"name": "hangup"}}));
+    db.close().await.unwrap();
+    server.stop().await;
 }
 
 /// `sinch_webhooks_answers_not_stored_total` as /metrics shows it.
