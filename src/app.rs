@@ -26,6 +26,9 @@ use crate::{dispatch, forward, metrics};
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// How long the journal writer gets to commit what is queued after the server stopped.
 const WRITER_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown waits for answers still being stored behind the answers given (they
+/// wait at most on SQLite's busy timeout, 5 s, or the statement timeout).
+const ANSWER_STORE_GRACE: Duration = Duration::from_secs(12);
 /// Added to the statement timeout to bound how long the service waits on the database.
 const DATABASE_TIMEOUT_MARGIN: Duration = Duration::from_secs(5);
 /// Retry delays while the database cannot be reached at startup: doubling up to the cap.
@@ -75,6 +78,7 @@ pub async fn run(
     log_sources(&state.sources);
     log_answers(&state.answerer);
     tracing::info!(%address, %database, "listening");
+    let answer_stores = state.answer_stores.clone();
     let server = server::serve(listener, router(state), limits, shutdown.clone());
     let stop_on_failure = async {
         health.failed().await;
@@ -89,7 +93,7 @@ pub async fn run(
         () = stop_on_failure => {}
     }
     shutdown.cancel();
-    stop(workers, store, &health).await
+    stop(workers, store, &health, answer_stores).await
 }
 
 /// One line per source at startup: what Sinch must be configured with is visible in the log.
@@ -232,6 +236,7 @@ fn app_state(
         inflight: InflightBytes::new(settings.max_inflight_bytes),
         answerer,
         flights: Default::default(),
+        answer_stores: Default::default(),
     }
 }
 
@@ -258,7 +263,12 @@ async fn serve_metrics(
 }
 
 /// The rest of the shutdown, once the server stopped: see [`run`] for the order.
-async fn stop(workers: Workers, store: Arc<dyn Store>, health: &Health) -> anyhow::Result<()> {
+async fn stop(
+    workers: Workers,
+    store: Arc<dyn Store>,
+    health: &Health,
+    answer_stores: tokio_util::task::TaskTracker,
+) -> anyhow::Result<()> {
     let writer_done = async {
         if let Some(writer) = workers.writer {
             let _ = writer.await;
@@ -274,6 +284,18 @@ async fn stop(workers: Workers, store: Arc<dyn Store>, health: &Health) -> anyho
     }
     for worker in workers.dispatchers.into_iter().chain(workers.forwarders) {
         let _ = worker.await;
+    }
+    // An answer given before it was stored is still being stored: closing the database
+    // under it would lose it, and its retry would be answered anew.
+    answer_stores.close();
+    if tokio::time::timeout(ANSWER_STORE_GRACE, answer_stores.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            pending = answer_stores.len(),
+            "answers given before they were stored are still not stored; a retry of their callbacks will be answered anew"
+        );
     }
     store.close().await;
     if let Some(failure) = health.failure() {

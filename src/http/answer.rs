@@ -243,7 +243,7 @@ async fn store(state: &AppState, waiting: &Waiting, decided: Decided, deadline: 
         answered_at: Utc::now(),
     };
     let given_without = Arc::new(AtomicBool::new(false));
-    let storing = tokio::spawn(store_in_the_background(
+    let storing = state.answer_stores.spawn(store_in_the_background(
         state.store.clone(),
         answer.clone(),
         given_without.clone(),

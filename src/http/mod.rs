@@ -88,6 +88,8 @@ pub struct AppState {
     pub answerer: Arc<crate::answer::Answerer>,
     /// The answers being decided in this process, so two deliveries of one callback ask once.
     pub flights: crate::answer::flight::Flights,
+    /// Answers still being stored behind the answers given: shutdown waits for them.
+    pub answer_stores: tokio_util::task::TaskTracker,
 }
 
 /// Every route but the sources' (their paths are configuration). `router` serves exactly

@@ -69,25 +69,9 @@ async fn a_retry_with_an_expired_signature_whose_answer_was_lost_is_answered_not
 
 #[tokio::test]
 async fn an_answer_is_given_by_its_deadline_while_the_database_holds_its_write() {
-    let app = spawn_app_with(&[
-        ("SINCH_APPLICATION_KEY", crate::answers::APPLICATION_KEY),
-        (
-            "SINCH_APPLICATION_SECRET",
-            crate::answers::APPLICATION_SECRET,
-        ),
-        ("ANSWER_DEADLINE_MS", "400"),
-    ])
-    .await;
+    let app = app_with_a_deadline("400").await;
     let before = not_stored(&app).await;
-    // Another process's write transaction on the main file: the answer's insert waits for
-    // it (up to SQLite's busy timeout, 5 s), the callback's journal (the spool) does not.
-    let mut holder = sqlx::SqliteConnection::connect(&app.database_url)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    let mut holder = hold_the_write_lock(&app).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
@@ -120,6 +104,41 @@ async fn an_answer_is_given_by_its_deadline_while_the_database_holds_its_write()
     let retry = post_application(&app, "/api/sinch/voice", &ice).await;
     let (_, origin, again) = answered(retry).await;
     assert_eq!((origin.as_str(), again), ("journal", body));
+}
+
+#[tokio::test]
+async fn an_answer_still_being_stored_at_shutdown_is_stored_before_the_database_closes() {
+    let app = app_with_a_deadline("300").await;
+    let mut holder = hold_the_write_lock(&app).await;
+    // Three calls: their stores queue behind one another for the one write connection.
+    let ice = fixture("voice/ice.json");
+    for call in ["c-1", "c-2", "c-3"] {
+        let body = ice.replace("a call id", call);
+        let response = post_application(&app, "/api/sinch/voice", &body).await;
+        assert_eq!(
+            response.status().as_u16(),
+            200,
+            "given before it was stored"
+        );
+    }
+    // The lock goes while the service shuts down: the answer's store can finish only then.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+        holder.close().await.unwrap();
+    });
+    let url = app.database_url.clone();
+    let _kept = app.stop().await;
+    release.await.unwrap();
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM answers")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(
+        stored, 3,
+        "every answer was stored before the database closed"
+    );
 }
 
 #[tokio::test]
@@ -197,6 +216,25 @@ async fn on_postgres_a_retry_of_a_callback_journaled_long_ago_is_answered_at_onc
     assert_eq!(body, json!({"action": {"name": "hangup"}}));
     db.close().await.unwrap();
     server.stop().await;
+}
+
+async fn app_with_a_deadline(deadline_ms: &str) -> TestApp {
+    let mut env = application_env();
+    env.push(("ANSWER_DEADLINE_MS", deadline_ms));
+    spawn_app_with(&env).await
+}
+
+/// Another process's write transaction on the app's main file: an answer's insert waits for
+/// it (up to SQLite's busy timeout, 5 s); the callbacks' journal (the spool) does not.
+async fn hold_the_write_lock(app: &TestApp) -> sqlx::SqliteConnection {
+    let mut holder = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
 }
 
 /// `sinch_webhooks_answers_not_stored_total` as /metrics shows it.
