@@ -227,3 +227,69 @@ pub async fn an_ice_answered_then_its_answer_lost() -> (TestApp, String) {
         .unwrap();
     (app, ice)
 }
+
+/// The answers live in the main file, not the spool: when its syncs fail, an ICE is still
+/// journaled (in the spool) and answered; the answer is not kept, so once the disk is sound
+/// the call is processed and a retry is answered anew, with the same answer, and kept.
+#[tokio::test]
+async fn a_failed_fsync_of_the_main_file_still_answers_the_call_and_loses_nothing_acknowledged() {
+    use crate::faults::{SyncFault, SyncFaults};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("journal.db").display());
+    let faults = SyncFaults::new(SyncFault::Eio, "journal.db-wal");
+    let mut env: Vec<(String, String)> = faults.env();
+    env.extend(
+        application_env()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_owned())),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut launched = crate::process::Launched::spawn(&url, &env, None);
+    let address = format!("http://{}", launched.address().await);
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let ice = fixture("voice/ice.json");
+    let now = || Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    faults.arm();
+    let sent = now();
+    let first = post_application_to(&client, &address, "/api/sinch/voice", &ice, &sent)
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 200, "the call is answered");
+    let hangup = json!({"action": {"name": "hangup"}});
+    assert_eq!(first.json::<serde_json::Value>().await.unwrap(), hangup);
+    assert!(faults.injected() >= 1, "a sync of the main file failed");
+    // Processing cannot write the main file either: it is retried, the ICE kept in the
+    // spool meanwhile.
+    faults.disarm();
+    let db = inspection_pool(&url).await;
+    crate::ownership::wait_until_processed(&db).await;
+    assert_eq!(
+        scalar(
+            &db,
+            "SELECT COUNT(*) FROM journal WHERE trigger = 'VOICE_ICE' AND processed_at IS NOT NULL"
+        )
+        .await,
+        1,
+        "the acknowledged ICE is journaled and processed once the disk is sound"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM answers").await,
+        0,
+        "the answer given under the failing disk was not kept"
+    );
+    let sent = now();
+    let retry = post_application_to(&client, &address, "/api/sinch/voice", &ice, &sent)
+        .await
+        .unwrap();
+    assert_eq!(retry.status().as_u16(), 200);
+    assert_eq!(retry.json::<serde_json::Value>().await.unwrap(), hangup);
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM answers").await,
+        1,
+        "kept now"
+    );
+    launched.child.kill().await.unwrap();
+}
