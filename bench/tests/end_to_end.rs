@@ -8,6 +8,25 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// Runs the bench in `dir` with `args` and `--json`, without the environment's webhook
+/// secret, and returns its report; a failed run fails the test with what it printed.
+fn bench_json(dir: &std::path::Path, args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks-bench"))
+        .args(args)
+        .arg("--json")
+        .current_dir(dir)
+        .env_remove("SINCH_WEBHOOK_SECRET")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap()
+}
+
 fn number(value: &Value) -> f64 {
     value
         .as_f64()
@@ -136,25 +155,10 @@ fn restart_drain_journals_unprocessed_callbacks_and_times_a_receiver_draining_th
     let dir = tempfile::tempdir().unwrap();
     let database = dir.path().join("restart.db");
     let database_url = format!("sqlite://{}", database.display());
-    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks-bench"))
-        .args([
-            "--restart-drain",
-            "400",
-            "--database-url",
-            &database_url,
-            "--json",
-        ])
-        .current_dir(dir.path())
-        .env_remove("SINCH_WEBHOOK_SECRET")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let report = bench_json(
+        dir.path(),
+        &["--restart-drain", "400", "--database-url", &database_url],
     );
-    let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["callbacks"], 400);
     assert_eq!(report["drained"], true);
     assert!(number(&report["callbacks_per_sec"]) > 0.0);
@@ -179,8 +183,9 @@ fn restart_drain_journals_unprocessed_callbacks_and_times_a_receiver_draining_th
 #[test]
 fn the_answer_lane_is_measured_by_origin_against_a_slow_application() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_sinch-webhooks-bench"))
-        .args([
+    let report = bench_json(
+        dir.path(),
+        &[
             "--answers",
             "--duration",
             "1",
@@ -194,19 +199,8 @@ fn the_answer_lane_is_measured_by_origin_against_a_slow_application() {
             "100",
             "--answer-retries",
             "0.3",
-            "--json",
-        ])
-        .current_dir(dir.path())
-        .env_remove("SINCH_WEBHOOK_SECRET")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        ],
     );
-    let report: Value = serde_json::from_str(&stdout).unwrap();
     assert!(number(&report["answers"]) > 0.0);
     assert_latency_ordered(&report["latency"]);
     // The application answers after 400 ms, the deadline is 100 ms: every new ICE falls

@@ -61,12 +61,14 @@ impl Flights {
         })
     }
 
-    /// How many callbacks are being decided (for tests and the curious).
-    pub fn len(&self) -> usize {
+    /// How many callbacks are being decided.
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.lock().len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 

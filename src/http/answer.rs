@@ -80,7 +80,12 @@ pub(super) async fn respond(state: &AppState, waiting: Waiting) -> Response {
                 if let Some(given) = follow(state, &waiting, slot, deadline).await {
                     return give(&waiting, given);
                 }
-                // The delivery deciding it gave up: decide it here.
+                // The delivery deciding it gave up (its request was cancelled, perhaps after
+                // its answer was stored): decide it here, unless it was.
+                let until = deadline.checked_sub(STORE_RESERVE).unwrap_or(deadline);
+                if let Some(stored) = stored_answer(state, &waiting.dedupe_key, until).await {
+                    return give(&waiting, from_journal(stored));
+                }
             }
         }
     }
@@ -172,14 +177,8 @@ async fn answered_elsewhere(state: &AppState, waiting: &Waiting, until: Instant)
     }
 }
 
-/// A new answer, stored; for a retry whose lead here gave up, the one stored meanwhile.
+/// A new answer, stored.
 async fn decide_and_store(state: &AppState, waiting: &Waiting, deadline: Instant) -> Given {
-    let until = deadline.checked_sub(STORE_RESERVE).unwrap_or(deadline);
-    if waiting.callback_id.is_none()
-        && let Some(stored) = stored_answer(state, &waiting.dedupe_key, until).await
-    {
-        return from_journal(stored);
-    }
     let budget = deadline
         .saturating_duration_since(Instant::now())
         .saturating_sub(STORE_RESERVE);

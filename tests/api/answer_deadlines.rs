@@ -15,7 +15,7 @@ use crate::answers::{
     ANSWER_SECRET, FakeApplication, answered, application_env, post_application,
     post_application_signed, post_application_to,
 };
-use crate::helpers::{TestApp, fixture, scalar, spawn_app_with, start_server};
+use crate::helpers::{TestApp, fixture, hold_write_lock, scalar, spawn_app_with, start_server};
 use crate::pg::Schema;
 
 const CONNECT: &str = r#"{"action":{"name":"connectPstn","number":"+15550199"}}"#;
@@ -227,14 +227,7 @@ async fn app_with_a_deadline(deadline_ms: &str) -> TestApp {
 /// Another process's write transaction on the app's main file: an answer's insert waits for
 /// it (up to SQLite's busy timeout, 5 s); the callbacks' journal (the spool) does not.
 async fn hold_the_write_lock(app: &TestApp) -> sqlx::SqliteConnection {
-    let mut holder = sqlx::SqliteConnection::connect(&app.database_url)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    holder
+    hold_write_lock(&app.database_url).await
 }
 
 /// `sinch_webhooks_answers_not_stored_total` as /metrics shows it.

@@ -89,11 +89,7 @@ async fn an_answer_the_database_cannot_keep_is_still_given_and_counted() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body, json!({"action": {"name": "hangup"}}));
     assert_eq!(
-        scalar(
-            &app.db,
-            "SELECT COUNT(*) FROM journal WHERE trigger = 'VOICE_ICE'"
-        )
-        .await,
+        ices_journaled(&app).await,
         1,
         "the callback itself is journaled"
     );
@@ -115,11 +111,7 @@ async fn a_retry_whose_answer_was_lost_or_is_unreadable_is_answered_anew_and_kep
     let body: serde_json::Value = again.json().await.unwrap();
     assert_eq!(body, json!({"action": {"name": "hangup"}}));
     assert_eq!(
-        scalar(
-            &app.db,
-            "SELECT COUNT(*) FROM journal WHERE trigger = 'VOICE_ICE'"
-        )
-        .await,
+        ices_journaled(&app).await,
         1,
         "every retry was recognised as one"
     );
@@ -292,4 +284,12 @@ async fn a_failed_fsync_of_the_main_file_still_answers_the_call_and_loses_nothin
         "kept now"
     );
     launched.child.kill().await.unwrap();
+}
+
+async fn ices_journaled(app: &TestApp) -> i64 {
+    scalar(
+        &app.db,
+        "SELECT COUNT(*) FROM journal WHERE trigger = 'VOICE_ICE'",
+    )
+    .await
 }

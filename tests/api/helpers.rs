@@ -395,3 +395,15 @@ pub async fn post_reports_accepted(
         assert_eq!(answer.status(), 200, "{message_id}");
     }
 }
+
+/// Another writer on a SQLite file (`sqlite://...`), holding its write lock until it rolls
+/// back or is dropped.
+pub async fn hold_write_lock(sqlite_url: &str) -> sqlx::SqliteConnection {
+    use sqlx::Connection;
+    let mut holder = sqlx::SqliteConnection::connect(sqlite_url).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    holder
+}

@@ -10,17 +10,9 @@ use crate::helpers::*;
 
 /// Another writer on the app's spool file, holding its write lock until it rolls back.
 async fn hold_the_spool_write_lock(app: &TestApp) -> sqlx::SqliteConnection {
-    use sqlx::Connection;
     let database = app.database_url.trim_start_matches("sqlite://");
     let spool = sinch_webhooks::store::spool_path(std::path::Path::new(database));
-    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", spool.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    holder
+    hold_write_lock(&format!("sqlite://{}", spool.display())).await
 }
 
 /// A raw TCP connection to the app, for requests no well-behaved client would send.
