@@ -75,6 +75,16 @@ impl Family {
         }
     }
 
+    /// The bodies of the sources that take this family's callbacks.
+    pub fn body_shape(self) -> crate::callback::BodyShape {
+        use crate::callback::BodyShape;
+        match self {
+            Family::Conversation => BodyShape::Messaging,
+            Family::Voice | Family::Verification => BodyShape::Application,
+            Family::Numbers => BodyShape::Numbers,
+        }
+    }
+
     /// As `GET /api/samples` names it.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -91,6 +91,16 @@ pub enum Method {
 
 impl Method {
     /// The name used in the configuration file, `GET /api/sources` and the inspector.
+    /// The bodies a source with this method takes.
+    pub fn body_shape(&self) -> crate::callback::BodyShape {
+        use crate::callback::BodyShape;
+        match self {
+            Method::Application { .. } => BodyShape::Application,
+            Method::Numbers(_) => BodyShape::Numbers,
+            _ => BodyShape::Messaging,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Method::Hmac(_) => "hmac",

@@ -15,6 +15,27 @@ pub mod voice;
 pub use classify::{Classification, ClassifyError, classify};
 pub use trigger::{Api, Trigger};
 
+/// The bodies a source takes, by how Sinch authenticates them: a source of one kind reads
+/// its bodies with that kind's classifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyShape {
+    /// Conversation API and SMS (HMAC, Basic, header, OAuth2 or unsigned).
+    Messaging,
+    /// Voice and Verification (the application signature).
+    Application,
+    /// Numbers (`X-Sinch-Signature`).
+    Numbers,
+}
+
+/// Classifies a verified body as a source taking `shape` reads it.
+pub fn classify_as(shape: BodyShape, body: &[u8]) -> Result<Classification, ClassifyError> {
+    match shape {
+        BodyShape::Messaging => classify(body),
+        BodyShape::Application => application::classify_application(body),
+        BodyShape::Numbers => numbers::classify_numbers_source(body),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

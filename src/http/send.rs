@@ -90,15 +90,9 @@ pub async fn samples(State(state): State<AppState>) -> Json<Samples> {
     })
 }
 
-/// As the webhook classifies a sample on a source of its family's kind: application sources
-/// read Voice and Verification bodies, every other source messaging and Numbers ones.
+/// As the webhook classifies a sample on a source of its family's kind.
 fn classify(family: Family, body: &[u8]) -> Option<Classification> {
-    match family {
-        Family::Voice | Family::Verification => {
-            crate::callback::application::classify_application(body).ok()
-        }
-        Family::Conversation | Family::Numbers => crate::callback::classify(body).ok(),
-    }
+    crate::callback::classify_as(family.body_shape(), body).ok()
 }
 
 /// A test callback to send.
@@ -343,15 +337,7 @@ fn candidates(
 /// Whether Sinch authenticates `family`'s callbacks the way `source` checks them. An
 /// application source takes Voice and Verification alike: the body says which it is.
 fn takes(source: &Source, family: Family) -> bool {
-    match &source.method {
-        Method::Application { .. } => matches!(family, Family::Voice | Family::Verification),
-        Method::Numbers(_) => family == Family::Numbers,
-        Method::Hmac(_)
-        | Method::Basic { .. }
-        | Method::Header { .. }
-        | Method::OAuth2(_)
-        | Method::None => family == Family::Conversation,
-    }
+    source.method.body_shape() == family.body_shape()
 }
 
 /// Whether the route Sinch calls names a Voice or Verification family, as the environment's

@@ -21,9 +21,7 @@ use super::{ApiError, AppState};
 use crate::activity::{ActivityItem, Outcome, RejectedAttempt};
 use crate::answer::Question;
 use crate::auth::{Authenticated, Failure, Method, Presented, Rejection, Source};
-use crate::callback::application::classify_application;
-use crate::callback::numbers::classify_numbers_source;
-use crate::callback::{Classification, ClassifyError, Trigger, classify};
+use crate::callback::{Classification, ClassifyError, Trigger, classify_as};
 use crate::metrics;
 use crate::signature;
 use crate::store::{JournalOutcome, NewCallback, Origin};
@@ -241,15 +239,9 @@ async fn take(
     })
 }
 
-/// Application-signed sources take Voice and Verification callbacks and Numbers sources
-/// Numbers events, whose bodies have shapes of their own; every other source takes
-/// messaging callbacks.
+/// A source reads the bodies of the kind of Sinch product that authenticates as it checks.
 fn classify_for(source: &Source, bytes: &[u8]) -> Result<Classification, ClassifyError> {
-    match source.method {
-        Method::Application { .. } => classify_application(bytes),
-        Method::Numbers(_) => classify_numbers_source(bytes),
-        _ => classify(bytes),
-    }
+    classify_as(source.method.body_shape(), bytes)
 }
 
 /// What is reported of a callback once it is journaled: the callback itself has moved into
